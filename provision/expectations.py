@@ -1,0 +1,177 @@
+"""What every node must show, and the limit each acceptance check will judge it by.
+
+This is the contract between the spec and the checks: a :class:`Threshold` is
+always ``fraction x physical figure`` with the figure's source, so a report
+can show both. Fractions come from the acceptance policy (forge defaults,
+then the spec's ``acceptance.thresholds``, then ``profile_thresholds``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from provision.spec.model import HardwareProfile, Node, Site
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    metric: str
+    check: str
+    fraction: float
+    figure: str
+    better: str
+    why: str
+
+
+#: forge's default acceptance policy. Each fraction is a judgement about how
+#: close a healthy part gets to its physical figure; the reason is printed.
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("gpu_count", "gpu_count", "conformance", 1.0, "gpu.count", "higher",
+         "every GPU of the profile is visible"),
+    Rule("gpu_memory_total", "gpu_memory_total", "conformance", 0.97, "gpu.memory_mib",
+         "higher", "the driver reserves a little memory; more missing means a wrong part"),
+    Rule("pcie_link_gen", "pcie_link_gen", "conformance", 1.0, "gpu.pcie_gen", "higher",
+         "a GPU link trained below its generation loses bandwidth"),
+    Rule("pcie_link_width", "pcie_link_width", "conformance", 1.0, "gpu.pcie_width", "higher",
+         "a down-trained link (x8 instead of x16) halves host and NIC traffic"),
+    Rule("nic_count", "nic_count", "conformance", 1.0, "nic.count", "higher",
+         "every adapter of the profile is present"),
+    Rule("nic_port_rate", "nic_port_rate", "conformance", 1.0, "nic.rate_gbps", "higher",
+         "every compute port negotiates its full rate"),
+    Rule("host_memory", "host_memory", "conformance", 0.95, "node.memory_gib", "higher",
+         "the kernel and firmware reserve under 5 % of installed memory"),
+    Rule("cpu_count", "cpu_count", "conformance", 1.0, "node.cpu_cores", "higher",
+         "at least one logical CPU per physical core is online"),
+    Rule("nvlink_links_up", "nvlink_links_up", "nvlink", 1.0, "gpu.nvlink_links_per_gpu",
+         "higher", "every link of every bridge is up"),
+    Rule("nvlink_link_speed", "nvlink_link_speed", "nvlink", 1.0, "gpu.nvlink_link_speed_gbs",
+         "higher", "every link runs at full speed"),
+    Rule("nvlink_p2p_bandwidth", "nvlink_p2p_bandwidth", "nvlink", 0.80,
+         "gpu.nvlink_bridge_bandwidth_gbs", "higher",
+         "copy engines reach 80-90 % of the bridge's per-direction rate"),
+    Rule("hbm_bandwidth", "hbm_bandwidth", "hbm", 0.80, "gpu.memory_bandwidth_gbs", "higher",
+         "a device-to-device copy reaches 80-90 % of the datasheet bandwidth"),
+    Rule("gemm_tflops", "gemm_tflops", "sdc", 0.60, "gpu.bf16_dense_tflops", "higher",
+         "sustained BF16 GEMM under power and thermal limits stays above 60 % of dense peak"),
+    Rule("gpu_power_fraction", "gpu_power", "sdc", 0.85, "gpu.power_limit_w", "higher",
+         "a full burn-in drives the board close to its power limit; far below means a cap"),
+    Rule("gpudirect_bw", "gpudirect_bw", "gpudirect", 0.90, "nic.rate_gbps", "higher",
+         "RDMA writes from GPU memory reach over 90 % of the port's line rate"),
+    Rule("ib_write_bw", "ib_write_bw", "gpudirect", 0.90, "nic.rate_gbps", "higher",
+         "node-to-node RDMA writes reach over 90 % of line rate"),
+    Rule("nccl_busbw_intra", "nccl_busbw", "nccl", 0.40, "gpu.pcie_bandwidth_gbs", "higher",
+         "PCIe GPUs without NVSwitch: rings cross PCIe switches and the host bridge"),
+    Rule("nccl_busbw_inter", "nccl_busbw", "nccl", 0.50, "node.fabric_bandwidth_gbs", "higher",
+         "multi-node all-reduce bus bandwidth against the node's compute-fabric line rate"),
+)
+
+RULES_BY_NAME = {r.name: r for r in DEFAULT_RULES}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    name: str
+    metric: str
+    check: str
+    fraction: float
+    figure: str
+    figure_value: float
+    unit: str
+    source: str
+    better: str
+    why: str
+
+    @property
+    def limit(self) -> float:
+        return round(self.fraction * self.figure_value, 6)
+
+    def describe(self) -> str:
+        op = ">=" if self.better == "higher" else "<="
+        return (f"{op} {self.limit:g} {self.unit} = {self.fraction:g} x {self.figure_value:g} "
+                f"{self.unit} {self.figure} ({self.source})")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["limit"] = self.limit
+        return d
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    node: str
+    group: str
+    profile: str
+    gpu_model: str | None
+    gpu_count: int
+    gpu_memory_gb: float
+    nvlink_pairs: tuple[tuple[int, int], ...]
+    nics: tuple[dict[str, Any], ...]
+    fabric_devices: tuple[str, ...]
+    thresholds: tuple[Threshold, ...]
+
+    def threshold(self, name: str) -> Threshold | None:
+        for t in self.thresholds:
+            if t.name == name:
+                return t
+        return None
+
+    def for_metric(self, metric: str, check: str | None = None) -> list[Threshold]:
+        return [t for t in self.thresholds
+                if t.metric == metric and (check is None or t.check == check)]
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    site: str
+    nodes: tuple[NodePlan, ...]
+
+    def for_node(self, name: str) -> NodePlan:
+        for p in self.nodes:
+            if p.node == name:
+                return p
+        raise KeyError(name)
+
+
+def fractions_for(site: Site, profile: str) -> dict[str, float]:
+    acc = site.acceptance_map
+    out = {r.name: r.fraction for r in DEFAULT_RULES}
+    out.update(acc.get("thresholds", {}))
+    out.update(acc.get("profile_thresholds", {}).get(profile, {}))
+    return out
+
+
+def thresholds_for(profile: HardwareProfile, fractions: dict[str, float]) -> tuple[Threshold, ...]:
+    out = []
+    for rule in DEFAULT_RULES:
+        fig = profile.figure(rule.figure)
+        if fig is None or fig.value == 0:
+            continue  # the profile has no such part: the check does not apply
+        out.append(Threshold(rule.name, rule.metric, rule.check, fractions[rule.name],
+                             rule.figure, fig.value, fig.unit, fig.source, rule.better,
+                             rule.why))
+    return tuple(out)
+
+
+def plan_node(site: Site, node: Node, cache: dict[str, tuple[Threshold, ...]]) -> NodePlan:
+    p = node.profile
+    if p.name not in cache:
+        cache[p.name] = thresholds_for(p, fractions_for(site, p.name))
+    nics = tuple({"model": n.model, "count": n.count, "ports": n.ports_per_nic,
+                  "rate_gbps": n.rate_gbps, "link_layer": n.link_layer, "purpose": n.purpose,
+                  "pcie_gen": n.pcie_gen, "pcie_width": n.pcie_width,
+                  "gpu_affinity": [list(a) for a in n.gpu_affinity]} for n in p.nics)
+    return NodePlan(
+        node=node.name, group=node.group, profile=p.name,
+        gpu_model=p.gpu.model if p.gpu else None, gpu_count=p.gpu.count if p.gpu else 0,
+        gpu_memory_gb=p.gpu.memory_gb if p.gpu else 0.0,
+        nvlink_pairs=p.gpu.nvlink_pairs if p.gpu else (),
+        nics=nics, fabric_devices=tuple(a.device for a in node.fabric_addresses),
+        thresholds=cache[p.name],
+    )
+
+
+def plan_site(site: Site) -> SitePlan:
+    cache: dict[str, tuple[Threshold, ...]] = {}
+    return SitePlan(site.name, tuple(plan_node(site, n, cache) for n in site.nodes))

@@ -1,0 +1,143 @@
+"""Render a Site to inventory file contents (a pure function: same spec, same bytes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from provision import __version__
+from provision.paths import templates_dir
+from provision.spec.model import HardwareProfile, Node, SecretRef, Site
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    hosts: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, autoescape=False,
+    )
+    # plain JSON (valid YAML flow style), without jinja's HTML escaping of quotes
+    env.filters["tojson"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return env
+
+
+def group_name(prefix: str, value: str) -> str:
+    """Ansible group names allow letters, digits and underscores only."""
+    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', value)}"
+
+
+def groups_of(site: Site) -> list[Group]:
+    members: dict[str, list[str]] = {}
+
+    def add(group: str, host: str) -> None:
+        members.setdefault(group, []).append(host)
+
+    for role in ("controller", "login", "compute"):
+        members[role] = []
+    for n in site.nodes:
+        for role in n.roles:
+            add(role, n.name)
+        if n.profile.gpu is not None or n.profile.fake_gpus:
+            add("gpu_nodes", n.name)
+        if site.fabric.type != "none" and n.profile.compute_nics:
+            add(f"fabric_{site.fabric.type}", n.name)
+        add(group_name("rack", n.rack), n.name)
+        add(group_name("profile", n.profile.name), n.name)
+        add(f"stack_{site.stack.scheduler}", n.name)
+        add(group_name("nodegroup", n.group), n.name)
+    return [Group(name, tuple(hosts)) for name, hosts in sorted(members.items())]
+
+
+def hw_vars(p: HardwareProfile) -> dict[str, Any]:
+    gpu = None
+    if p.gpu is not None:
+        g = p.gpu
+        gpu = {"model": g.model, "count": g.count, "memory_gb": g.memory_gb,
+               "memory_bandwidth_gbs": g.memory_bandwidth_gbs,
+               "nvlink_pairs": [list(x) for x in g.nvlink_pairs],
+               "nvlink_links_per_gpu": g.nvlink_links_per_gpu, "pcie_gen": g.pcie_gen,
+               "pcie_width": g.pcie_width, "fabric_manager": g.fabric_manager}
+    return {
+        "gpu": gpu,
+        "nics": [{"model": n.model, "count": n.count, "ports_per_nic": n.ports_per_nic,
+                  "rate_gbps": n.rate_gbps, "link_layer": n.link_layer, "purpose": n.purpose}
+                 for n in p.nics],
+        "cpu": {"model": p.cpu.model, "sockets": p.cpu.sockets,
+                "cores_per_socket": p.cpu.cores_per_socket},
+        "memory_gib": p.memory_gib, "container": p.container, "fake_gpus": p.fake_gpus,
+        "operating_mode": p.operating_mode,
+    }
+
+
+def secret_ref_vars(ref: SecretRef | None) -> dict[str, Any] | None:
+    """How a role finds a secret at run time: a lookup, never the value."""
+    if ref is None:
+        return None
+    lookup = {
+        "env": f"{{{{ lookup('ansible.builtin.env', '{ref.location}') }}}}",
+        "file": f"{{{{ lookup('ansible.builtin.file', '{ref.location}') }}}}",
+        "vault": f"{{{{ lookup('ansible.builtin.unvault', '{ref.location}') }}}}",
+    }[ref.kind]
+    return {"kind": ref.kind, "location": ref.location, "key": ref.key, "lookup": lookup}
+
+
+def render_files(site: Site, spec_text: str) -> dict[str, str]:
+    """Relative path -> file content for the whole inventory."""
+    env = _env()
+    common = {
+        "forge_version": __version__,
+        "source_name": site.source.rsplit("/", 1)[-1],
+        "spec_sha256": hashlib.sha256(spec_text.encode()).hexdigest(),
+    }
+    files: dict[str, str] = {}
+    files["hosts.yml"] = env.get_template("hosts.yml.j2").render(groups=groups_of(site), **common)
+    f = site.fabric
+    files["group_vars/all/forge.yml"] = env.get_template("group_vars_all.yml.j2").render(
+        site=site, versions=site.stack.version_map,
+        sources={"mode": site.stack.sources.mode, **dict(site.stack.sources.urls)},
+        networks=site.network_map,
+        fabric={"type": f.type, "mtu": f.mtu, "subnet_manager": f.subnet_manager,
+                "opensm_hosts": f.opensm_hosts,
+                "rails": [{"name": r.name, "subnet": r.subnet} for r in f.rails],
+                "roce": f.roce.__dict__ if f.roce else None,
+                "switches": list(f.switches)},
+        slurm={"cluster_name": site.name, "accounting": False, "containers": "none",
+               "partition": "gpu", **dict(site.stack.slurm)},
+        kubernetes={"pod_subnet": "10.244.0.0/16", "service_subnet": "10.96.0.0/12",
+                    "network_operator_mode": "host-device", **dict(site.stack.kubernetes)},
+        acceptance=site.acceptance_map,
+        bmc_credentials={"username": site.bmc.username,
+                         "password": secret_ref_vars(site.bmc.password)},
+        **common)
+    ptemplate = env.get_template("group_vars_profile.yml.j2")
+    for p in site.profiles:
+        if any(n.profile.name == p.name for n in site.nodes):
+            files[f"group_vars/{group_name('profile', p.name)}/forge.yml"] = ptemplate.render(
+                profile=p, hw=hw_vars(p), **common)
+    htemplate = env.get_template("host_vars.yml.j2")
+    for n in site.nodes:
+        files[f"host_vars/{n.name}/forge.yml"] = htemplate.render(
+            node=n, fabric_addresses=_fabric(n), **common)
+    return files
+
+
+def _fabric(n: Node) -> list[dict[str, Any]]:
+    return [dict(a.__dict__) for a in n.fabric_addresses]
+
+
+def spec_json(site: Site) -> str:
+    """The merged spec (presets applied) as canonical JSON: what a run directory records."""
+    return json.dumps(site.document, sort_keys=True, indent=2)

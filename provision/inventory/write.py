@@ -1,0 +1,101 @@
+"""Write rendered files without destroying a user's edits.
+
+forge records the sha256 of every file it writes in ``.forge-manifest.json``.
+On the next render a file is replaced only if it is still exactly what forge
+wrote; a file forge did not write, or one changed since, is kept and
+reported, unless ``force``. Every write is atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.fsutil import atomic_write_text, sha256_bytes, sha256_file
+from provision.inventory.render import render_files
+from provision.spec.model import Site
+
+MANIFEST = ".forge-manifest.json"
+
+
+@dataclass
+class WriteReport:
+    out_dir: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)       # user's edits preserved
+    removed: list[str] = field(default_factory=list)
+    overwritten: list[str] = field(default_factory=list)  # user's edits replaced (--force)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"out_dir": str(self.out_dir), "written": self.written,
+                "unchanged": self.unchanged, "kept": self.kept, "removed": self.removed,
+                "overwritten": self.overwritten}
+
+
+def _load_manifest(out: Path) -> dict[str, str]:
+    try:
+        data = json.loads((out / MANIFEST).read_text())
+        files = data.get("files", {})
+        return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        return {}
+
+
+def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> WriteReport:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = _load_manifest(out)
+    report = WriteReport(out)
+    new_manifest: dict[str, str] = {}
+    for rel in sorted(files):
+        data = files[rel].encode()
+        digest = sha256_bytes(data)
+        path = out / rel
+        if path.exists():
+            current = sha256_file(path)
+            if current == digest:
+                report.unchanged.append(rel)
+                new_manifest[rel] = digest
+                continue
+            ours = manifest.get(rel) == current
+            if not ours and not force:
+                report.kept.append(rel)
+                if rel in manifest:
+                    new_manifest[rel] = manifest[rel]
+                continue
+            (report.written if ours else report.overwritten).append(rel)
+        else:
+            report.written.append(rel)
+        atomic_write_text(path, files[rel], 0o644)
+        new_manifest[rel] = digest
+    for rel, digest in sorted(manifest.items()):
+        if rel in files:
+            continue
+        path = out / rel
+        if not path.exists():
+            continue
+        if sha256_file(path) == digest or force:
+            path.unlink()
+            report.removed.append(rel)
+            _prune_empty(path.parent, out)
+        else:
+            report.kept.append(rel)
+            new_manifest[rel] = digest
+    atomic_write_text(out / MANIFEST, json.dumps(
+        {"schema_version": 1, "files": new_manifest}, indent=1, sort_keys=True) + "\n")
+    return report
+
+
+def _prune_empty(directory: Path, stop: Path) -> None:
+    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
+        os.rmdir(directory)
+        directory = directory.parent
+
+
+def render_inventory(site: Site, out_dir: Path, *, spec_text: str = "",
+                     force: bool = False) -> WriteReport:
+    """Render ``site`` into ``out_dir`` (the API the deploy driver and the lab use)."""
+    return write_files(Path(out_dir), render_files(site, spec_text), force=force)

@@ -1,0 +1,174 @@
+"""The metric vocabulary shared by checks, parsers, the analyzer and sweeps.
+
+A metric name means the same thing everywhere: its unit, which direction is
+bad, and whether a single bad reading is fatal (drain at once) or needs to
+persist. The analyzer falls back to two-sided scoring for names not listed
+here, unless a record says ``better`` itself. Add new metrics to the section
+of the area that produces them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Better = Literal["higher", "lower", "equal"]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    unit: str
+    better: Better
+    description: str
+    #: a single failing reading is proof of a broken part (drain at once)
+    fatal: bool = False
+    #: the healthy value is a constant (a counter that stays 0, a flag that stays 1):
+    #: any deviation matters, spread statistics do not apply
+    zero_spread: bool = False
+
+
+def _m(name: str, unit: str, better: Better, description: str, *, fatal: bool = False,
+       zero_spread: bool = False) -> MetricInfo:
+    return MetricInfo(name, unit, better, description, fatal, zero_spread)
+
+
+_ALL: list[MetricInfo] = [
+    # --- inventory and conformance (node level unless noted)
+    _m("gpu_count", "count", "higher", "GPUs visible to the driver", fatal=True, zero_spread=True),
+    _m("gpu_memory_total", "MiB", "higher", "framebuffer memory of one GPU", zero_spread=True),
+    _m("gpu_persistence_mode", "bool", "higher", "persistence mode enabled (1)", zero_spread=True),
+    _m("gpu_ecc_mode", "bool", "higher", "ECC enabled (1)", zero_spread=True),
+    _m("pcie_link_gen", "gen", "higher", "current PCIe link generation of a GPU or NIC"),
+    _m("pcie_link_width", "lanes", "higher", "current PCIe link width of a GPU or NIC"),
+    _m("pcie_replay_count", "count", "lower", "PCIe replays (link-level retries)"),
+    _m("nic_count", "count", "higher", "ConnectX/BlueField adapters found", zero_spread=True),
+    _m("nic_port_up", "bool", "higher", "port state Active / LinkUp (1) or not (0)",
+       zero_spread=True),
+    _m("nic_port_rate", "Gb/s", "higher", "negotiated port rate"),
+    _m("nic_symbol_errors", "count", "lower", "port symbol error counter", zero_spread=True),
+    _m("nic_link_downed", "count", "lower", "port link-downed counter", zero_spread=True),
+    _m("nic_rcv_errors", "count", "lower", "port receive error counter", zero_spread=True),
+    _m("host_memory", "GiB", "higher", "host memory visible to the OS"),
+    _m("cpu_count", "count", "higher", "logical CPUs visible to the OS", zero_spread=True),
+    _m("tool_present", "bool", "higher", "a required tool is installed (1)", zero_spread=True),
+    _m("slurm_node_ok", "bool", "higher", "Slurm reports the node usable (1)", zero_spread=True),
+    # --- NVLink
+    _m("nvlink_links_up", "count", "higher", "NVLink links up on a GPU", zero_spread=True),
+    _m("nvlink_link_speed", "GB/s", "higher", "speed of one NVLink link"),
+    _m("nvlink_p2p_bandwidth", "GB/s", "higher", "GPU-to-GPU copy bandwidth over a bridge"),
+    # --- memory and compute
+    _m("hbm_bandwidth", "GB/s", "higher", "device memory copy bandwidth of one GPU"),
+    _m("gemm_tflops", "TFLOP/s", "higher", "sustained dense GEMM throughput during burn-in"),
+    _m("sdc_mismatch", "count", "lower", "GEMM checksums differing from the cohort or itself",
+       fatal=True, zero_spread=True),
+    _m("gpu_burn_gflops", "Gflop/s", "higher", "gpu-burn throughput"),
+    _m("gpu_burn_errors", "count", "lower", "gpu-burn compare errors", fatal=True,
+       zero_spread=True),
+    # --- health counters (sweeps)
+    _m("ecc_uncorrected_volatile", "count", "lower", "uncorrectable ECC errors since boot",
+       fatal=True, zero_spread=True),
+    _m("ecc_uncorrected_aggregate", "count", "lower", "uncorrectable ECC errors, lifetime",
+       zero_spread=True),
+    _m("ecc_corrected_volatile", "count", "lower", "correctable ECC errors since boot"),
+    _m("remapped_rows_pending", "count", "lower", "row remap pending (needs a GPU reset)",
+       zero_spread=True),
+    _m("remapped_rows_failed", "count", "lower", "row remapping failed", fatal=True,
+       zero_spread=True),
+    _m("retired_pages_pending", "count", "lower", "page retirement pending", zero_spread=True),
+    _m("xid_events", "count", "lower", "Xid events in the kernel log", zero_spread=True),
+    _m("gpu_temperature", "C", "lower", "GPU core temperature"),
+    _m("gpu_memory_temperature", "C", "lower", "HBM temperature"),
+    _m("gpu_power", "W", "equal", "board power draw"),
+    _m("gpu_power_fraction", "ratio", "higher", "power draw over the board power limit"),
+    _m("gpu_sm_clock", "MHz", "higher", "SM clock"),
+    _m("clocks_event_thermal", "ratio", "lower",
+       "share of samples with a thermal slowdown clocks-event reason active"),
+    _m("clocks_event_power", "ratio", "lower",
+       "share of samples with a power-cap clocks-event reason active"),
+    _m("gpu_missing", "bool", "lower", "a GPU the profile expects is not visible", fatal=True,
+       zero_spread=True),
+    # --- fabric and collectives
+    _m("gpudirect_bw", "Gb/s", "higher", "ib_write_bw --use_cuda between a GPU and a NIC"),
+    _m("ib_write_bw", "Gb/s", "higher", "perftest ib_write_bw peak average bandwidth"),
+    _m("ib_read_bw", "Gb/s", "higher", "perftest ib_read_bw average bandwidth"),
+    _m("ib_send_bw", "Gb/s", "higher", "perftest ib_send_bw average bandwidth"),
+    _m("ib_write_lat", "us", "lower", "perftest latency (typical)"),
+    _m("ib_read_lat", "us", "lower", "perftest latency (typical)"),
+    _m("ib_send_lat", "us", "lower", "perftest latency (typical)"),
+    _m("nccl_busbw", "GB/s", "higher", "nccl-tests bus bandwidth at the largest message size"),
+    _m("nccl_algbw", "GB/s", "higher", "nccl-tests algorithm bandwidth at the largest size"),
+    _m("nccl_avg_busbw", "GB/s", "higher", "nccl-tests 'Avg bus bandwidth' line"),
+    _m("nccl_wrong", "count", "lower", "nccl-tests #wrong results", fatal=True, zero_spread=True),
+    _m("nvbandwidth", "GB/s", "higher", "nvbandwidth test case bandwidth"),
+    _m("dcgm_test_pass", "bool", "higher", "a dcgmi diag test passed (1) or failed (0)",
+       zero_spread=True),
+    # --- parsers of tool output (provision.parsers, forge ingest)
+    _m("tool_ran_ok", "bool", "higher",
+       "the tool ran and reported results (1), or printed why it could not (0)", zero_spread=True),
+    _m("nic_port_mtu", "bytes", "equal", "active MTU of an RDMA port (ibv_devinfo)"),
+    _m("pcie_link_gen_max", "gen", "higher", "maximum PCIe generation of a GPU's link"),
+    _m("pcie_link_width_max", "lanes", "higher", "maximum PCIe width of a GPU's link"),
+    _m("remapped_rows_correctable", "count", "lower", "rows remapped for correctable errors"),
+    _m("remapped_rows_uncorrectable", "count", "lower",
+       "rows remapped for uncorrectable errors"),
+    _m("retired_pages", "count", "lower", "retired framebuffer pages (cause in detail)"),
+    _m("gpu_power_limit", "W", "equal", "enforced board power limit"),
+    _m("gpu_sm_clock_max", "MHz", "higher", "maximum SM clock"),
+    _m("clocks_event_hw_slowdown", "ratio", "lower",
+       "share of samples with the HW Slowdown clocks-event reason active"),
+    _m("gpu_numa_node", "index", "equal", "NUMA node a GPU is attached to (topo -m)"),
+    _m("topo_nvlinks", "count", "equal", "bonded NVLinks between a GPU pair (topo -m NV#)"),
+    _m("gpu_nic_distance", "rank", "lower",
+       "PCIe distance GPU to NIC: 2 PIX, 3 PXB, 4 PHB, 5 NODE, 6 SYS (topo -m)"),
+    _m("gpu_p2p_ok", "bool", "higher", "peer access between a GPU pair is supported (topo -p2p)"),
+    _m("nvlink_links_down", "count", "lower", "NVLink links reported down", zero_spread=True),
+    _m("nvlink_replay_errors", "count", "lower", "NVLink replay errors of one link"),
+    _m("nvlink_recovery_errors", "count", "lower", "NVLink recovery errors of one link"),
+    _m("nvlink_crc_errors", "count", "lower", "NVLink CRC errors of one link"),
+    _m("nccl_busbw_by_size", "GB/s", "higher", "nccl-tests bus bandwidth at one size (detail)"),
+    _m("nccl_out_of_bounds", "count", "lower", "nccl-tests 'Out of bounds values'",
+       fatal=True, zero_spread=True),
+    _m("ib_atomic_bw", "Gb/s", "higher", "perftest ib_atomic_bw average bandwidth"),
+    _m("ib_atomic_lat", "us", "lower", "perftest atomic latency (typical)"),
+    _m("ib_bw_by_size", "Gb/s", "higher", "perftest average bandwidth at one size (detail)"),
+    _m("ib_msg_rate", "Mpps", "higher", "perftest message rate at the largest size"),
+    _m("ib_lat_avg", "us", "lower", "perftest average latency (test in detail)"),
+    _m("ib_lat_max", "us", "lower", "perftest maximum latency (test in detail)"),
+    _m("ib_lat_p999", "us", "lower", "perftest 99.9th percentile latency (test in detail)"),
+    _m("nvbandwidth_sum", "GB/s", "higher", "nvbandwidth SUM line of one test case"),
+    _m("gpu_burn_ok", "bool", "higher", "gpu-burn verdict OK (1) or FAULTY (0)", fatal=True,
+       zero_spread=True),
+    _m("dcgm_pcie_bandwidth", "GB/s", "higher",
+       "host-GPU bandwidth dcgmi diag's PCIe test reports"),
+    _m("dcgm_pcie_latency", "us", "lower", "host-GPU latency dcgmi diag's PCIe test reports"),
+    _m("sxid_events", "count", "lower", "NVSwitch SXid events in the kernel log",
+       zero_spread=True),
+    # --- health sweeps (provision.sweep)
+    _m("node_reachable", "bool", "higher", "the sweep reached the node and its probes answered",
+       zero_spread=True),
+    _m("probe_ok", "bool", "higher", "a sweep probe ran to completion in its timeout (detail)",
+       zero_spread=True),
+    _m("xid_fatal_events", "count", "lower",
+       "Xid events whose code means the GPU needs a reset or service (48, 62, 63, 64, "
+       "79, 94, 95, 119, 120, 140)", fatal=True, zero_spread=True),
+    _m("nic_port_count", "count", "higher", "RDMA ports the node shows", zero_spread=True),
+    _m("driver_version_match", "bool", "higher", "GPU driver is on the spec's branch (1)",
+       zero_spread=True),
+    _m("nic_firmware_match", "bool", "higher", "NIC firmware equals the spec's version (1)",
+       zero_spread=True),
+]
+
+REGISTRY: dict[str, MetricInfo] = {m.name: m for m in _ALL}
+
+
+def info(name: str) -> MetricInfo | None:
+    return REGISTRY.get(name)
+
+
+def direction(name: str, declared: str | None = None) -> Better:
+    """The bad direction: a record's own ``better`` wins, then the registry, else two-sided."""
+    if declared in ("higher", "lower", "equal"):
+        return declared  # type: ignore[return-value]
+    known = REGISTRY.get(name)
+    return known.better if known else "equal"

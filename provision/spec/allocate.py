@@ -1,0 +1,45 @@
+"""Address allocation: hand out addresses from a first one, in node order, skipping exceptions."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+
+def split_hostport(value: str) -> tuple[str, int | None]:
+    """``'127.0.0.1:2201'`` -> ``('127.0.0.1', 2201)``; ``'10.0.0.5'`` -> ``('10.0.0.5', None)``."""
+    if value.count(":") == 1:
+        host, _, port = value.partition(":")
+        if port.isdigit():
+            return host, int(port)
+        raise ValueError(f"invalid port in {value!r}")
+    return value, None
+
+
+def sequence(first: str, skip: frozenset[str] = frozenset()) -> Iterator[str]:
+    """Yield addresses from ``first`` onward.
+
+    ``host:port`` increments the port (one emulator or loopback host, many
+    endpoints); a bare IP address increments the address.
+    """
+    host, port = split_hostport(first)
+    if port is not None:
+        while True:
+            if port > 65535:
+                raise ValueError(f"ran past port 65535 allocating from {first!r}")
+            candidate = f"{host}:{port}"
+            if candidate not in skip:
+                yield candidate
+            port += 1
+    addr = ipaddress.ip_address(host)
+    while True:
+        if str(addr) not in skip:
+            yield str(addr)
+        addr += 1
+
+
+def host_in_subnet(subnet: str, host_number: int) -> str:
+    net = ipaddress.ip_network(subnet, strict=False)
+    if host_number >= net.num_addresses - 1:
+        raise ValueError(f"host number {host_number} does not fit in {subnet}")
+    return str(net.network_address + host_number)

@@ -1,0 +1,391 @@
+"""Turn a structurally valid spec document into a Site, collecting every cross-field problem.
+
+Each check appends a located message instead of raising, so a user sees all
+problems of a spec in one run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any
+
+from ClusterShell.NodeSet import NodeSet, NodeSetParseError
+
+from provision.spec.allocate import host_in_subnet, sequence, split_hostport
+from provision.spec.model import (
+    Access,
+    BmcSettings,
+    Fabric,
+    FabricAddress,
+    HardwareProfile,
+    Node,
+    PackageSources,
+    Rail,
+    RoceSettings,
+    SecretRef,
+    Site,
+    Stack,
+)
+from provision.spec.presets import SIZES
+from provision.spec.profiles import ProfileProblem, build_profile, resolve_profile_dict
+from provision.spec.yamlsrc import Located, Path_
+
+
+class Problems:
+    def __init__(self, located: Located) -> None:
+        self.located = located
+        self.items: list[str] = []
+
+    def add(self, path: Path_, message: str) -> None:
+        self.items.append(self.located.problem(path, message))
+
+
+def _network(net: dict[str, Any] | None, path: Path_, probs: Problems) -> Any:
+    if not net:
+        return None
+    try:
+        parsed = ipaddress.ip_network(net["subnet"], strict=True)
+    except ValueError as exc:
+        probs.add(path + ("subnet",), f"invalid subnet {net['subnet']!r}: {exc}")
+        return None
+    gw = net.get("gateway")
+    if gw is not None:
+        try:
+            if ipaddress.ip_address(gw) not in parsed:
+                probs.add(path + ("gateway",), f"gateway {gw} is outside subnet {parsed}")
+        except ValueError:
+            probs.add(path + ("gateway",), f"invalid IP address {gw!r}")
+    return parsed
+
+
+def _profiles(doc: dict[str, Any], probs: Problems) -> dict[str, HardwareProfile]:
+    spec_profiles = doc.get("profiles", {})
+    wanted: dict[str, Path_] = {}
+    for i, g in enumerate(doc["node_groups"]):
+        wanted.setdefault(g["profile"], ("node_groups", i, "profile"))
+    for name in spec_profiles:
+        wanted.setdefault(name, ("profiles", name))
+    out: dict[str, HardwareProfile] = {}
+    for name, path in wanted.items():
+        try:
+            d = resolve_profile_dict(name, spec_profiles)
+            out[name] = build_profile(name, d)
+        except ProfileProblem as exc:
+            where = exc.path if exc.path and exc.path[0] == "profiles" else (
+                ("profiles", name, *exc.path) if name in spec_profiles and exc.path else path)
+            probs.add(where, f"profile '{name}': {exc.message}" if where != path else exc.message)
+    return out
+
+
+def _rack_of(group: dict[str, Any], name: str, gpath: Path_, probs: Problems) -> str:
+    racks = group.get("racks")
+    if racks:
+        for rack, pattern in racks.items():
+            try:
+                if name in NodeSet(pattern):
+                    return str(rack)
+            except NodeSetParseError as exc:
+                probs.add(gpath + ("racks", rack), f"invalid node set {pattern!r}: {exc}")
+        probs.add(gpath + ("racks",), f"node {name} is in no rack of this group")
+        return "unassigned"
+    return str(group.get("rack", "default"))
+
+
+def _allocator(first: str | None, path: Path_, excepts: frozenset[str], probs: Problems) -> Any:
+    if first is None:
+        return None
+    try:
+        return sequence(first, excepts)
+    except ValueError as exc:
+        probs.add(path, f"cannot allocate from {first!r}: {exc}")
+        return None
+
+
+def _next(gen: Any, path: Path_, probs: Problems) -> str | None:
+    if gen is None:
+        return None
+    try:
+        return str(next(gen))
+    except (ValueError, StopIteration) as exc:
+        probs.add(path, str(exc))
+        return None
+
+
+def _fabric(doc: dict[str, Any], probs: Problems) -> Fabric:
+    f = doc["networks"].get("fabric") or {"type": "none"}
+    ftype = f["type"]
+    rails = tuple(Rail(r["name"], r["subnet"]) for r in f.get("rails", []))
+    if "roce" in f and ftype != "roce":
+        probs.add(("networks", "fabric", "roce"),
+                  f"RoCE settings given but the fabric type is '{ftype}'")
+    roce = RoceSettings(**f.get("roce", {})) if ftype == "roce" else None
+    if f.get("subnet_manager") == "opensm" and not f.get("opensm_hosts"):
+        probs.add(("networks", "fabric", "subnet_manager"),
+                  "subnet_manager 'opensm' needs opensm_hosts (the nodes that run it)")
+    if f.get("subnet_manager") and ftype != "infiniband":
+        probs.add(("networks", "fabric", "subnet_manager"),
+                  f"a subnet manager only applies to InfiniBand, not '{ftype}'")
+    return Fabric(
+        type=ftype, mtu=int(f.get("mtu", 4096 if ftype == "infiniband" else 9000)),
+        subnet_manager=f.get("subnet_manager", "switch" if ftype == "infiniband" else "none"),
+        rails=rails, roce=roce, switches=tuple(f.get("switches", [])),
+        opensm_hosts=f.get("opensm_hosts"),
+    )
+
+
+def _fabric_addresses(profile: HardwareProfile, fabric: Fabric, host_number: int | None,
+                      path: Path_, probs: Problems) -> tuple[FabricAddress, ...]:
+    if fabric.type == "none" or host_number is None or not profile.compute_nics:
+        return ()
+    out = []
+    for i, rail in enumerate(fabric.rails[: profile.compute_ports]):
+        try:
+            address = host_in_subnet(rail.subnet, host_number)
+        except ValueError as exc:
+            probs.add(path, f"rail {rail.name}: {exc}")
+            continue
+        prefix = ipaddress.ip_network(rail.subnet, strict=False).prefixlen
+        netdev = f"ib{i}" if fabric.type == "infiniband" else ""
+        out.append(FabricAddress(f"mlx5_{i}", 1, rail.name, address, prefix, netdev))
+    return tuple(out)
+
+
+def _secret(ref: dict[str, Any] | None) -> SecretRef | None:
+    if not ref:
+        return None
+    if "env" in ref:
+        return SecretRef("env", ref["env"])
+    if "file" in ref:
+        return SecretRef("file", ref["file"])
+    return SecretRef("vault", ref["vault"], ref.get("key"))
+
+
+def build_site(doc: dict[str, Any], located: Located,
+               base_dir: Path) -> tuple[Site | None, list[str]]:
+    probs = Problems(located)
+    nets = doc["networks"]
+    subnets: dict[str, Any] = {}
+    for name in ("management", "bmc", "storage"):
+        parsed = _network(nets.get(name), ("networks", name), probs)
+        if parsed is not None:
+            subnets[name] = (parsed, ("networks", name, "subnet"))
+    fabric = _fabric(doc, probs)
+    for i, rail in enumerate(nets.get("fabric", {}).get("rails", [])):
+        parsed = _network(rail, ("networks", "fabric", "rails", i), probs)
+        if parsed is not None:
+            subnets[f"rail {rail['name']}"] = (parsed, ("networks", "fabric", "rails", i,
+                                                        "subnet"))
+    names = list(subnets)
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1:]:
+            if subnets[a][0].overlaps(subnets[b][0]):
+                probs.add(subnets[b][1], f"subnet {subnets[b][0]} ({b}) overlaps "
+                                         f"{subnets[a][0]} ({a})")
+    profiles = _profiles(doc, probs)
+    access_d = doc.get("access", {})
+    default_port = int(access_d.get("port", 22))
+
+    nodes: list[Node] = []
+    seen: dict[str, dict[str, Path_]] = {k: {} for k in ("name", "ip", "mac", "bmc", "ssh",
+                                                          "serial")}
+
+    def unique(kind: str, value: str | None, path: Path_, label: str) -> None:
+        if value is None:
+            return
+        key = value.lower()
+        if key in seen[kind]:
+            first = located.where(seen[kind][key])
+            probs.add(path, f"duplicate {label} {value} (also used at {first})")
+        else:
+            seen[kind][key] = path
+
+    for gi, g in enumerate(doc["node_groups"]):
+        gpath: Path_ = ("node_groups", gi)
+        try:
+            members = list(NodeSet(g["nodes"]))
+        except NodeSetParseError as exc:
+            probs.add(gpath + ("nodes",), f"invalid node set {g['nodes']!r}: {exc}")
+            continue
+        profile = profiles.get(g["profile"])
+        addrs = g.get("addresses", {})
+        excepts = frozenset(addrs.get("except", []))
+        gens = {k: _allocator(addrs.get(k), gpath + ("addresses", k), excepts, probs)
+                for k in ("management", "bmc", "ssh")}
+        node_data = g.get("node_data", {})
+        for extra in sorted(set(node_data) - set(members)):
+            probs.add(gpath + ("node_data", extra),
+                      f"node_data for {extra}, which is not in this group's nodes {g['nodes']}")
+        for ni, name in enumerate(members):
+            data = node_data.get(name, {})
+            dpath = gpath + ("node_data", name) if name in node_data else gpath + ("nodes",)
+            unique("name", name, gpath + ("nodes",), "host name")
+            alloc = {k: _next(gens[k], gpath + ("addresses", k), probs) for k in gens}
+            mgmt = data.get("management_ip", alloc["management"])
+            bmc = data.get("bmc_address", alloc["bmc"])
+            ssh = data.get("ssh", alloc["ssh"])
+            for kind, value, net, key in (("ip", mgmt, "management", "management_ip"),
+                                          ("bmc", bmc, "bmc", "bmc_address")):
+                if value is None:
+                    continue
+                kpath = dpath + (key,) if key in data else gpath + ("addresses", net)
+                host, _ = split_hostport(value) if value.count(":") == 1 else (value, None)
+                try:
+                    ip = ipaddress.ip_address(host)
+                except ValueError:
+                    if kind == "ip":
+                        probs.add(kpath, f"invalid IP address {value!r} for {name}")
+                    unique(kind, value, kpath, f"{net} address")
+                    continue
+                if net in subnets and not ip.is_loopback and ip not in subnets[net][0]:
+                    probs.add(kpath, f"{name}: {net} address {value} is outside "
+                                     f"networks.{net}.subnet {subnets[net][0]}")
+                unique(kind, value, kpath, f"{net} address")
+            if ssh:
+                ssh_host, ssh_port = split_hostport(ssh)
+            else:
+                ssh_host, ssh_port = mgmt or name, None
+            unique("ssh", f"{ssh_host}:{ssh_port or default_port}", dpath, "SSH endpoint")
+            for label, mac in data.get("macs", {}).items():
+                unique("mac", mac, dpath + ("macs", label), "MAC address")
+            if data.get("serial"):
+                unique("serial", data["serial"], dpath + ("serial",), "serial number")
+            host_number = addrs.get("fabric")
+            if profile is None:
+                continue
+            nodes.append(Node(
+                name=name, group=g["name"], roles=tuple(data.get("roles", g["roles"])),
+                rack=str(data["rack"]) if "rack" in data else _rack_of(g, name, gpath, probs),
+                profile=profile, management_ip=mgmt, ssh_host=ssh_host,
+                ssh_port=ssh_port or default_port, bmc_address=bmc,
+                macs=tuple(sorted((k, v.lower()) for k, v in data.get("macs", {}).items())),
+                serial=data.get("serial"),
+                fabric_addresses=_fabric_addresses(
+                    profile, fabric, None if host_number is None else host_number + ni,
+                    gpath + ("addresses", "fabric"), probs),
+            ))
+
+    _check_size_and_stack(doc, nodes, profiles, fabric, probs)
+    if probs.items:
+        return None, probs.items
+    stack_d = doc["stack"]
+    src = dict(stack_d.get("sources", {}))
+    bmc_d = doc.get("bmc", {})
+    site = Site(
+        name=doc["cluster"]["name"], domain=doc["cluster"].get("domain", "cluster.local"),
+        size=doc["cluster"].get("size", "custom"), spec_version=doc["spec_version"],
+        source=located.source, nodes=tuple(nodes),
+        profiles=tuple(profiles[k] for k in sorted(profiles)),
+        networks=tuple(sorted((k, v) for k, v in nets.items() if k != "fabric")),
+        fabric=fabric,
+        stack=Stack(
+            scheduler=stack_d["scheduler"],
+            versions=tuple(sorted((k, str(v)) for k, v in stack_d.get("versions", {}).items())),
+            sources=PackageSources(mode=src.pop("mode", "public"),
+                                   urls=tuple(sorted(src.items()))),
+            slurm=tuple(sorted(stack_d.get("slurm", {}).items())),
+            kubernetes=tuple(sorted(stack_d.get("kubernetes", {}).items())),
+        ),
+        access=Access(user=access_d.get("user", "root"),
+                      ssh_key=_path(access_d.get("ssh_key"), base_dir),
+                      known_hosts=_path(access_d.get("known_hosts"), base_dir),
+                      become=bool(access_d.get("become", False))),
+        bmc=BmcSettings(
+            username=bmc_d.get("username", "USERID"), password=_secret(bmc_d.get("password")),
+            scheme=bmc_d.get("scheme", "https"), verify_tls=bool(bmc_d.get("verify_tls", True)),
+            ca_bundle=_path(bmc_d.get("ca_bundle"), base_dir),
+            pinned_sha256=bmc_d.get("pinned_sha256"),
+            firmware_baseline=tuple(sorted(bmc_d.get("firmware_baseline", {}).items())),
+        ),
+        acceptance=tuple(sorted(doc.get("acceptance", {}).items())),
+        document=doc, base_dir=base_dir,
+    )
+    return site, []
+
+
+def _path(value: str | None, base_dir: Path) -> str | None:
+    if not value:
+        return None
+    p = Path(value).expanduser()
+    return os.path.normpath(p if p.is_absolute() else (base_dir / p))
+
+
+def _check_size_and_stack(doc: dict[str, Any], nodes: list[Node],
+                          profiles: dict[str, HardwareProfile], fabric: Fabric,
+                          probs: Problems) -> None:
+    size = doc["cluster"].get("size", "custom")
+    compute = [n for n in nodes if "compute" in n.roles and n.profile.gpu is not None]
+    if size in SIZES:
+        want = SIZES[size]
+        if len(compute) != want["compute"]:
+            probs.add(("cluster", "size"),
+                      f"size '{size}' means {want['compute']} GPU compute nodes, but the spec "
+                      f"has {len(compute)} (use size: custom for other counts)")
+        racks = {n.rack for n in compute}
+        if len(racks) != want["racks"]:
+            probs.add(("cluster", "size"),
+                      f"size '{size}' spans {want['racks']} rack(s), but the compute nodes are "
+                      f"in {len(racks)}: {', '.join(sorted(racks))}")
+    scheduler = doc["stack"]["scheduler"]
+    controllers = [n for n in nodes if "controller" in n.roles]
+    if not controllers:
+        what = "Slurm controller" if scheduler == "slurm" else "Kubernetes control plane"
+        probs.add(("node_groups",), f"the {scheduler} stack needs a {what}: give one node "
+                                    f"group the role 'controller'")
+    elif scheduler == "slurm" and len(controllers) > 2:
+        probs.add(("node_groups",), f"Slurm supports a primary and a backup controller, not "
+                                    f"{len(controllers)}")
+    if not any("compute" in n.roles for n in nodes):
+        probs.add(("node_groups",), "no node has the role 'compute'")
+    layer = {"infiniband": "InfiniBand", "roce": "Ethernet"}.get(fabric.type)
+    for gi, g in enumerate(doc["node_groups"]):
+        p = profiles.get(g["profile"])
+        if p is None or not p.compute_nics:
+            continue
+        if fabric.type == "none":
+            probs.add(("networks", "fabric", "type"),
+                      f"profile '{p.name}' (group {g['name']}) has compute NICs but the fabric "
+                      f"type is 'none'")
+            continue
+        wrong = [n.model for n in p.compute_nics if n.link_layer != layer]
+        if wrong:
+            probs.add(("node_groups", gi, "profile"),
+                      f"profile '{p.name}' has {wrong[0]} compute NICs "
+                      f"({_other(layer)}), but the fabric is {fabric.type}")
+        if not fabric.rails:
+            probs.add(("networks", "fabric", "rails"),
+                      f"no rails: profile '{p.name}' has {p.compute_ports} compute ports that "
+                      f"need a subnet each (or per rail)")
+        elif len(fabric.rails) > p.compute_ports:
+            probs.add(("networks", "fabric", "rails"),
+                      f"{len(fabric.rails)} rails but profile '{p.name}' has only "
+                      f"{p.compute_ports} compute ports")
+        if "fabric" not in g.get("addresses", {}):
+            probs.add(("node_groups", gi, "addresses"),
+                      f"group {g['name']} has compute NICs: give addresses.fabric (the host "
+                      f"number of its first node in every rail subnet)")
+    if fabric.opensm_hosts:
+        try:
+            sm = set(NodeSet(fabric.opensm_hosts))
+        except NodeSetParseError as exc:
+            probs.add(("networks", "fabric", "opensm_hosts"), f"invalid node set: {exc}")
+            sm = set()
+        known = {n.name: n for n in nodes}
+        for name in sorted(sm):
+            node = known.get(name)
+            if node is None:
+                probs.add(("networks", "fabric", "opensm_hosts"), f"{name} is not a node")
+            elif not any(n.link_layer == "InfiniBand" for n in node.profile.nics):
+                probs.add(("networks", "fabric", "opensm_hosts"),
+                          f"{name} has no InfiniBand NIC to run opensm on")
+    used = {g["profile"] for g in doc["node_groups"]}
+    for name in doc.get("acceptance", {}).get("profile_thresholds", {}):
+        if name not in used:
+            probs.add(("acceptance", "profile_thresholds", name),
+                      f"thresholds for profile '{name}', which no node group uses "
+                      f"(used: {', '.join(sorted(used))})")
+
+
+def _other(layer: str | None) -> str:
+    return "InfiniBand" if layer == "Ethernet" else "Ethernet"

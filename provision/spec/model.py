@@ -1,0 +1,322 @@
+"""The validated site: frozen dataclasses handed from the spec to every later stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from provision.errors import InputError
+from provision.nodes import expand
+
+Role = Literal["controller", "login", "compute"]
+
+
+@dataclass(frozen=True)
+class PhysicalFigure:
+    """A number from a datasheet or the reference architecture, with where it comes from."""
+
+    name: str
+    value: float
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    model: str
+    count: int
+    memory_gb: float
+    memory_bandwidth_gbs: float
+    nvlink_pairs: tuple[tuple[int, int], ...]
+    nvlink_links_per_gpu: int
+    nvlink_link_speed_gbs: float
+    nvlink_bridge_bandwidth_gbs: float
+    pcie_gen: int
+    pcie_width: int
+    bf16_dense_tflops: float
+    power_limit_w: float
+    fabric_manager: bool = False
+
+    @property
+    def memory_mib(self) -> float:
+        return self.memory_gb * 1e9 / 2**20
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    model: str
+    count: int
+    ports_per_nic: int
+    rate_gbps: float
+    link_layer: Literal["InfiniBand", "Ethernet"]
+    purpose: Literal["compute", "storage", "north-south"]
+    pcie_gen: int
+    pcie_width: int
+    gpu_affinity: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def ports(self) -> int:
+        return self.count * self.ports_per_nic
+
+
+@dataclass(frozen=True)
+class CpuSpec:
+    model: str
+    sockets: int
+    cores_per_socket: int
+
+    @property
+    def cores(self) -> int:
+        return self.sockets * self.cores_per_socket
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    name: str
+    description: str
+    server: str
+    gpu: GpuSpec | None
+    nics: tuple[NicSpec, ...]
+    cpu: CpuSpec
+    memory_gib: float
+    operating_mode: str = ""
+    container: bool = False
+    fake_gpus: int = 0
+    sources: tuple[tuple[str, str], ...] = ()
+
+    def source(self, key: str) -> str:
+        """The source of a figure: its own entry, else its section's, else the profile's."""
+        table = dict(self.sources)
+        section = key.split(".")[0]
+        return (table.get(key) or table.get(key.split(".")[-1]) or table.get(section)
+                or table.get("_", "unspecified"))
+
+    @property
+    def compute_nics(self) -> tuple[NicSpec, ...]:
+        return tuple(n for n in self.nics if n.purpose == "compute")
+
+    @property
+    def compute_ports(self) -> int:
+        return sum(n.ports for n in self.compute_nics)
+
+    @property
+    def fabric_bandwidth_gbps(self) -> float:
+        """Aggregate compute-fabric line rate of one node (Gb/s)."""
+        return sum(n.ports * n.rate_gbps for n in self.compute_nics)
+
+    def figure(self, name: str) -> PhysicalFigure | None:
+        """A physical figure by dotted name (``gpu.memory_bandwidth_gbs``), or None if absent."""
+        return _figure(self, name)
+
+
+def _figure(p: HardwareProfile, name: str) -> PhysicalFigure | None:
+    units = {
+        "memory_gb": "GB", "memory_mib": "MiB", "memory_bandwidth_gbs": "GB/s",
+        "nvlink_links_per_gpu": "links", "nvlink_link_speed_gbs": "GB/s",
+        "nvlink_bridge_bandwidth_gbs": "GB/s", "pcie_gen": "gen", "pcie_width": "lanes",
+        "bf16_dense_tflops": "TFLOP/s", "power_limit_w": "W", "count": "GPUs",
+        "pcie_bandwidth_gbs": "GB/s",
+    }
+    section, _, attr = name.partition(".")
+    if section == "gpu":
+        if p.gpu is None:
+            return None
+        if attr == "pcie_bandwidth_gbs":
+            value = pcie_bandwidth_gbs(p.gpu.pcie_gen, p.gpu.pcie_width)
+            src = (f"PCIe Gen{p.gpu.pcie_gen} x{p.gpu.pcie_width} per direction after "
+                   "128b/130b encoding (PCI-SIG base specification)")
+            return PhysicalFigure(name, value, "GB/s", src)
+        if attr == "nvlink_links_per_gpu" and not p.gpu.nvlink_pairs:
+            return None
+        raw = getattr(p.gpu, attr, None)
+        if raw is None:
+            return None
+        return PhysicalFigure(name, float(raw), units.get(attr, ""),
+                              p.source(f"gpu.{attr}"))
+    if section == "nic":
+        nics = p.compute_nics
+        if not nics:
+            return None
+        n = nics[0]
+        if attr == "rate_gbps":
+            return PhysicalFigure(name, n.rate_gbps, "Gb/s", p.source(f"nic.{n.model}"))
+        if attr == "count":
+            return PhysicalFigure(name, float(sum(x.count for x in p.nics)), "NICs",
+                                  p.source("nics"))
+        return None
+    if section == "node":
+        if attr == "fabric_bandwidth_gbs" and p.compute_nics:
+            n = p.compute_nics[0]
+            return PhysicalFigure(name, p.fabric_bandwidth_gbps / 8, "GB/s",
+                                  f"{p.compute_ports} compute ports x {n.rate_gbps:g} Gb/s "
+                                  f"({p.source(f'nic.{n.model}')})")
+        if attr == "memory_gib":
+            return PhysicalFigure(name, p.memory_gib, "GiB", p.source("memory_gib"))
+        if attr == "cpu_cores":
+            return PhysicalFigure(name, float(p.cpu.cores), "cores", p.source("cpu"))
+    return None
+
+
+def pcie_bandwidth_gbs(gen: int, width: int) -> float:
+    """Usable one-direction bandwidth of a PCIe link in GB/s."""
+    gts = {1: 2.5, 2: 5.0, 3: 8.0, 4: 16.0, 5: 32.0, 6: 64.0}.get(gen, 0.0)
+    efficiency = 0.8 if gen <= 2 else 128 / 130
+    return round(gts * width * efficiency / 8, 2)
+
+
+@dataclass(frozen=True)
+class FabricAddress:
+    device: str
+    port: int
+    rail: str
+    address: str
+    prefix: int
+    netdev: str
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    group: str
+    roles: tuple[str, ...]
+    rack: str
+    profile: HardwareProfile
+    management_ip: str | None
+    ssh_host: str
+    ssh_port: int
+    bmc_address: str | None = None
+    macs: tuple[tuple[str, str], ...] = ()
+    serial: str | None = None
+    fabric_addresses: tuple[FabricAddress, ...] = ()
+
+    @property
+    def mac_map(self) -> dict[str, str]:
+        return dict(self.macs)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    kind: Literal["env", "file", "vault"]
+    location: str
+    key: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.location}" + (f"#{self.key}" if self.key else "")
+
+
+@dataclass(frozen=True)
+class Access:
+    user: str = "root"
+    ssh_key: str | None = None
+    known_hosts: str | None = None
+    become: bool = False
+
+
+@dataclass(frozen=True)
+class BmcSettings:
+    username: str = "USERID"
+    password: SecretRef | None = None
+    scheme: str = "https"
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    pinned_sha256: str | None = None
+    firmware_baseline: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Rail:
+    name: str
+    subnet: str
+
+
+@dataclass(frozen=True)
+class RoceSettings:
+    pfc_priority: int = 3
+    trust: str = "dscp"
+    dscp: int = 26
+    cnp_dscp: int = 48
+    ecn: bool = True
+    roce_mode: str = "v2"
+    tos: int = 106
+
+
+@dataclass(frozen=True)
+class Fabric:
+    type: Literal["infiniband", "roce", "none"]
+    mtu: int
+    subnet_manager: str
+    rails: tuple[Rail, ...]
+    roce: RoceSettings | None
+    switches: tuple[dict[str, Any], ...] = ()
+    opensm_hosts: str | None = None
+
+
+@dataclass(frozen=True)
+class PackageSources:
+    mode: Literal["public", "mirror"] = "public"
+    urls: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Stack:
+    scheduler: Literal["slurm", "kubernetes"]
+    versions: tuple[tuple[str, str], ...]
+    sources: PackageSources
+    slurm: tuple[tuple[str, Any], ...] = ()
+    kubernetes: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def version_map(self) -> dict[str, str]:
+        return dict(self.versions)
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    domain: str
+    size: str
+    spec_version: int
+    source: str
+    nodes: tuple[Node, ...]
+    profiles: tuple[HardwareProfile, ...]
+    networks: tuple[tuple[str, Any], ...]
+    fabric: Fabric
+    stack: Stack
+    access: Access
+    bmc: BmcSettings
+    acceptance: tuple[tuple[str, Any], ...]
+    #: the fully merged spec (presets applied, migrated): what a run directory records
+    document: Any = field(default=None, compare=False, hash=False, repr=False)
+    base_dir: Path = field(default=Path("."), compare=False, hash=False, repr=False)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise InputError(f"node {name!r} is not in site {self.name!r}")
+
+    def select(self, pattern: str | None) -> list[Node]:
+        """Nodes named by a node set (all nodes when ``pattern`` is None), in spec order."""
+        if not pattern:
+            return list(self.nodes)
+        wanted = expand(pattern)
+        known = {n.name for n in self.nodes}
+        missing = [w for w in wanted if w not in known]
+        if missing:
+            from provision.nodes import fold
+
+            raise InputError(f"--nodes names nodes not in site {self.name!r}: {fold(missing)}")
+        want = set(wanted)
+        return [n for n in self.nodes if n.name in want]
+
+    def with_role(self, role: str) -> list[Node]:
+        return [n for n in self.nodes if role in n.roles]
+
+    @property
+    def network_map(self) -> dict[str, Any]:
+        return dict(self.networks)
+
+    @property
+    def acceptance_map(self) -> dict[str, Any]:
+        return dict(self.acceptance)

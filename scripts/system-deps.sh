@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the Debian packages forge's lab, tests and reports need, only when missing.
+# podman + runc + mmdebstrap: the container lab; chromium: HTML report rendering test.
+set -euo pipefail
+need=()
+for pkg in podman runc mmdebstrap chromium uidmap openssh-client; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: missing ${need[*]}; run as root or install them with apt" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
