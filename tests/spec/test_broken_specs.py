@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from provision.cli.main import main
 
 BASE = """\
