@@ -1,0 +1,76 @@
+"""``forge ingest TOOL FILE...``: measurement records from tool output produced elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from provision import parsers
+from provision.errors import InputError
+from provision.fsutil import atomic_open
+from provision.measurement import Measurement
+
+
+def _read(path: str) -> tuple[str, str]:
+    """(text, display name) of a file, or of stdin for ``-``; undecodable input is refused."""
+    if path == "-":
+        data, name = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        try:
+            data, name = Path(path).read_bytes(), path
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8"), name
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{name}:{line}: not UTF-8 text (byte {exc.start}); "
+                         "is this tool output?") from None
+
+
+@click.command("ingest")
+@click.argument("tool", type=click.Choice([*parsers.names(), "auto"]), metavar="TOOL")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--node", help="Node name for outputs that do not name their host.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write JSONL here (atomically) instead of to stdout.")
+@click.option("--force", is_flag=True, help="Replace an existing --output file.")
+@click.option("--check", "check_name", help="Check name to put in the records "
+              "(default: the tool name).")
+def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | None,
+           force: bool, check_name: str | None) -> None:
+    """Turn tool output produced elsewhere into measurement records (JSON Lines).
+
+    TOOL is one of the tools below, or `auto` to recognise each FILE from its
+    content; FILE may be `-` for stdin. Every file is parsed before anything
+    is written: one unreadable file writes nothing and exits 2.
+
+    \b
+    Tools: nccl-tests, nvidia-smi-topo, nvidia-smi-q, nvidia-smi-nvlink,
+    nvidia-smi-query-gpu, ibstat, ibstatus, ibv_devinfo, perftest,
+    dcgmi-diag, nvbandwidth, gpu-burn, dmesg-xid, auto.
+
+    \b
+    Example:
+      forge ingest nccl-tests all_reduce.log -o nccl.jsonl
+      forge ingest auto --node gpu001 ibstat.txt nvidia-smi-q.txt > gpu001.jsonl
+    """
+    if output is not None and output.exists() and not force:
+        raise InputError(f"{output} exists", hint="pass --force to replace it")
+    records: list[Measurement] = []
+    for path in files:
+        text, name = _read(path)
+        used = tool if tool != "auto" else (parsers.detect_tool(text) or "auto")
+        got = parsers.ingest_text(used, text, node=node, source_name=name, check=check_name)
+        click.echo(f"forge ingest: {name}: {used}: {len(got)} records", err=True)
+        records.extend(got)
+    if output is None:
+        for r in records:
+            click.echo(r.to_json())
+        return
+    with atomic_open(output) as fh:
+        for r in records:
+            fh.write(r.to_json() + "\n")
+    click.echo(f"forge ingest: wrote {len(records)} records to {output}", err=True)

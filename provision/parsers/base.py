@@ -1,0 +1,95 @@
+"""What every tool parser shares: the parser declaration, error helpers and record building.
+
+A parser is a pure function from text to a frozen result dataclass, plus a
+pure function from that result to measurement records. Neither reads files,
+starts processes or prints; :mod:`provision.cli.ingest` and the check engine
+do that around them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from provision import metrics
+from provision.errors import InputError
+from provision.measurement import Measurement
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_NUM = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class ToolParser:
+    """The declaration of one tool's parser, as the registry holds it.
+
+    ``parse(text, node=..., source_name=...)`` returns the tool's frozen
+    result; ``measurements(result, check=None)`` turns it into records;
+    ``detect(text)`` says whether ``text`` looks like this tool's output.
+    """
+
+    name: str
+    description: str
+    parse: Callable[..., Any]
+    measurements: Callable[..., list[Measurement]]
+    detect: Callable[[str], bool]
+
+
+def parse_error(tool: str, source: str, line: int | None, why: str,
+                hint: str | None = None) -> InputError:
+    """One-line error naming the tool, the file and the line."""
+    where = f"{source}:{line}" if line else source
+    return InputError(f"{where}: cannot parse as {tool} output: {why}", hint=hint)
+
+
+def require_text(tool: str, text: str, source: str) -> list[str]:
+    """The lines of ``text`` (ANSI escapes and CRs removed); empty input is refused."""
+    if not text.strip():
+        raise parse_error(tool, source, None, "the file is empty")
+    if "\x00" in text:
+        raise parse_error(tool, source, None, "the file is binary, not tool output")
+    return [_ANSI.sub("", ln).rstrip("\r") for ln in text.split("\n")]
+
+
+def resolve_node(tool: str, source: str, found: str | None, given: str | None) -> str:
+    """The host the output names, else the one given with ``--node``, else an error."""
+    if found:
+        return found
+    if given:
+        return given
+    raise InputError(
+        f"{source}: {tool} output does not name its host",
+        hint="pass --node NAME to say which node produced it")
+
+
+def to_float(text: str) -> float | None:
+    """A plain number, or None for N/A, [N/A], empty and other non-numbers."""
+    t = text.strip()
+    return float(t) if _NUM.match(t) else None
+
+
+def leading_float(text: str) -> float | None:
+    """The number at the start of ``"81559 MiB"``, ``"16x"``, ``"200 Gb/sec (4X HDR)"``."""
+    m = re.match(r"\s*([-+]?\d+(?:\.\d+)?)", text)
+    return float(m.group(1)) if m else None
+
+
+def record(node: str, metric: str, value: float, *, check: str | None = None,
+           **fields: Any) -> Measurement:
+    """A measurement with the unit filled in from the metric registry when not given."""
+    if "unit" not in fields:
+        known = metrics.info(metric)
+        if known is not None:
+            fields["unit"] = known.unit
+    return Measurement(node=node, metric=metric, value=float(value), check=check, **fields)
+
+
+def fold_hosts(hosts: list[str]) -> str:
+    """Host names folded as a node set where ClusterShell can, else comma-joined."""
+    from provision.nodes import fold
+    try:
+        return fold(hosts)
+    except Exception:  # names with characters ClusterShell rejects ({host1} placeholders)
+        return ",".join(hosts)

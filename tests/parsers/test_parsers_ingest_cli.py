@@ -1,0 +1,155 @@
+"""``forge ingest`` end to end: records out, bad input refused with exit 2 and no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from parsers_support import REAL, fixture_text
+
+from provision.cli.main import main
+from provision.measurement import iter_records
+
+NCCL = "nccl-tests/gcm-a100-sxm4-80gb-1node-8gpu-nccl2.16.2-hostname-placeholder.txt"
+IBSTAT = "ibstat/gpud-h100-some-ports-down-0.txt"
+
+
+def forge(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provision", *args], capture_output=True,
+                          text=stdin is None, input=stdin, timeout=60)
+
+
+def call(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The CLI in-process, through the same error boundary as the forge entry point."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def copy(tmp_path: Path, rel: str) -> Path:
+    dst = tmp_path / Path(rel).name
+    dst.write_text(fixture_text(rel), encoding="utf-8")
+    return dst
+
+
+def test_stdout_jsonl_auto(tmp_path: Path) -> None:
+    res = forge("ingest", "auto", str(copy(tmp_path, NCCL)))
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    busbw = [x for x in lines if x["metric"] == "nccl_busbw"]
+    assert busbw == [{"check": "nccl-tests", "detail": busbw[0]["detail"], "gpu": None,
+                      "metric": "nccl_busbw", "node": "{hostname}", "unit": "GB/s",
+                      "value": 231.72}]
+    assert "nccl-tests: 17 records" in res.stderr
+
+
+def test_output_file_node_and_check(tmp_path: Path) -> None:
+    out = tmp_path / "m.jsonl"
+    res = forge("ingest", "ibstat", str(copy(tmp_path, IBSTAT)), "--node", "gpu007",
+                "-o", str(out), "--check", "conformance")
+    assert res.returncode == 0, res.stderr and res.stdout == ""
+    recs = list(iter_records(out, strict=True))
+    down = [r for r in recs if r.metric == "nic_port_up" and r.value == 0]
+    assert len(down) == 3 and {r.node for r in recs} == {"gpu007"}
+    assert {r.check for r in recs} == {"conformance"}
+    again = forge("ingest", "ibstat", str(copy(tmp_path, IBSTAT)), "--node", "x", "-o", str(out))
+    assert again.returncode == 2 and "exists" in again.stderr and "--force" in again.stderr
+    assert list(iter_records(out)) == recs  # untouched
+    forced = forge("ingest", "ibstat", str(copy(tmp_path, IBSTAT)), "--node", "x", "-o",
+                   str(out), "--force")
+    assert forced.returncode == 0 and {r.node for r in iter_records(out)} == {"x"}
+
+
+def test_several_files_one_bad_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("# nThread 1 nGpus 1\n#\n# Using devices\n")
+    out = tmp_path / "m.jsonl"
+    res = forge("ingest", "auto", str(copy(tmp_path, NCCL)), str(bad), "-o", str(out))
+    assert res.returncode == 2 and not out.exists()
+    assert "bad.txt" in res.stderr and "nccl-tests" in res.stderr
+
+
+def test_missing_node_is_exit_2_with_hint(tmp_path: Path) -> None:
+    res = forge("ingest", "ibstat", str(copy(tmp_path, IBSTAT)))
+    assert res.returncode == 2 and "pass --node NAME" in res.stderr
+
+
+def test_stdin(tmp_path: Path) -> None:
+    res = forge("ingest", "dmesg-xid", "-", "--node", "gpu001",
+                stdin=fixture_text("dmesg-xid/stas-xid63-row-remapper-line.txt").encode())
+    assert res.returncode == 0
+    (rec,) = [json.loads(x) for x in res.stdout.splitlines()]
+    assert rec["metric"] == "xid_events" and rec["value"] == 1 and rec["node"] == "gpu001"
+
+
+GARBAGE = {
+    "empty.txt": b"",
+    "blank.txt": b"\n\n   \n",
+    "words.txt": b"the quick brown fox\njumps over\n",
+    "binary.bin": bytes(range(256)) * 4,
+    "zeros.bin": b"\x00" * 64,
+}
+
+
+@pytest.mark.parametrize("tool", ["auto", "nccl-tests", "nvidia-smi-topo", "nvidia-smi-q",
+                                  "nvidia-smi-nvlink", "nvidia-smi-query-gpu", "ibstat",
+                                  "ibstatus", "ibv_devinfo", "perftest", "dcgmi-diag",
+                                  "nvbandwidth", "gpu-burn", "dmesg-xid"])
+@pytest.mark.parametrize("name", sorted(GARBAGE))
+def test_garbage_exit_2_no_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                     tool: str, name: str) -> None:
+    f = tmp_path / name
+    f.write_bytes(GARBAGE[name])
+    code, out, err = call(capsys, "ingest", tool, str(f), "--node", "n1")
+    assert code == 2, out
+    assert "Traceback" not in err and err.startswith("forge: error: ")
+    assert name in err and out == ""
+
+
+def test_garbage_through_python_m(tmp_path: Path) -> None:
+    f = tmp_path / "words.txt"
+    f.write_bytes(GARBAGE["words.txt"])
+    res = forge("ingest", "auto", str(f))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith(f"forge: error: {f}:1: cannot tell which tool")
+
+
+TRUNCATED = [
+    ("nccl-tests", NCCL, 14),  # ends inside the column header
+    ("perftest", "perftest/spiderpool-cx5-roce-ib-read-lat-shared-mode-cpu-freq-warn.txt", 17),
+    ("nvbandwidth", "nvbandwidth/readme-8gpu-d2d-write-ce-matrix.txt", 2),
+    ("dcgmi-diag", "dcgmi-diag/ramble-dcgm3.3.9-8x-h200-r3-all-pass-eud-skip.txt", 3),
+    ("nvidia-smi-topo", "nvidia-smi-topo/xuesong-4x-a10-all-sys-2nics.txt", 1),
+]
+
+
+@pytest.mark.parametrize(("tool", "rel", "keep"), TRUNCATED, ids=[t[0] for t in TRUNCATED])
+def test_truncated_to_nothing_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                    tool: str, rel: str, keep: int) -> None:
+    f = tmp_path / "cut.txt"
+    f.write_text("\n".join(fixture_text(rel).splitlines()[:keep]) + "\n")
+    code, out, err = call(capsys, "ingest", tool, str(f), "--node", "n1")
+    assert code == 2, out
+    assert "Traceback" not in err and "cut.txt" in err and tool in err
+
+
+def test_unknown_tool_exit_2(tmp_path: Path) -> None:
+    res = forge("ingest", "iperf3", str(copy(tmp_path, NCCL)))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_every_real_fixture_through_the_cli(tmp_path: Path) -> None:
+    if not REAL.is_dir():
+        pytest.skip(f"{REAL} not present")
+    files = sorted(str(p) for p in REAL.glob("*/*.txt"))
+    out = tmp_path / "all.jsonl"
+    res = forge("ingest", "auto", *files, "--node", "n1", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert len(list(iter_records(out, strict=True))) > 1500
