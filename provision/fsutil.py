@@ -24,11 +24,14 @@ def sha256_file(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, mode: int = 0o644, *, binary: bool = False) -> Iterator[IO]:
+def atomic_open(path: Path, mode: int = 0o644, *, binary: bool = False,
+                fsync: bool = True) -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place on success.
 
     The file gets ``mode`` before any byte is written, so a 0600 secret is
-    never readable by others, not even for an instant.
+    never readable by others, not even for an instant. Bulk writers (an
+    inventory of thousands of files) pass ``fsync=False`` and call
+    :func:`os.sync` once at the end: the rename keeps each file whole either way.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +41,8 @@ def atomic_open(path: Path, mode: int = 0o644, *, binary: bool = False) -> Itera
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,8 +50,8 @@ def atomic_open(path: Path, mode: int = 0o644, *, binary: bool = False) -> Itera
         raise
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    with atomic_open(path, mode) as f:
+def atomic_write_text(path: Path, text: str, mode: int = 0o644, *, fsync: bool = True) -> None:
+    with atomic_open(path, mode, fsync=fsync) as f:
         f.write(text)
 
 

@@ -129,7 +129,7 @@ def render_files(site: Site, spec_text: str) -> dict[str, str]:
                 profile=p, hw=hw_vars(p), **common)
     htemplate = env.get_template("host_vars.yml.j2")
     for n in site.nodes:
-        files[f"host_vars/{n.name}/forge.yml"] = htemplate.render(
+        files[f"host_vars/{n.name}.yml"] = htemplate.render(
             node=n, fabric_addresses=_fabric(n), **common)
     return files
 

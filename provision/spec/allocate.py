@@ -3,7 +3,25 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
 from collections.abc import Iterator
+
+# IPv4 fast paths: a 10,000-node spec allocates ~100,000 addresses, and
+# ipaddress objects cost ~10 us each; packed integers cost well under 1 us.
+
+
+def ipv4_to_int(text: str) -> int | None:
+    """The address as an integer, or None when ``text`` is not a dotted-quad IPv4 address."""
+    try:
+        value: int = struct.unpack("!I", socket.inet_pton(socket.AF_INET, text))[0]
+    except OSError:
+        return None
+    return value
+
+
+def int_to_ipv4(value: int) -> str:
+    return socket.inet_ntoa(struct.pack("!I", value))
 
 
 def split_hostport(value: str) -> tuple[str, int | None]:
@@ -31,6 +49,15 @@ def sequence(first: str, skip: frozenset[str] = frozenset()) -> Iterator[str]:
             if candidate not in skip:
                 yield candidate
             port += 1
+    v4 = ipv4_to_int(host)
+    if v4 is not None:
+        while True:
+            if v4 > 0xFFFFFFFF:
+                raise ValueError(f"ran past 255.255.255.255 allocating from {first!r}")
+            candidate = int_to_ipv4(v4)
+            if candidate not in skip:
+                yield candidate
+            v4 += 1
     addr = ipaddress.ip_address(host)
     while True:
         if str(addr) not in skip:

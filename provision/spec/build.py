@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
-from provision.spec.allocate import host_in_subnet, sequence, split_hostport
+from provision.spec.allocate import int_to_ipv4, ipv4_to_int, sequence, split_hostport
 from provision.spec.model import (
     Access,
     BmcSettings,
@@ -79,17 +80,25 @@ def _profiles(doc: dict[str, Any], probs: Problems) -> dict[str, HardwareProfile
     return out
 
 
-def _rack_of(group: dict[str, Any], name: str, gpath: Path_, probs: Problems) -> str:
-    racks = group.get("racks")
-    if racks:
-        for rack, pattern in racks.items():
-            try:
-                if name in NodeSet(pattern):
-                    return str(rack)
-            except NodeSetParseError as exc:
-                probs.add(gpath + ("racks", rack), f"invalid node set {pattern!r}: {exc}")
-        probs.add(gpath + ("racks",), f"node {name} is in no rack of this group")
-        return "unassigned"
+def _rack_map(group: dict[str, Any], gpath: Path_, probs: Problems) -> dict[str, str]:
+    """Node name -> rack for a group's ``racks`` mapping (each node set expanded once)."""
+    out: dict[str, str] = {}
+    for rack, pattern in group.get("racks", {}).items():
+        try:
+            for name in NodeSet(pattern):
+                out.setdefault(name, str(rack))
+        except NodeSetParseError as exc:
+            probs.add(gpath + ("racks", rack), f"invalid node set {pattern!r}: {exc}")
+    return out
+
+
+def _rack_of(group: dict[str, Any], name: str, racks: dict[str, str], gpath: Path_,
+             probs: Problems) -> str:
+    if group.get("racks"):
+        if name not in racks:
+            probs.add(gpath + ("racks",), f"node {name} is in no rack of this group")
+            return "unassigned"
+        return racks[name]
     return str(group.get("rack", "default"))
 
 
@@ -140,16 +149,51 @@ def _fabric_addresses(profile: HardwareProfile, fabric: Fabric, host_number: int
     if fabric.type == "none" or host_number is None or not profile.compute_nics:
         return ()
     out = []
+    netdev_prefix = "ib" if fabric.type == "infiniband" else ""
     for i, rail in enumerate(fabric.rails[: profile.compute_ports]):
         try:
-            address = host_in_subnet(rail.subnet, host_number)
-        except ValueError as exc:
-            probs.add(path, f"rail {rail.name}: {exc}")
+            base, size, prefix = _rail_network(rail.subnet)
+        except ValueError:
+            continue  # an invalid subnet is reported where networks are checked
+        if host_number >= size - 1:
+            probs.add(path, f"rail {rail.name}: host number {host_number} does not fit in "
+                            f"{rail.subnet}")
             continue
-        prefix = ipaddress.ip_network(rail.subnet, strict=False).prefixlen
-        netdev = f"ib{i}" if fabric.type == "infiniband" else ""
-        out.append(FabricAddress(f"mlx5_{i}", 1, rail.name, address, prefix, netdev))
+        address = (int_to_ipv4(base + host_number) if base >= 0 else
+                   str(ipaddress.ip_network(rail.subnet, strict=False)[host_number]))
+        out.append(FabricAddress(f"mlx5_{i}", 1, rail.name, address, prefix,
+                                 f"{netdev_prefix}{i}" if netdev_prefix else ""))
     return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def _rail_network(subnet: str) -> tuple[int, int, int]:
+    """(IPv4 network as int or -1 for IPv6, number of addresses, prefix length)."""
+    net = ipaddress.ip_network(subnet, strict=False)
+    base = int(net.network_address) if net.version == 4 else -1
+    return base, net.num_addresses, net.prefixlen
+
+
+def _inside(host: str, subnet: Any) -> bool | None:
+    """Whether ``host`` lies in ``subnet`` (loopback and no subnet count as inside);
+    None when ``host`` is not an IP address."""
+    v4 = ipv4_to_int(host)
+    if v4 is not None and (subnet is None or subnet.version == 4):
+        if subnet is None or (v4 >> 24) == 127:
+            return True
+        net_int, mask = _v4_net(str(subnet))
+        return (v4 & mask) == net_int
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return subnet is None or ip.is_loopback or ip in subnet
+
+
+@lru_cache(maxsize=64)
+def _v4_net(subnet: str) -> tuple[int, int]:
+    net = ipaddress.ip_network(subnet)
+    return int(net.network_address), int(net.netmask)
 
 
 def _secret(ref: dict[str, Any] | None) -> SecretRef | None:
@@ -214,6 +258,7 @@ def build_site(doc: dict[str, Any], located: Located,
         gens = {k: _allocator(addrs.get(k), gpath + ("addresses", k), excepts, probs)
                 for k in ("management", "bmc", "ssh")}
         node_data = g.get("node_data", {})
+        racks = _rack_map(g, gpath, probs)
         for extra in sorted(set(node_data) - set(members)):
             probs.add(gpath + ("node_data", extra),
                       f"node_data for {extra}, which is not in this group's nodes {g['nodes']}")
@@ -231,14 +276,13 @@ def build_site(doc: dict[str, Any], located: Located,
                     continue
                 kpath = dpath + (key,) if key in data else gpath + ("addresses", net)
                 host, _ = split_hostport(value) if value.count(":") == 1 else (value, None)
-                try:
-                    ip = ipaddress.ip_address(host)
-                except ValueError:
+                inside = _inside(host, subnets[net][0] if net in subnets else None)
+                if inside is None:
                     if kind == "ip":
                         probs.add(kpath, f"invalid IP address {value!r} for {name}")
                     unique(kind, value, kpath, f"{net} address")
                     continue
-                if net in subnets and not ip.is_loopback and ip not in subnets[net][0]:
+                if not inside:
                     probs.add(kpath, f"{name}: {net} address {value} is outside "
                                      f"networks.{net}.subnet {subnets[net][0]}")
                 unique(kind, value, kpath, f"{net} address")
@@ -256,7 +300,8 @@ def build_site(doc: dict[str, Any], located: Located,
                 continue
             nodes.append(Node(
                 name=name, group=g["name"], roles=tuple(data.get("roles", g["roles"])),
-                rack=str(data["rack"]) if "rack" in data else _rack_of(g, name, gpath, probs),
+                rack=(str(data["rack"]) if "rack" in data
+                      else _rack_of(g, name, racks, gpath, probs)),
                 profile=profile, management_ip=mgmt, ssh_host=ssh_host,
                 ssh_port=ssh_port or default_port, bmc_address=bmc,
                 macs=tuple(sorted((k, v.lower()) for k, v in data.get("macs", {}).items())),

@@ -13,7 +13,8 @@ import pytest
 from provision.cli.main import main
 from provision.inventory import render_inventory
 from provision.spec import load_site
-from tests.conftest import EXAMPLES
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
 
 RENDERED = ["small", "medium", "large", "ovx-l40s", "roce", "lab"]
 ANSIBLE_INVENTORY = shutil.which("ansible-inventory") or str(
@@ -84,7 +85,7 @@ def test_user_edit_is_kept_and_reported_unless_force(tmp_path: Path,
     with pytest.raises(SystemExit) as exc:
         main(main_args)
     assert exc.value.code in (0, None)
-    edited = tmp_path / "host_vars" / "gpu001" / "forge.yml"
+    edited = tmp_path / "host_vars" / "gpu001.yml"
     edited.write_text(edited.read_text() + "my_local_tweak: 1\n")
     foreign = tmp_path / "group_vars" / "all" / "forge.yml"
     original_all = foreign.read_text()
@@ -92,7 +93,7 @@ def test_user_edit_is_kept_and_reported_unless_force(tmp_path: Path,
     with pytest.raises(SystemExit):
         main(main_args)
     err = capsys.readouterr().err
-    assert "kept: host_vars/gpu001/forge.yml" in err
+    assert "kept: host_vars/gpu001.yml" in err
     assert "my_local_tweak: 1" in edited.read_text()
     assert foreign.read_text() == original_all
     with pytest.raises(SystemExit):
@@ -112,7 +113,7 @@ def test_file_forge_did_not_write_is_kept(tmp_path: Path) -> None:
 def test_removed_node_file_is_removed_only_if_untouched(tmp_path: Path) -> None:
     large = load_site(EXAMPLES / "large.yaml")
     render_inventory(large, tmp_path)
-    touched = tmp_path / "host_vars" / "gpu016" / "forge.yml"
+    touched = tmp_path / "host_vars" / "gpu016.yml"
     touched.write_text(touched.read_text() + "# note\n")
     text = (EXAMPLES / "large.yaml").read_text().replace("gpu[001-016]", "gpu[001-014]").replace(
         'r02: "gpu[009-016]"', 'r02: "gpu[009-014]"').replace("size: large", "size: custom")
@@ -121,9 +122,9 @@ def test_removed_node_file_is_removed_only_if_untouched(tmp_path: Path) -> None:
     spec = tmp_path.parent / "large14.yaml"
     spec.write_text(text)
     report = render_inventory(load_site(spec), tmp_path)
-    assert "host_vars/gpu015/forge.yml" in report.removed
-    assert "host_vars/gpu016/forge.yml" in report.kept and touched.exists()
-    assert not (tmp_path / "host_vars" / "gpu015").exists()
+    assert "host_vars/gpu015.yml" in report.removed
+    assert "host_vars/gpu016.yml" in report.kept and touched.exists()
+    assert not (tmp_path / "host_vars" / "gpu015.yml").exists()
 
 
 def test_no_secret_values_in_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from provision.expectations import plan_site
 from provision.spec import load_site, load_site_text
 from provision.spec.presets import SIZES
-from tests.conftest import EXAMPLES
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
 

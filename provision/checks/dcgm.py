@@ -1,0 +1,43 @@
+"""Catalog 7, DCGM diagnostics: ``dcgmi diag -r LEVEL -j``, each test a pass/fail record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provision.checks.base import Check, Context, Needs, Raw
+from provision.checks.reference import annotate
+from provision.errors import InputError
+from provision.expectations import NodePlan
+from provision.measurement import Measurement
+from provision.parsers import get as parser
+
+
+class Dcgm(Check):
+    name = "dcgm"
+    description = "dcgmi diag -r 1..4 (JSON): every test passes on every GPU"
+    tags = ("gpu", "diagnostics", "dcgm")
+    needs = Needs(gpu=True)
+    timeout_s = 3600.0
+    tool = "dcgmi"
+
+    def level(self, ctx: Context) -> int:
+        level = int(ctx.options.get("dcgm_level") or
+                    ctx.site.acceptance_map.get("dcgm_level", 3))
+        if level not in (1, 2, 3, 4):
+            raise InputError(f"dcgm level {level} is not one of 1, 2, 3, 4")
+        return level
+
+    def argv(self, ctx: Context) -> list[str]:
+        return ["dcgmi", "diag", "-r", str(self.level(ctx)), "-j"]
+
+    def parse(self, raw: Raw) -> Any:
+        # dcgmi exits non-zero when a test fails: the JSON still says which
+        return parser("dcgmi-diag").parse(raw.stdout, node=raw.key,
+                                          source_name=f"{raw.key}:dcgmi diag")
+
+    def sanity(self, data: Any) -> list[str]:
+        return [] if data.tests else ["dcgmi diag reported no tests"]
+
+    def measurements(self, data: Any, plan: NodePlan) -> list[Measurement]:
+        recs = parser("dcgmi-diag").measurements(data, check=self.name)
+        return annotate(plan, recs, self.name)

@@ -1,0 +1,136 @@
+"""Catalog 4, NCCL: nccl-tests within each node and across nodes (Slurm or mpirun).
+
+Within a node one process drives every GPU (``-g <count>``). Across nodes
+one rank per GPU is started by ``srun --mpi=pmix`` (or ``mpirun``): the whole
+selection once, then pairs of neighbouring nodes in a ring, so a bad node or
+rail shows up as the two pairs it belongs to (records carry ``peer``).
+Bus bandwidth at the largest size is judged; ``#wrong`` must be 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provision.checks.base import Check, Context, Invocation, Needs, Raw
+from provision.checks.collected import Collected, CollectorCheck, command
+from provision.checks.reference import annotate, threshold
+from provision.errors import InputError
+from provision.expectations import NodePlan, SitePlan
+from provision.measurement import Measurement
+from provision.parsers import get as parser
+from provision.remote.mpi import mpirun_argv
+from provision.remote.slurm import SrunOptions, srun_argv
+
+COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
+
+
+def collectives(ctx: Context) -> list[str]:
+    names = ctx.options.get("collectives") or ctx.site.acceptance_map.get(
+        "nccl_collectives") or ["all_reduce"]
+    if isinstance(names, str):
+        names = names.split(",")
+    bad = [n for n in names if n not in COLLECTIVES]
+    if bad:
+        raise InputError(f"unknown collective(s) {', '.join(bad)}",
+                         hint="one of: " + ", ".join(COLLECTIVES))
+    return list(names)
+
+
+def perf_argv(collective: str, gpus_per_process: int, max_bytes: str = "8G") -> list[str]:
+    """``all_reduce_perf -b 8 -e 8G -f 2 -g N -c 1`` (check results: #wrong is meaningful)."""
+    return [f"{collective}_perf", "-b", "8", "-e", max_bytes, "-f", "2",
+            "-g", str(gpus_per_process), "-c", "1"]
+
+
+class Nccl(CollectorCheck):
+    name = "nccl"
+    description = "nccl-tests within each node: bus bandwidth at 8 GB, #wrong = 0"
+    tags = ("gpu", "nccl", "performance")
+    needs = Needs(gpu=True)
+    timeout_s = 900.0
+    references = ("nccl_busbw_intra",)
+
+    def request(self, ctx: Context) -> dict[str, Any]:
+        assert ctx.plan is not None
+        return {"commands": {c: command(perf_argv(c, ctx.plan.gpu_count), timeout=600)
+                             for c in collectives(ctx)}}
+
+    def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:
+        t = threshold(plan, "nccl_busbw_intra")
+        out: list[Measurement] = []
+        for name in data.commands:
+            if data.missing(name):
+                out.append(Measurement(node=plan.node, metric="tool_present", value=0.0,
+                                       min=1.0, check=self.name, profile=plan.profile,
+                                       detail=f"{name}_perf: not installed"))
+                continue
+            c = data.commands[name]
+            text = (c.get("stdout") or "") + (c.get("stderr") or "")
+            result = parser("nccl-tests").parse(text, node=plan.node,
+                                                source_name=f"{plan.node}:{name}_perf")
+            recs = parser("nccl-tests").measurements(result, check=self.name)
+            recs = [r for r in recs if r.metric != "nccl_busbw_by_size"]
+            out += [_judge_busbw(r, t) for r in annotate(plan, recs, self.name)]
+        return out
+
+
+def _judge_busbw(r: Measurement, t: Any) -> Measurement:
+    from dataclasses import replace
+
+    from provision.checks.reference import limits
+
+    return replace(r, **limits(t)) if r.metric == "nccl_busbw" else r
+
+
+def ring_pairs(nodes: list[str]) -> list[tuple[str, str]]:
+    """Neighbouring pairs around a ring: each node is in two pairs (one with 2 nodes)."""
+    if len(nodes) < 2:
+        return []
+    if len(nodes) == 2:
+        return [(nodes[0], nodes[1])]
+    return [(nodes[i], nodes[(i + 1) % len(nodes)]) for i in range(len(nodes))]
+
+
+class NcclMultiNode(Check):
+    name = "nccl-multinode"
+    description = "nccl-tests across nodes via srun/mpirun: all nodes, then ring pairs"
+    tags = ("gpu", "nccl", "fabric", "performance", "multi-node")
+    needs = Needs(gpu=True, rdma=True, two_nodes=True)
+    scope = "cluster"
+    timeout_s = 1200.0
+    references = ("nccl_busbw_inter",)
+    serial = True  # collectives share the fabric: one at a time
+
+    def invocations(self, ctx: Context) -> list[Invocation]:
+        nodes = list(ctx.nodes)
+        gpus = ctx.site.node(nodes[0]).profile.gpu
+        per_node = gpus.count if gpus else 0
+        sets = [tuple(nodes)] + [p for p in ring_pairs(nodes) if len(nodes) > 2]
+        out = []
+        for c in collectives(ctx):
+            for group in sets:
+                program = perf_argv(c, 1)
+                if ctx.via == "slurm":
+                    argv = srun_argv(SrunOptions(nodes=group, ntasks_per_node=per_node,
+                                                 gpus_per_node=per_node, mpi="pmix",
+                                                 time_limit_s=self.timeout(ctx),
+                                                 job_name=f"forge-nccl-{c}"), program)
+                else:
+                    argv = mpirun_argv(group, per_node, program,
+                                       env={"NCCL_DEBUG": "WARN"})
+                out.append(Invocation("+".join(group) if len(group) <= 2 else
+                                      f"{c}-all", tuple(argv), nodes=group))
+        return out
+
+    def parse(self, raw: Raw) -> Any:
+        text = raw.stdout + raw.stderr
+        return parser("nccl-tests").parse(text, node=raw.nodes[0] if raw.nodes else raw.key,
+                                          source_name=f"{raw.key}")
+
+    def cluster_measurements(self, data: Any, plan: SitePlan) -> list[Measurement]:
+        node_plan = plan.for_node(data.node) if data.node in {p.node for p in plan.nodes} \
+            else plan.nodes[0]
+        t = threshold(node_plan, "nccl_busbw_inter")
+        recs = [r for r in parser("nccl-tests").measurements(data, check=self.name)
+                if r.metric != "nccl_busbw_by_size"]
+        return [_judge_busbw(r, t) for r in annotate(node_plan, recs, self.name)]

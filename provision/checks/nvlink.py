@@ -1,0 +1,67 @@
+"""Catalog 2, NVLink topology: exactly the profile's bridged pairs, every link up at full speed.
+
+``nvidia-smi topo -m`` says which GPU pairs are bridged (``NV#``); ``nvidia-smi
+nvlink -s`` says the state and speed of every link. A missing, extra or
+degraded bridge is named by its GPU pair.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provision.checks.base import Context, Needs
+from provision.checks.collected import Collected, CollectorCheck, command
+from provision.checks.reference import annotate, exact, threshold
+from provision.expectations import NodePlan
+from provision.measurement import Measurement
+from provision.parsers import get as parser
+
+
+class NvlinkTopology(CollectorCheck):
+    name = "nvlink"
+    description = "NVLink bridges exactly as the profile names them, every link up at full speed"
+    tags = ("gpu", "nvlink", "topology")
+    needs = Needs(gpu=True, nvlink=True)
+    timeout_s = 60.0
+    references = ("nvlink_links_up", "nvlink_link_speed")
+
+    def request(self, ctx: Context) -> dict[str, Any]:
+        return {"tools": ["nvidia-smi"], "commands": {
+            "topo": command(["nvidia-smi", "topo", "-m"]),
+            "nvlink": command(["nvidia-smi", "nvlink", "-s"])}}
+
+    def sanity(self, data: Collected) -> list[str]:
+        missing = [n for n in ("topo", "nvlink") if data.missing(n)]
+        if missing:
+            return []  # reported as tool_present 0 below
+        return [f"nvidia-smi {n} produced no output" for n in ("topo", "nvlink")
+                if not (data.output(n) or "").strip()]
+
+    def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:
+        src = f"profile {plan.profile}: bridged pairs {list(plan.nvlink_pairs)}"
+        if data.missing("topo"):
+            return [exact(plan, "tool_present", 0, 1, check=self.name, source=src,
+                          detail="nvidia-smi: not installed")]
+        links_up = threshold(plan, "nvlink_links_up")
+        threshold(plan, "nvlink_link_speed")
+        topo = parser("nvidia-smi-topo").parse(data.output("topo") or "", node=plan.node,
+                                               source_name=f"{plan.node}:topo")
+        found = {(a, b): n for a, b, n in topo.nvlink_pairs()}
+        want = {tuple(sorted(p)) for p in plan.nvlink_pairs}
+        out: list[Measurement] = []
+        # a bridge: 3 per pair on H100 NVL, each of 4 links; the pair shows NV<links>
+        for a, b in sorted(want | set(found)):
+            n = found.get((a, b), 0)
+            expected = (a, b) in want
+            ok = int(expected and n >= links_up.figure_value)
+            what = ("missing" if not n else f"NV{n}") if expected else f"unexpected NV{n}"
+            out.append(exact(plan, "nvlink_bridge_ok", ok, 1, check=self.name, source=src,
+                             gpu=a, peer=f"{plan.node}:{b}",
+                             detail=f"GPU{a}-GPU{b}: {what} (want NV{links_up.figure_value:g})"))
+        text = data.output("nvlink") or ""
+        result = parser("nvidia-smi-nvlink").parse(text, node=plan.node,
+                                                   source_name=f"{plan.node}:nvlink")
+        bridged = {g for p in want for g in p}
+        recs = [r for r in parser("nvidia-smi-nvlink").measurements(result, check=self.name)
+                if r.gpu is None or r.gpu in bridged]
+        return out + annotate(plan, recs, self.name)

@@ -1,0 +1,54 @@
+"""Every catalog check builds its command for a real GPU profile; node programs run here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from provision import proc
+from provision.checks import registry
+from provision.checks.base import Context, Raw
+from provision.expectations import plan_site
+from provision.spec import load_site
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+
+
+def _ctx(via: str = "slurm", node: str | None = "gpu001") -> Context:
+    site = load_site(EXAMPLES / "small.yaml")
+    plan = plan_site(site)
+    nodes = tuple(n.name for n in site.nodes if n.name.startswith("gpu"))
+    return Context(site, nodes, node, plan.for_node(node) if node else None, sys.executable,
+                   via, {"collectives": "all_reduce,alltoall"})
+
+
+def test_every_check_builds_its_command() -> None:
+    for check in registry.CATALOG:
+        if check.scope == "node":
+            assert check.argv(_ctx())[0], check.name
+        else:
+            invs = check.invocations(_ctx(node=None))
+            assert invs, check.name
+
+
+def test_multinode_nccl_uses_srun_then_ring_pairs() -> None:
+    invs = registry.get("nccl-multinode").invocations(_ctx(node=None))
+    keys = [i.key for i in invs]
+    assert keys[:5] == ["all_reduce-all", "gpu001+gpu002", "gpu002+gpu003", "gpu003+gpu004",
+                        "gpu004+gpu001"]
+    first = invs[0].argv
+    assert first[0] == "srun" and "--ntasks-per-node=8" in first and "--mpi=pmix" in first
+    assert "alltoall_perf" in {a for i in invs for a in i.argv}
+    via_ssh = registry.get("nccl-multinode").invocations(_ctx("ssh", node=None))
+    assert via_ssh[0].argv[0] == "mpirun"
+
+
+def test_gpu_workloads_report_no_gpu_cleanly_here() -> None:
+    for name in ("hbm", "sdc"):
+        check = registry.get(name)
+        ctx = _ctx()
+        done = proc.run(check.argv(ctx), timeout=60, input_text=check.stdin(ctx))
+        data = check.parse(Raw("gpu001", done.stdout, done.stderr, done.returncode))
+        problems = check.sanity(data)
+        assert done.returncode == 3 and problems and ("torch" in problems[0]
+                                                      or "NVML" in problems[0]), problems

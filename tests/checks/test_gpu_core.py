@@ -1,0 +1,94 @@
+"""The numeric cores of the GPU workloads, on the CPU with numpy (no GPU needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from provision.gpu import hbm, nvml, sdc
+
+
+def test_hbm_bandwidth_counts_read_and_write() -> None:
+    # 1 GiB copied in 1 ms: 2 x 1.073741824 GB / 0.001 s
+    assert hbm.bandwidth_gbs(2**30, 1e-3) == pytest.approx(2147.483648)
+    s = hbm.summarize(2**30, [2e-3, 1e-3, 1.5e-3])
+    assert s["best_s"] == 1e-3 and s["bandwidth_gbs"] == pytest.approx(2147.48, abs=0.01)
+    assert s["mean_bandwidth_gbs"] == pytest.approx(1431.66, abs=0.01)
+    with pytest.raises(ValueError):
+        hbm.bandwidth_gbs(1, 0)
+
+
+def test_tflops_of_a_gemm() -> None:
+    assert sdc.gemm_flops(8192) == 2 * 8192**3
+    assert sdc.tflops(8192, 100, 0.2) == pytest.approx(549.755813888)
+
+
+def _cpu_gemm_checksums(flip: tuple[int, int] | None, gpus: int = 3, iters: int = 4,
+                        ) -> dict[int, list[str]]:
+    """The SDC pipeline on the CPU: fixed-seed inputs, GEMM, output bytes, sha256."""
+    rng = np.random.Generator(np.random.PCG64(1234))
+    a = rng.standard_normal((64, 64), dtype=np.float32)
+    b = rng.standard_normal((64, 64), dtype=np.float32)
+    out: dict[int, list[str]] = {}
+    for g in range(gpus):
+        sums = []
+        for it in range(iters):
+            c = bytearray((a @ b).tobytes())
+            if flip == (g, it):
+                sdc.flip_bit(c, 0)
+            sums.append(sdc.checksum(bytes(c)))
+        out[g] = sums
+    return out
+
+
+def test_identical_outputs_have_no_mismatch() -> None:
+    sums = _cpu_gemm_checksums(None)
+    res = sdc.compare(sums, {0: "H100 NVL", 1: "H100 NVL", 2: "H100 NVL"})
+    assert all(r["self_mismatch"] == 0 and r["cohort_mismatch"] == 0 for r in res.values())
+    assert len({r["reference"] for r in res.values()}) == 1
+
+
+def test_one_flipped_bit_is_caught_on_that_gpu_and_iteration() -> None:
+    sums = _cpu_gemm_checksums((1, 2))
+    res = sdc.compare(sums, {0: "m", 1: "m", 2: "m"})
+    assert res[1]["self_mismatch"] == 1 and res[1]["self_mismatch_iterations"] == [2]
+    assert res[1]["cohort_mismatch_iterations"] == [2]
+    assert res[0]["self_mismatch"] == res[0]["cohort_mismatch"] == 0
+    assert res[2]["cohort_mismatch"] == 0
+
+
+def test_cohorts_are_per_model() -> None:
+    sums = _cpu_gemm_checksums(None, gpus=2)
+    sums[1] = [s[::-1] for s in sums[1]]          # a different model gives different bits
+    res = sdc.compare(sums, {0: "H100 NVL", 1: "L40S"})
+    assert res[0]["cohort_mismatch"] == res[1]["cohort_mismatch"] == 0
+
+
+def test_two_gpus_that_disagree_are_both_marked() -> None:
+    sums = _cpu_gemm_checksums((0, 0), gpus=2, iters=2)
+    res = sdc.compare(sums, {0: "m", 1: "m"})
+    assert res[0]["cohort_mismatch_iterations"] == [0] == res[1]["cohort_mismatch_iterations"]
+
+
+def test_flip_bit_and_inject_flag() -> None:
+    buf = bytearray(b"\x00\x00")
+    sdc.flip_bit(buf, 9)
+    assert buf == bytearray(b"\x00\x02")
+    assert sdc.parse_inject("3:7") == (3, 7) and sdc.parse_inject(None) is None
+
+
+def test_clocks_event_reasons_and_sample_summary() -> None:
+    assert nvml.decode_reasons(0x4 | 0x40) == ["sw_power_cap", "hw_thermal_slowdown"]
+    samples = [
+        {"power_w": 390.0, "power_limit_w": 400.0, "temperature_c": 70, "sm_clock_mhz": 1980,
+         "clocks_events": ["sw_power_cap"]},
+        {"power_w": 350.0, "power_limit_w": 400.0, "temperature_c": 75, "sm_clock_mhz": 1700,
+         "clocks_events": ["hw_thermal_slowdown"]},
+        {"power_w": 100.0, "power_limit_w": 400.0, "temperature_c": 60, "sm_clock_mhz": 1980,
+         "clocks_events": []},
+        {"power_w": None, "temperature_c": None, "sm_clock_mhz": None, "clocks_events": None},
+    ]
+    s = nvml.summarize(samples)
+    assert s["power_max_w"] == 390.0 and s["power_mean_w"] == pytest.approx(280.0)
+    assert s["temperature_max_c"] == 75 and s["sm_clock_min_mhz"] == 1700
+    assert s["clocks_event_power"] == 0.25 and s["clocks_event_thermal"] == 0.25
