@@ -11,7 +11,6 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,8 @@ FIELD_NAMES = frozenset(f.name for f in fields(Measurement))
 
 
 def schema() -> dict[str, Any]:
+    from importlib import resources  # only here: it costs an import on every forge start
+
     text = resources.files("provision.schemas").joinpath("measurement.schema.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
@@ -75,6 +76,42 @@ def schema() -> dict[str, Any]:
 _STR = "string"
 _NUM = "number"
 _KEY_KIND: dict[str, str] = {**{k: _STR for k in _OPTIONAL_STR}, **{k: _NUM for k in _OPTIONAL_NUM}}
+
+
+_STR_KEYS = frozenset(k for k, kind in _KEY_KIND.items() if kind is _STR)
+_NUM_KEYS = frozenset(k for k, kind in _KEY_KIND.items() if kind is _NUM)
+
+
+def _plainly_valid(obj: Any) -> bool:
+    """A quick yes for the common record; False means 'ask problem()', not 'invalid'."""
+    if type(obj) is not dict:
+        return False
+    node = obj.get("node")
+    metric = obj.get("metric")
+    if type(node) is not str or not node or type(metric) is not str or not metric:
+        return False
+    v: Any = obj.get("value")
+    tv = type(v)
+    if tv is float:
+        if v - v != 0.0:  # nan or infinity
+            return False
+    elif tv is not int:
+        return False
+    if "gpu" not in obj:
+        return False
+    g = obj["gpu"]
+    if g is not None and (type(g) is not int or g < 0):
+        return False
+    for k, x in obj.items():
+        if x is None:
+            continue
+        if k in _STR_KEYS:
+            if type(x) is not str:
+                return False
+        elif k in _NUM_KEYS and type(x) is not float and type(x) is not int:
+            return False
+    b = obj.get("better")
+    return b is None or b in ("higher", "lower", "equal")
 
 
 def problem(obj: Any) -> str | None:
@@ -145,35 +182,44 @@ def _decode_problem(exc: Exception) -> str:
     return f"not valid JSON ({msg}, column {col})" if col else f"not valid JSON ({msg})"
 
 
-def iter_dicts(path: Path, *, strict: bool = False,
-               bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
-    """Yield the valid records of a JSONL file as plain dicts (the fast path for bulk readers).
+def read_dicts(path: Path, *, strict: bool = False,
+               bad: list[BadLine] | None = None) -> list[dict[str, Any]]:
+    """All valid records of a JSONL file as plain dicts (the fast path for bulk readers).
 
     Bad lines go to ``bad`` or, when strict, raise :class:`InputError` naming file and line.
     """
     data = _open_bytes(path)
+    objs: list[Any] = []
+    linenos: list[int] = []
+    problems: list[BadLine] = []
     for lineno, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
+        if not line or line.isspace():
             continue
         try:
-            obj = _loads(line)
-            why = problem(obj)
+            objs.append(_loads(line))
+            linenos.append(lineno)
         except _DecodeError as exc:
-            why = _decode_problem(exc)
+            problems.append(BadLine(str(path), lineno, _decode_problem(exc)))
+    good = []
+    for lineno, obj in zip(linenos, objs, strict=True):
+        why = None if _plainly_valid(obj) else problem(obj)
         if why is None:
-            yield obj
-            continue
-        entry = BadLine(str(path), lineno, why)
+            good.append(obj)
+        else:
+            problems.append(BadLine(str(path), lineno, why))
+    problems.sort(key=lambda b: b.line)
+    if problems:
         if strict:
-            raise InputError(str(entry), hint="use --skip-bad to skip malformed lines")
+            raise InputError(str(problems[0]), hint="use --skip-bad to skip malformed lines")
         if bad is not None:
-            bad.append(entry)
+            bad.extend(problems)
+    return good
 
 
-def read_dicts(path: Path, *, strict: bool = False,
-               bad: list[BadLine] | None = None) -> list[dict[str, Any]]:
-    """All valid records of a JSONL file as dicts; see :func:`iter_dicts`."""
-    return list(iter_dicts(path, strict=strict, bad=bad))
+def iter_dicts(path: Path, *, strict: bool = False,
+               bad: list[BadLine] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the valid records of a JSONL file as plain dicts; see :func:`read_dicts`."""
+    yield from read_dicts(path, strict=strict, bad=bad)
 
 
 def iter_records(path: Path, *, strict: bool = False,
