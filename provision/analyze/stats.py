@@ -1,0 +1,202 @@
+"""The vectorised core: cohort statistics and a verdict for every reading.
+
+Per cohort: median, MAD and a *scale* (the spread a healthy reading may show):
+
+    scale = max(1.4826 * MAD, rel_floor * |median|, unit floor)     n >= min_cohort
+    scale = max(tiny_rel / outlier_z * |median|, unit floor)        3 <= n < min_cohort
+    no statistical judgement                                        n < 3
+
+Per reading, in this order (the first that applies wins):
+1. hard limits: outside the record's ``min``/``max`` or the policy's limit -> fail;
+2. zero-spread metrics (a counter that stays 0, a link count that is a
+   constant): any deviation in the bad direction from the expected constant
+   (the record's ``expected``; 0 for a lower-is-better counter; else the most
+   common value of the cohort) -> fail when the metric is fatal or a
+   higher-is-better constant (a missing link, port or GPU), else warn;
+3. robust outliers: score = deviation in the bad direction / scale;
+   >= outlier_z -> warn, >= fail_z -> fail. Only the bad direction counts:
+   a GPU faster than its peers is never flagged, unless the metric is two-sided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from provision.analyze.columns import Columns
+from provision.analyze.policy import UNIT_FLOORS, Policy
+
+NONE, LIMIT, CONSTANT, OUTLIER = 0, 1, 2, 3
+OK, WARN, FAIL = 0, 1, 2
+_MAD_TO_SIGMA = 1.4826
+_EPS = 1e-12
+
+
+@dataclass(frozen=True, eq=False)
+class CohortStats:
+    n: np.ndarray           # readings per cohort
+    median: np.ndarray
+    mad: np.ndarray
+    scale: np.ndarray       # nan: no statistical judgement (fewer than 3 readings)
+    floor: np.ndarray       # the scale a cohort would have with MAD 0 (used by drift)
+    const: np.ndarray       # expected constant of zero-spread cohorts (nan otherwise)
+    tiny: np.ndarray        # bool: 3 <= n < min_cohort
+    direction: np.ndarray   # int8: +1 higher is better, -1 lower is better, 0 two-sided
+    zero_spread: np.ndarray  # bool
+    fatal: np.ndarray       # bool
+    lim_lo: np.ndarray      # policy limits per cohort (nan: none)
+    lim_hi: np.ndarray
+    order: np.ndarray       # reading indices sorted by cohort (stable)
+    starts: np.ndarray      # cohort c is order[starts[c]:ends[c]]
+    ends: np.ndarray
+
+    def members(self, c: int) -> np.ndarray:
+        return self.order[self.starts[c]:self.ends[c]]
+
+
+@dataclass(frozen=True, eq=False)
+class Judgement:
+    signed: np.ndarray      # (value - median) / scale; nan where not judged
+    score: np.ndarray       # deviation in the bad direction / scale (<= 0: good side)
+    kind: np.ndarray        # int8: NONE, LIMIT, CONSTANT, OUTLIER
+    severity: np.ndarray    # int8: OK, WARN, FAIL
+    lo: np.ndarray          # effective hard limits (record's, else policy's)
+    hi: np.ndarray
+
+
+def _order(cols: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reading indices sorted by cohort (stable), and each cohort's [start, end)."""
+    ncoh = len(cols.cohorts)
+    # a 16-bit key lets numpy use a radix sort: ~10x faster than a comparison sort on 4M keys
+    key = cols.cohort.astype(np.uint16) if ncoh < 65536 else cols.cohort
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(cols.cohort, minlength=ncoh)
+    ends = np.cumsum(counts)
+    return order, ends - counts, ends
+
+
+def cohort_stats(cols: Columns, policy: Policy) -> CohortStats:
+    ncoh = len(cols.cohorts)
+    order, starts, ends = _order(cols)
+    sorted_vals = cols.value[order]
+    n = ends - starts
+    median = np.full(ncoh, np.nan)
+    mad = np.full(ncoh, np.nan)
+    const = np.full(ncoh, np.nan)
+    direction = np.array([c.direction for c in cols.cohorts], dtype=np.int8)
+    zero_spread = np.array([c.zero_spread for c in cols.cohorts], dtype=bool)
+    fatal = np.array([c.fatal for c in cols.cohorts], dtype=bool)
+    unit_floor = np.array([UNIT_FLOORS.get(c.unit or "", 0.0) for c in cols.cohorts])
+    lim_lo = np.full(ncoh, np.nan)
+    lim_hi = np.full(ncoh, np.nan)
+    for c, coh in enumerate(cols.cohorts):
+        lim = policy.limit_for(coh.metric, coh.model)
+        if lim is not None:
+            lim_lo[c] = np.nan if lim.min is None else lim.min
+            lim_hi[c] = np.nan if lim.max is None else lim.max
+        s, e = starts[c], ends[c]
+        if e == s:
+            continue
+        v = sorted_vals[s:e]
+        if zero_spread[c]:
+            const[c] = _expected_constant(v, int(direction[c]))
+            median[c] = float(np.median(v))
+            mad[c] = 0.0
+            continue
+        med = float(np.median(v))
+        median[c] = med
+        mad[c] = float(np.median(np.abs(v - med)))
+    absmed = np.abs(median)
+    floor = np.maximum(np.maximum(policy.rel_floor * absmed, unit_floor), _EPS)
+    tiny = (n >= 3) & (n < policy.min_cohort)
+    scale = np.where(n >= policy.min_cohort, np.maximum(_MAD_TO_SIGMA * mad, floor), np.nan)
+    tiny_scale = np.maximum(policy.tiny_rel / policy.outlier_z * absmed,
+                            np.maximum(unit_floor, _EPS))
+    scale = np.where(tiny, tiny_scale, scale)
+    return CohortStats(n=n, median=median, mad=mad, scale=scale, floor=floor, const=const,
+                       tiny=tiny, direction=direction, zero_spread=zero_spread, fatal=fatal,
+                       lim_lo=lim_lo, lim_hi=lim_hi, order=order, starts=starts, ends=ends)
+
+
+def _expected_constant(v: np.ndarray, direction: int) -> float:
+    """A lower-is-better constant is 0 (a counter); otherwise the most common value."""
+    if direction < 0:
+        return 0.0
+    vals, counts = np.unique(v, return_counts=True)
+    top = vals[counts == counts.max()]
+    # on a tie the better value is the healthy one (2 nodes: 8 GPUs and 7 GPUs -> 8)
+    return float(top.max() if direction > 0 else top[len(top) // 2])
+
+
+def judge(cols: Columns, st: CohortStats, policy: Policy) -> Judgement:
+    """Scores in cohort order, one contiguous slice per cohort, then scattered back.
+
+    Working on slices keeps every per-cohort constant a scalar: no per-reading
+    gathers of medians, scales and directions, which matters at 4M readings.
+    """
+    n = cols.n
+    v_sorted = cols.value[st.order]
+    signed_s = np.full(n, np.nan)
+    score_s = np.full(n, np.nan)
+    const_idx = []
+    for c in range(len(cols.cohorts)):
+        s, e = int(st.starts[c]), int(st.ends[c])
+        if e == s:
+            continue
+        if st.zero_spread[c]:
+            const_idx.append(st.order[s:e])
+            continue
+        scale = st.scale[c]
+        if not np.isfinite(scale):
+            continue
+        sig = signed_s[s:e]
+        np.subtract(v_sorted[s:e], st.median[c], out=sig)
+        sig *= 1.0 / scale
+        d = st.direction[c]
+        if d > 0:
+            np.negative(sig, out=score_s[s:e])
+        elif d < 0:
+            score_s[s:e] = sig
+        else:
+            np.abs(sig, out=score_s[s:e])
+    del v_sorted
+    signed = np.empty(n)
+    signed[st.order] = signed_s
+    del signed_s
+    score = np.empty(n)
+    score[st.order] = score_s
+    del score_s
+
+    kind = np.zeros(n, dtype=np.int8)
+    severity = np.zeros(n, dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        out_idx = np.nonzero(score >= policy.outlier_z)[0]
+    if out_idx.shape[0]:
+        kind[out_idx] = OUTLIER
+        fail = (score[out_idx] >= policy.fail_z) | st.fatal[cols.cohort[out_idx]]
+        severity[out_idx] = np.where(fail, FAIL, WARN)
+
+    if const_idx:
+        idx = np.concatenate(const_idx)
+        c = cols.cohort[idx]
+        e = cols.expected[idx]
+        exp = np.where(np.isnan(e), st.const[c], e)
+        dev = cols.value[idx] - exp
+        tol = 1e-9 * np.maximum(1.0, np.abs(exp))
+        d = st.direction[c]
+        bad = np.where(d > 0, dev < -tol, np.where(d < 0, dev > tol, np.abs(dev) > tol))
+        hit = idx[bad]
+        kind[hit] = CONSTANT
+        severity[hit] = np.where(st.fatal[c[bad]] | (d[bad] >= 0), FAIL, WARN)
+
+    lo, hi = cols.lo, cols.hi
+    if np.isfinite(st.lim_lo).any():
+        lo = np.fmax(lo, st.lim_lo[cols.cohort])
+    if np.isfinite(st.lim_hi).any():
+        hi = np.fmin(hi, st.lim_hi[cols.cohort])
+    with np.errstate(invalid="ignore"):
+        lim_idx = np.nonzero((cols.value < lo) | (cols.value > hi))[0]
+    kind[lim_idx] = LIMIT
+    severity[lim_idx] = FAIL
+    return Judgement(signed=signed, score=score, kind=kind, severity=severity, lo=lo, hi=hi)

@@ -1,0 +1,1 @@
+"""Reports of an analysis: terminal table, JSON, JUnit XML, Prometheus textfile, HTML."""

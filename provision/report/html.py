@@ -1,0 +1,193 @@
+"""The self-contained HTML report: verdict, findings, and plots people would rather look at.
+
+Everything is inline (CSS and SVG, no script, no fonts, no network): the
+file can be mailed, archived with a run, or opened on an air-gapped site.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from provision import __version__
+from provision.analyze.findings import Analysis, Finding
+from provision.analyze.pairs import attribute
+from provision.analyze.text import qty
+from provision.report import svg
+from provision.report.table import expected_text, grouped_rows, node_lines, verdict_line, where
+
+MAX_STRIPS = 60
+MAX_OK_POINTS = 800
+MAX_FLAGGED_POINTS = 300
+MAX_HEAT = 64
+MAX_TOPO = 48
+MAX_ROWS = 500
+_SEV = {"fail": 2, "warn": 1}
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("provision.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True,
+        lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+
+def _strips(a: Analysis) -> list[dict[str, Any]]:
+    cols, st, jd = a.columns, a.stats, a.judgement
+    flagged_coh = {f.cohort for f in a.findings}
+    ranked = sorted(cols.cohorts, key=lambda c: (c.label not in flagged_coh, c.label))
+    out = []
+    rng = np.random.default_rng(0)
+    for coh in ranked:
+        c = coh.index
+        if st.zero_spread[c] or st.n[c] < 3 or not math.isfinite(st.median[c]):
+            continue
+        idx = st.members(c)
+        sev = jd.severity[idx]
+        ok = idx[sev == 0]
+        bad = idx[sev != 0][:MAX_FLAGGED_POINTS]
+        if ok.shape[0] > MAX_OK_POINTS:
+            ok = rng.choice(ok, MAX_OK_POINTS, replace=False)
+        pick = np.concatenate([ok, bad])
+        labels = [_reading_label(a, int(i)) for i in bad.tolist()]
+        flag_at = None
+        if math.isfinite(st.scale[c]) and coh.direction:
+            flag_at = float(st.median[c] - coh.direction * a.policy.outlier_z * st.scale[c])
+        plot = svg.strip_plot(cols.value[pick], jd.severity[pick], labels,
+                              median=float(st.median[c]), flag_at=flag_at, unit=coh.unit, seed=c)
+        out.append({"label": coh.label, "svg": plot, "n": int(st.n[c]),
+                    "flagged": int((sev != 0).sum()),
+                    "median": qty(float(st.median[c]), coh.unit),
+                    "flag_at": qty(flag_at, coh.unit) if flag_at is not None else "-",
+                    "sampled": int(st.n[c]) > pick.shape[0]})
+        if len(out) >= MAX_STRIPS:
+            break
+    return out
+
+
+def _reading_label(a: Analysis, i: int) -> str:
+    cols = a.columns
+    g = int(cols.gpu[i])
+    who = cols.nodes[cols.node[i]] + (f" GPU {g}" if g >= 0 else "")
+    if cols.peer[i] >= 0:
+        who += f" <-> {cols.peers[cols.peer[i]]}"
+    unit = cols.cohorts[cols.cohort[i]].unit
+    return f"{who}: {qty(float(cols.value[i]), unit)}"
+
+
+def _heat_maps(a: Analysis) -> list[dict[str, Any]]:
+    cols, st = a.columns, a.stats
+    att = attribute(cols, a.judgement, a.policy)
+    blamed_by_coh: dict[int, set[str]] = defaultdict(set)
+    for b in att.blamed:
+        blamed_by_coh[b.cohort].add(b.endpoint)
+    pairs_by_coh: dict[int, list[Any]] = defaultdict(list)
+    # attribute() returns only slow pairs; rebuild the full matrix from the readings
+    idx = np.nonzero(cols.peer >= 0)[0]
+    for i in idx.tolist():
+        c = int(cols.cohort[i])
+        if cols.cohorts[c].pair != "node":
+            continue
+        pairs_by_coh[c].append(i)
+    out = []
+    for c, readings in sorted(pairs_by_coh.items()):
+        coh = cols.cohorts[c]
+        cells: dict[tuple[str, str], tuple[float, int]] = {}
+        acc: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i in readings:
+            a_ep = cols.nodes[cols.node[i]]
+            b_ep = cols.peers[cols.peer[i]]
+            acc[(a_ep, b_ep) if a_ep < b_ep else (b_ep, a_ep)].append(i)
+        for key, rs in acc.items():
+            r = np.array(rs)
+            cells[key] = (float(np.median(cols.value[r])), int(a.judgement.severity[r].max()))
+        endpoints = sorted({e for k in cells for e in k})
+        total = len(endpoints)
+        if total > MAX_HEAT:
+            focus = set(blamed_by_coh[c]) | {e for k, (_, s) in cells.items() if s for e in k}
+            near = {e for k in cells for e in k if set(k) & focus}
+            chosen = sorted(focus | near)[:MAX_HEAT]
+            rest = [e for e in endpoints if e not in set(chosen)]
+            endpoints = sorted(chosen + rest[:max(0, MAX_HEAT - len(chosen))])
+        plot = svg.heat_map(endpoints, cells, median=float(st.median[c]), unit=coh.unit,
+                            blamed=blamed_by_coh[c])
+        out.append({"label": coh.label, "svg": plot, "shown": len(endpoints), "total": total,
+                    "pairs": len(cells)})
+    return out
+
+
+def _topologies(a: Analysis) -> tuple[list[dict[str, Any]], int]:
+    cols = a.columns
+    per_node: dict[str, list[Finding]] = defaultdict(list)
+    for f in a.findings:
+        for n in f.nodes:
+            per_node[n].append(f)
+    ranked = sorted(per_node, key=lambda n: (-max(_SEV[f.severity] for f in per_node[n]), n))
+    node_ix = {n: k for k, n in enumerate(cols.nodes)}
+    att = attribute(cols, a.judgement, a.policy)
+    slow_links: dict[tuple[str, str], int] = {}
+    for p, _, _ in att.links:
+        slow_links[(p.a, p.b)] = p.severity
+    for b in att.blamed:
+        for p in b.slow:
+            slow_links[(p.a, p.b)] = p.severity
+    gpu_pairs_of: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for i in np.nonzero(cols.peer >= 0)[0].tolist():
+        coh = cols.cohorts[cols.cohort[i]]
+        peer = cols.peers[cols.peer[i]]
+        node = cols.nodes[cols.node[i]]
+        pn, _, pg = peer.partition(":")
+        if coh.pair == "gpu" and pn == node and pg.isdigit() and cols.gpu[i] >= 0:
+            x, y = int(cols.gpu[i]), int(pg)
+            gpu_pairs_of[node].add((min(x, y), max(x, y)))
+    out = []
+    for node in ranked[:MAX_TOPO]:
+        k = node_ix[node]
+        gpus = sorted(set(np.unique(cols.gpu[cols.node == k]).tolist()) - {-1})
+        gpu_state: dict[int, tuple[int, str]] = {}
+        node_sev, node_text = 0, []
+        for f in per_node[node]:
+            s = _SEV[f.severity]
+            # a link finding colours the link, not the GPUs at its ends
+            targets = [] if f.kind == "pair-link" else (
+                [f.gpu] if f.gpu is not None and f.node == node else list(f.gpus))
+            text = f"{f.metric}: {f.reason}"
+            if f.kind == "pair-link" and f.peer and ":" in f.peer:
+                continue
+            if not targets:
+                node_sev = max(node_sev, s)
+                node_text.append(text)
+            for g in targets:
+                prev = gpu_state.get(g, (0, ""))
+                gpu_state[g] = (max(prev[0], s), (prev[1] + "; " if prev[1] else "") + text)
+        links = []
+        for x, y in sorted(gpu_pairs_of.get(node, ())):
+            ea, eb = sorted((f"{node}:{x}", f"{node}:{y}"))
+            ls = slow_links.get((ea, eb), 0)
+            links.append((x, y, ls, "slow" if ls else "ok"))
+        plot = svg.topology(node, gpus, gpu_state, links, (node_sev, "; ".join(node_text)))
+        out.append({"node": node, "svg": plot})
+    return out, max(0, len(ranked) - MAX_TOPO)
+
+
+def html_report(a: Analysis, *, generated_at: datetime | None = None,
+                title: str = "forge acceptance report") -> str:
+    when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    rows = [{"sev": f.severity, "where": nodes + where(f), "metric": f.metric,
+             "measured": qty(f.value, f.unit), "expected": expected_text(f), "kind": f.kind,
+             "reason": f.reason, "source": f.source or ""}
+            for f, nodes, _ in grouped_rows(a.findings)]
+    topos, more_topos = _topologies(a)
+    counts = a.counts()
+    return _env().get_template("report.html.j2").render(
+        title=title, when=when, version=__version__, verdict=a.verdict,
+        verdict_line=verdict_line(a), counts=counts, rows=rows[:MAX_ROWS],
+        more_rows=max(0, len(rows) - MAX_ROWS), node_lines=node_lines(a),
+        grid=svg.fleet_grid(a.node_status()), strips=_strips(a), heats=_heat_maps(a),
+        topos=topos, more_topos=more_topos, inputs=list(a.inputs),
+        bad_lines=[str(b) for b in a.bad_lines[:200]], n_bad=len(a.bad_lines), policy=a.policy)
