@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -30,3 +33,22 @@ def backend(prefer: str = "auto") -> tuple[str, Any]:
         except Exception as exc:  # ImportError, CUDA driver errors
             reasons.append(f"{name}: {type(exc).__name__}: {exc}"[:200])
     raise NoGpu("; ".join(reasons))
+
+
+def print_result(compute: Callable[[], dict[str, Any]], schema_version: int) -> int:
+    """Run a GPU workload and print its JSON result on stdout.
+
+    Exit 0 with the result, or 3 with ``{"error": ...}`` when no GPU can be used,
+    so launchers tell "no GPU here" from a failed measurement.
+    """
+    from provision.gpu import nvml
+
+    try:
+        result = compute()
+    except (NoGpu, nvml.NvmlUnavailable) as exc:
+        json.dump({"schema_version": schema_version, "error": str(exc), "gpus": []}, sys.stdout)
+        sys.stdout.write("\n")
+        return 3
+    json.dump(result, sys.stdout, sort_keys=True)
+    sys.stdout.write("\n")
+    return 0

@@ -10,7 +10,6 @@ and remapped rows are read through NVML before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -123,17 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--backend", default="auto", choices=("auto", "torch", "cupy"))
     args = ap.parse_args(argv)
-    from provision.gpu import arrays, nvml
+    from provision.gpu import arrays
 
-    try:
-        result = run(args.size_mib, args.repeat, args.backend)
-    except (arrays.NoGpu, nvml.NvmlUnavailable) as exc:
-        json.dump({"schema_version": SCHEMA_VERSION, "error": str(exc), "gpus": []}, sys.stdout)
-        sys.stdout.write("\n")
-        return 3
-    json.dump(result, sys.stdout, sort_keys=True)
-    sys.stdout.write("\n")
-    return 0
+    return arrays.print_result(lambda: run(args.size_mib, args.repeat, args.backend),
+                               SCHEMA_VERSION)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import threading
@@ -217,18 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--inject-flip", metavar="GPU:ITER", default=None)
     ap.add_argument("--backend", default="auto", choices=("auto", "torch", "cupy"))
     args = ap.parse_args(argv)
-    from provision.gpu import arrays, nvml
+    from provision.gpu import arrays
 
-    try:
-        result = run(args.seconds, args.n, args.seed, args.inner,
-                     parse_inject(args.inject_flip), args.backend)
-    except (arrays.NoGpu, nvml.NvmlUnavailable) as exc:
-        json.dump({"schema_version": SCHEMA_VERSION, "error": str(exc), "gpus": []}, sys.stdout)
-        sys.stdout.write("\n")
-        return 3
-    json.dump(result, sys.stdout, sort_keys=True)
-    sys.stdout.write("\n")
-    return 0
+    return arrays.print_result(lambda: run(args.seconds, args.n, args.seed, args.inner,
+                          parse_inject(args.inject_flip), args.backend),
+                               SCHEMA_VERSION)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from provision import proc
 from provision.cli.main import main
 from provision.measurement import read_dicts
 
-lab_pkg = pytest.importorskip("provision.lab", reason="the container lab package is not present")
-config, keys, lab = lab_pkg.config, lab_pkg.keys, lab_pkg.lab
+pytest.importorskip("provision.lab", reason="the container lab package is not present")
+from provision.lab import config, keys, lab  # noqa: E402
 
 pytestmark = pytest.mark.lab
 
