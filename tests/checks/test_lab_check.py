@@ -16,7 +16,7 @@ from provision.cli.main import main
 from provision.measurement import read_dicts
 
 pytest.importorskip("provision.lab", reason="the container lab package is not present")
-from provision.lab import config, keys, lab  # noqa: E402
+from provision.lab import config, keys, lab
 
 pytestmark = pytest.mark.lab
 
