@@ -1,0 +1,318 @@
+"""The SQLite history store: measurements by node, GPU serial/UUID, metric and time.
+
+Several writers at once are normal here (a cron sweep overlapping a Slurm
+health check, a fleet of nodes pushing results), so:
+
+- the database runs in WAL mode (readers never block the writer),
+- every connection sets ``busy_timeout`` so SQLite waits for a lock itself,
+- every write is one ``BEGIN IMMEDIATE`` transaction, retried with jittered
+  backoff on SQLITE_BUSY/LOCKED until a deadline, so a sweep's rows land
+  all together or not at all, and none is lost to a lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from provision.errors import CommandTimeout, InputError
+from provision.history import schema
+from provision.history.timeparse import from_iso
+from provision.measurement import Measurement
+
+T = TypeVar("T")
+_BUSY_CODES = {5, 6, 261, 262, 517}  # SQLITE_BUSY, _LOCKED and their extended codes
+
+
+class HistoryBusy(CommandTimeout):
+    """The store stayed locked past the retry deadline."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    started: float
+    kind: str = "sweep"              # sweep | local | push | import
+    origin: str | None = None        # host that wrote it
+    profile: str | None = None
+    nodes: str | None = None         # folded node set
+    status: str | None = None
+    finished: float | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    ts: float
+    node: str
+    metric: str
+    value: float
+    gpu: int | None = None
+    serial: str | None = None
+    uuid: str | None = None
+    unit: str | None = None
+    check: str | None = None
+    detail: str | None = None
+    run_id: str | None = None
+    agg: str = "raw"
+    n: int = 1
+    vmin: float | None = None
+    vmax: float | None = None
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code in _BUSY_CODES
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class HistoryStore:
+    """One connection to a history database; use as a context manager."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 10.0,
+                 retry_deadline_s: float = 120.0, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self.retry_deadline_s = retry_deadline_s
+        if readonly and not self.path.exists():
+            raise InputError(f"{self.path}: no history database here",
+                             hint="run a sweep with --db PATH first, or pass the right --db")
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s,
+                                        isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise InputError(f"{self.path}: cannot open history database: {exc}") from None
+        try:
+            self._configure()
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+                raise HistoryBusy(f"{self.path}: database stayed locked") from None
+            raise InputError(f"{self.path}: not a usable forge history database ({exc})") \
+                from None
+
+    # --- connection set-up -------------------------------------------------
+    def _configure(self) -> None:
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        # only takes effect on a new, empty database; lets compaction give pages back
+        c.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        self._retry(lambda: c.execute("PRAGMA journal_mode = WAL").fetchone())
+        c.execute("PRAGMA synchronous = NORMAL")
+
+    def _migrate(self) -> None:
+        self._retry(lambda: self.conn.execute(schema.VERSION_TABLE))
+        for m in schema.MIGRATIONS:
+            if self.version() >= m.version:
+                continue
+
+            def apply(cur: sqlite3.Connection, m: schema.Migration = m) -> None:
+                # re-read inside the lock: another process may have just migrated
+                if self._version(cur) >= m.version:
+                    return
+                for stmt in m.statements:
+                    cur.execute(stmt)
+                cur.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                            (m.version, m.description, time.time()))
+
+            self.transaction(apply)
+        v = self.version()
+        if v > schema.LATEST:
+            raise InputError(f"{self.path}: history schema version {v} is newer than this "
+                             f"forge understands ({schema.LATEST})", hint="upgrade forge")
+
+    @staticmethod
+    def _version(c: sqlite3.Connection) -> int:
+        row = c.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def version(self) -> int:
+        return self._version(self.conn)
+
+    # --- transactions ------------------------------------------------------
+    def _retry(self, fn: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.retry_deadline_s
+        delay = 0.01
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    if _is_busy(exc):
+                        raise HistoryBusy(
+                            f"{self.path}: database stayed locked for "
+                            f"{self.retry_deadline_s:g} s", hint="another writer holds it; "
+                            "check for a stuck process") from None
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside BEGIN IMMEDIATE ... COMMIT, retried as a whole on BUSY."""
+        def attempt() -> T:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                result = fn(self.conn)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            return result
+        return self._retry(attempt)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -----------------------------------------------------------
+    def record(self, run: RunInfo, records: Iterable[Measurement]) -> int:
+        """Store a run and its measurements in one transaction; returns the rows written."""
+        rows = [_row(run, r) for r in records]
+
+        def write(c: sqlite3.Connection) -> int:
+            c.execute(
+                "INSERT INTO runs (run_id, started, finished, kind, origin, profile, nodes, "
+                "status) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET "
+                "finished=excluded.finished, status=excluded.status",
+                (run.run_id, run.started, run.finished, run.kind, run.origin, run.profile,
+                 run.nodes, run.status))
+            c.executemany(
+                "INSERT INTO samples (run_id, ts, node, gpu, serial, uuid, metric, value, unit, "
+                "check_name, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            return len(rows)
+        return self.transaction(write)
+
+    def log_action(self, run_id: str | None, node: str, action: str, reason: str,
+                   outcome: str) -> None:
+        self.transaction(lambda c: c.execute(
+            "INSERT INTO actions (ts, run_id, node, action, reason, outcome) "
+            "VALUES (?,?,?,?,?,?)", (time.time(), run_id, node, action, reason, outcome)))
+
+    # --- streaks (the drain/resume policy's memory) ------------------------
+    def streaks(self, node: str) -> dict[str, int]:
+        rows = self.conn.execute("SELECT key, count FROM streaks WHERE node = ?", (node,))
+        return {k: int(n) for k, n in rows}
+
+    def set_streaks(self, node: str, counts: dict[str, int], run_id: str | None) -> None:
+        """Replace a node's streak counters with ``counts`` (keys absent are reset)."""
+        now = time.time()
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM streaks WHERE node = ?", (node,))
+            c.executemany(
+                "INSERT INTO streaks (node, key, count, last_run, updated) VALUES (?,?,?,?,?)",
+                [(node, k, n, run_id, now) for k, n in sorted(counts.items()) if n > 0])
+        self.transaction(write)
+
+    # --- reading -----------------------------------------------------------
+    def samples(self, *, nodes: Sequence[str] | None = None, metric: str | None = None,
+                since: float | None = None, until: float | None = None,
+                uuid: str | None = None, limit: int | None = None) -> list[Sample]:
+        """Samples in time order, filtered by node list, metric, GPU UUID and time."""
+        where, args = _where(nodes, metric, since, until, uuid)
+        sql = ("SELECT ts, node, metric, value, gpu, serial, uuid, unit, check_name, detail, "
+               f"run_id, agg, n, vmin, vmax FROM samples{where} ORDER BY ts, id")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [Sample(*row) for row in self.conn.execute(sql, args)]
+
+    def has_run(self, run_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?",
+                                 (run_id,)).fetchone() is not None
+
+    def metrics(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT metric FROM samples ORDER BY 1")]
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+
+    def runs(self, limit: int = 20) -> list[RunInfo]:
+        rows = self.conn.execute(
+            "SELECT run_id, started, kind, origin, profile, nodes, status, finished FROM runs "
+            "ORDER BY started DESC LIMIT ?", (limit,))
+        return [RunInfo(*r) for r in rows]
+
+    def actions(self, node: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT ts, run_id, node, action, reason, outcome FROM actions"
+        args: tuple[Any, ...] = ()
+        if node:
+            sql += " WHERE node = ?"
+            args = (node,)
+        cols = ("ts", "run_id", "node", "action", "reason", "outcome")
+        return [dict(zip(cols, r, strict=True))
+                for r in self.conn.execute(sql + " ORDER BY ts, id", args)]
+
+    def baseline(self, *, since: float, until: float | None = None,
+                 metrics: Sequence[str] | None = None,
+                 nodes: Sequence[str] | None = None) -> list[Measurement]:
+        """One record per (node, GPU, metric): the median over the window.
+
+        This is what the analyzer's drift detection compares a new run with
+        (``Baseline.from_records``). Rows stream in group order, so memory
+        holds one group at a time, not the window.
+        """
+        out: list[Measurement] = []
+        for m in metrics or [None]:  # type: ignore[list-item]
+            where, args = _where(nodes, m, since, until, None)
+            rows = self.conn.execute(
+                "SELECT node, gpu, metric, value, unit, serial, uuid, check_name FROM samples"
+                f"{where} ORDER BY node, gpu, metric, ts", args)
+            for (node, gpu, metric), grp in itertools.groupby(rows, key=lambda r: r[:3]):
+                g = list(grp)
+                last = g[-1]
+                out.append(Measurement(
+                    node=node, metric=metric, gpu=gpu,
+                    value=float(statistics.median(r[3] for r in g)), unit=last[4],
+                    serial=last[5], uuid=last[6], check=last[7],
+                    source=f"history:{len(g)} samples", detail="baseline median"))
+        return out
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def journal_mode(self) -> str:
+        return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def _where(nodes: Sequence[str] | None, metric: str | None, since: float | None,
+           until: float | None, uuid: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if nodes:
+        clauses.append(f"node IN ({','.join('?' * len(nodes))})")
+        args.extend(nodes)
+    if metric:
+        clauses.append("metric = ?")
+        args.append(metric)
+    if uuid:
+        clauses.append("uuid = ?")
+        args.append(uuid)
+    if since is not None:
+        clauses.append("ts >= ?")
+        args.append(since)
+    if until is not None:
+        clauses.append("ts < ?")
+        args.append(until)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _row(run: RunInfo, r: Measurement) -> tuple[Any, ...]:
+    return (run.run_id, from_iso(r.ts, run.started), r.node, r.gpu, r.serial, r.uuid,
+            r.metric, r.value, r.unit, r.check, r.detail)

@@ -1,0 +1,58 @@
+"""Trends as text: sparklines and per-series summaries (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from provision.history.store import Sample
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 40) -> str:
+    """Unicode bars scaled between the series' min and max; resampled to ``width``."""
+    if not values:
+        return ""
+    vals = list(values)
+    if len(vals) > width:
+        # keep the maximum of each slice: a single spike must stay visible
+        step = len(vals) / width
+        vals = [max(vals[int(i * step):max(int((i + 1) * step), int(i * step) + 1)])
+                for i in range(width)]
+    lo, hi = min(vals), max(vals)
+    if hi == lo:
+        return BARS[0] * len(vals)
+    span = hi - lo
+    return "".join(BARS[min(len(BARS) - 1, int((v - lo) / span * (len(BARS) - 1) + 0.5))]
+                   for v in vals)
+
+
+@dataclass(frozen=True)
+class Series:
+    node: str
+    gpu: int | None
+    metric: str
+    unit: str | None
+    values: tuple[float, ...]
+    first_ts: float
+    last_ts: float
+
+    @property
+    def key(self) -> str:
+        return self.node if self.gpu is None else f"{self.node} gpu{self.gpu}"
+
+    @property
+    def last(self) -> float:
+        return self.values[-1]
+
+
+def series(samples: Sequence[Sample]) -> list[Series]:
+    """Group samples into one series per (node, GPU, metric), in time order."""
+    groups: dict[tuple[str, int | None, str], list[Sample]] = {}
+    for s in sorted(samples, key=lambda s: s.ts):
+        groups.setdefault((s.node, s.gpu, s.metric), []).append(s)
+    out = [Series(node, gpu, metric, ss[-1].unit, tuple(s.value for s in ss), ss[0].ts,
+                  ss[-1].ts) for (node, gpu, metric), ss in groups.items()]
+    out.sort(key=lambda s: (s.metric, s.node, -1 if s.gpu is None else s.gpu))
+    return out

@@ -1,0 +1,400 @@
+"""The light, non-disruptive probes a sweep runs, as shell commands plus pure parsers.
+
+One probe = one short command and one function from its output to
+measurement records. The same command runs on the node itself (``--local``)
+or through SSH (fan-out): all of a node's probes go as one script in one
+connection, each wrapped in ``timeout`` and delimited by marker lines, so a
+hung probe costs its own timeout and never the whole node.
+
+Test hooks (documented in docs/sweeps.md): ``FORGE_SWEEP_XID_FILE`` and
+``FORGE_SWEEP_DCGM_FILE`` make the Xid and DCGM probes read a file instead of
+the kernel log / ``dcgmi``; they are read from the environment or from
+``/etc/default/forge-health``. They exist to replay recorded real failures
+on lab nodes.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from provision.history.timeparse import from_iso
+from provision.measurement import Measurement
+from provision.parsers.base import record
+from provision.sweep.expect import NodeExpectation
+
+#: Xid codes after which the GPU needs a reset, a reboot or service (NVIDIA Xid catalog):
+#: 48 DBE, 62 internal micro-controller halt, 63/64 row remap pending/failed, 79 fallen off
+#: the bus, 94/95 contained/uncontained ECC, 119/120 GSP RPC timeout/error, 140 unrecovered ECC
+FATAL_XIDS = frozenset({48, 62, 63, 64, 79, 94, 95, 119, 120, 140})
+DEFAULTS_FILE = "/etc/default/forge-health"
+BEGIN, END = "@@forge-probe-begin", "@@forge-probe-end"
+
+GPU_FIELDS = (
+    "index,uuid,serial,name,pci.bus_id,driver_version,persistence_mode,temperature.gpu,"
+    "power.draw,power.limit,clocks.sm,pcie.link.gen.current,pcie.link.gen.max,"
+    "pcie.link.width.current,pcie.link.width.max,ecc.errors.uncorrected.volatile.total,"
+    "ecc.errors.uncorrected.aggregate.total,ecc.errors.corrected.volatile.total,"
+    "retired_pages.pending,remapped_rows.pending,remapped_rows.failure")
+GPU_EVENT_FIELDS = ("clocks_event_reasons.hw_thermal_slowdown,clocks_event_reasons.sw_power_cap,"
+                    "clocks_event_reasons.hw_slowdown")
+# drivers before 530 name the same reasons clocks_throttle_reasons.*
+GPU_THROTTLE_FIELDS = GPU_EVENT_FIELDS.replace("clocks_event_reasons", "clocks_throttle_reasons")
+
+NIC_SYSFS = r"""found=0
+for p in /sys/class/infiniband/*/ports/*; do
+  [ -d "$p" ] || continue; found=1
+  d=${p%/ports/*}; d=${d##*/}; n=${p##*/}; r() { cat "$1" 2>/dev/null | tr '\t' ' '; }
+  printf 'dev=%s\tport=%s\tstate=%s\tphys=%s\trate=%s\tlayer=%s\tfw=%s\t' \
+    "$d" "$n" "$(r $p/state)" "$(r $p/phys_state)" "$(r $p/rate)" "$(r $p/link_layer)" \
+    "$(r /sys/class/infiniband/$d/fw_ver)"
+  printf 'symbol_error=%s\tlink_downed=%s\tport_rcv_errors=%s\n' \
+    "$(r $p/counters/symbol_error)" "$(r $p/counters/link_downed)" \
+    "$(r $p/counters/port_rcv_errors)"
+done
+[ "$found" = 1 ] || ibstat 2>&1 || echo 'no RDMA devices'"""
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    description: str
+    timeout_s: float
+    applies: Callable[[NodeExpectation], bool]
+    command: Callable[[NodeExpectation], str]
+    parse: Callable[[str, NodeExpectation, float], list[Measurement]]
+    #: the tool's exit code carries the verdict (dcgmi diag exits non-zero on a failed test)
+    any_rc: bool = False
+
+
+# --- host: CPUs online and memory visible (lost DIMMs, offlined cores) ------------------
+def host_command(exp: NodeExpectation) -> str:
+    return "nproc --all; nproc; awk '/^MemTotal:/ {print $2}' /proc/meminfo; uname -r"
+
+
+def parse_host(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if len(lines) < 3 or not all(x.isdigit() for x in lines[:3]):
+        raise ValueError(f"unexpected output: {_first_line(text)[:80]}")
+    online, mem_kib = int(lines[1]), int(lines[2])
+    out = []
+    for metric, value, detail in (
+            ("cpu_count", float(online), f"{online} of {lines[0]} CPUs online"),
+            ("host_memory", round(mem_kib / 2**20, 2), f"MemTotal {mem_kib} kB; kernel "
+             f"{lines[3] if len(lines) > 3 else '?'}")):
+        lim = exp.limit(metric)
+        out.append(record(exp.node, metric, value, check="host",
+                          min=lim.limit if lim else None,
+                          detail=f"{detail}; limit {lim.describe}" if lim else detail))
+    return out
+
+
+# --- GPU: nvidia-smi query (all counters in one call) -----------------------------------
+def gpu_command(exp: NodeExpectation) -> str:
+    q = "nvidia-smi --format=csv,nounits --query-gpu="
+    return f"{q}{GPU_FIELDS},{GPU_EVENT_FIELDS} || {q}{GPU_FIELDS},{GPU_THROTTLE_FIELDS}"
+
+
+def parse_gpu(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    from provision.parsers import nvidia_smi_query_gpu as q
+
+    # with the fallback, a failed first attempt leaves its error line before the table
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if q.detect(ln)), None)
+    if start is None:
+        raise ValueError(_first_line(text) or "nvidia-smi printed nothing")
+    res = q.parse("\n".join(lines[start:]), node=exp.node, source_name="nvidia-smi")
+    out = []
+    for r in q.measurements(res, check="gpu"):
+        out.append(_limit(r, exp))
+    seen = len(res.gpus)
+    out.append(record(exp.node, "gpu_missing", max(0, exp.gpu_count - seen), check="gpu",
+                      max=0.0, detail=f"{seen} of {exp.gpu_count} {exp.gpu_model} visible"))
+    return out
+
+
+def nvml_records(snap: dict[str, Any], exp: NodeExpectation) -> list[Measurement]:
+    """An NVML snapshot (:func:`provision.gpu.nvml.snapshot`) -> the same records as the
+    nvidia-smi path, with the same limits (pure)."""
+    from provision.parsers.gpu_info import GpuInfo, gpu_records
+
+    def b(v: Any) -> bool | None:
+        return None if v is None else bool(v)
+
+    out: list[Measurement] = []
+    gpus = snap.get("gpus") or []
+    for g in gpus:
+        events = g.get("clocks_events")
+        info = GpuInfo(
+            index=g.get("index"), name=g.get("name"), uuid=g.get("uuid"),
+            serial=g.get("serial"), bus_id=g.get("pci_bus_id"), vbios=g.get("vbios"),
+            driver_version=snap.get("driver"), persistence_mode=b(g.get("persistence_mode")),
+            ecc_mode=b(g.get("ecc_mode_current")), memory_total_mib=g.get("memory_total_mib"),
+            pcie_gen=g.get("pcie_gen"), pcie_gen_max=g.get("pcie_gen_max"),
+            pcie_width=g.get("pcie_width"), pcie_width_max=g.get("pcie_width_max"),
+            ecc_uncorrected_volatile=g.get("ecc_uncorrected_volatile"),
+            ecc_uncorrected_aggregate=g.get("ecc_uncorrected_aggregate"),
+            ecc_corrected_volatile=g.get("ecc_corrected_volatile"),
+            ecc_corrected_aggregate=g.get("ecc_corrected_aggregate"),
+            remapped_rows_correctable=g.get("remapped_rows_correctable"),
+            remapped_rows_uncorrectable=g.get("remapped_rows_uncorrectable"),
+            remapped_rows_pending=b(g.get("remapped_rows_pending")),
+            remapped_rows_failed=b(g.get("remapped_rows_failed")),
+            retired_pages_sbe=g.get("retired_pages_sbe"),
+            retired_pages_dbe=g.get("retired_pages_dbe"),
+            retired_pages_pending=b(g.get("retired_pages_pending")),
+            temperature_c=g.get("temperature_c"), power_draw_w=g.get("power_w"),
+            power_limit_w=g.get("power_limit_w"), sm_clock_mhz=g.get("sm_clock_mhz"),
+            sm_clock_max_mhz=g.get("sm_clock_max_mhz"),
+            clocks_events=tuple((r, r in events) for r in (
+                "hw_thermal_slowdown", "sw_thermal_slowdown", "sw_power_cap",
+                "hw_power_brake_slowdown", "hw_slowdown")) if events is not None else ())
+        out.extend(_limit(r, exp) for r in gpu_records(exp.node, info, "gpu"))
+    out.append(_limit(record(exp.node, "gpu_count", len(gpus), check="gpu",
+                             detail=", ".join(sorted({str(g.get("name")) for g in gpus}))), exp))
+    out.append(record(exp.node, "gpu_missing", max(0, exp.gpu_count - len(gpus)), check="gpu",
+                      max=0.0, detail=f"{len(gpus)} of {exp.gpu_count} {exp.gpu_model} visible"))
+    if exp.driver_branch and snap.get("driver"):
+        d = str(snap["driver"])
+        out.append(record(exp.node, "driver_version_match",
+                          1 if d.split(".")[0] == str(exp.driver_branch) else 0,
+                          check="versions", min=1.0,
+                          detail=f"driver {d}, spec branch {exp.driver_branch}"))
+    return out
+
+
+def _limit(r: Measurement, exp: NodeExpectation) -> Measurement:
+    """Attach the spec's limit to a record the sweep judges (gpu_count, PCIe links)."""
+    if r.metric == "gpu_count":
+        return replace(r, min=float(exp.gpu_count),
+                       detail=f"{r.detail}; profile {exp.profile} has {exp.gpu_count}")
+    if r.metric == "gpu_persistence_mode":
+        return replace(r, min=1.0)
+    # current PCIe generation drops at idle (power saving): judge the trained maximum
+    metric = {"pcie_link_gen_max": "pcie_link_gen", "pcie_link_width": "pcie_link_width"}.get(
+        r.metric)
+    lim = exp.limit(metric) if metric else None
+    if lim is None:
+        return r
+    return replace(r, min=lim.limit, detail=f"{r.detail + '; ' if r.detail else ''}"
+                   f"limit {lim.describe}")
+
+
+# --- Xid: the kernel log ----------------------------------------------------------------
+def xid_command(exp: NodeExpectation) -> str:
+    return ('if [ -n "${FORGE_SWEEP_XID_FILE:-}" ]; then cat "$FORGE_SWEEP_XID_FILE"; '
+            "else dmesg --time-format iso 2>/dev/null || "
+            "journalctl -k -b --no-pager -o short-iso 2>/dev/null || true; fi")
+
+
+def parse_xid(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    from provision.parsers import dmesg_xid
+
+    if not dmesg_xid.detect(text):
+        n = sum(1 for ln in text.splitlines() if ln.strip())
+        return [record(exp.node, "xid_events", 0, check="xid", max=0.0,
+                       detail=f"no Xid in {n} kernel log lines"),
+                record(exp.node, "xid_fatal_events", 0, check="xid", max=0.0)]
+    res = dmesg_xid.parse(text, node=exp.node, source_name="kernel log")
+    cutoff = now - exp.xid_window_s
+    # events with an ISO time older than the window are history, not news; events whose
+    # time cannot be placed (dmesg -T, no timestamp) are counted
+    recent = tuple(e for e in res.events
+                   if e.time is None or from_iso(e.time.replace(",", "."), now) >= cutoff)
+    res = replace(res, events=recent)
+    out = [replace(r, check="xid") for r in dmesg_xid.measurements(res, check="xid")]
+    fatal = [e for e in recent if e.xid in FATAL_XIDS]
+    codes = sorted({e.xid for e in fatal})
+    first = fatal[0] if fatal else None
+    detail = (f"Xid {','.join(map(str, codes))} on PCI:{first.pci}: {first.message}"[:300]
+              if first else "none")
+    out.append(record(exp.node, "xid_fatal_events", len(fatal), check="xid", max=0.0,
+                      detail=detail))
+    return out
+
+
+# --- NICs: sysfs, else ibstat -----------------------------------------------------------
+def nic_command(exp: NodeExpectation) -> str:
+    return NIC_SYSFS
+
+
+def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    rows = [dict(kv.split("=", 1) for kv in ln.split("\t") if "=" in kv)
+            for ln in text.splitlines() if ln.startswith("dev=")]
+    out: list[Measurement] = []
+    fws: dict[str, str] = {}
+    if rows:
+        for r in rows:
+            where = f"{r['dev']} port {r['port']}"
+            state = r.get("state", "").split(":")[-1].strip()
+            phys = r.get("phys", "").split(":")[-1].strip()
+            up = state.upper() == "ACTIVE" and phys.lower() == "linkup"
+            out.append(record(exp.node, "nic_port_up", 1 if up else 0, check="nic", min=1.0,
+                              detail=f"{where} {state}/{phys} {r.get('layer', '')}".strip()))
+            rate = re.match(r"\s*([\d.]+)", r.get("rate", ""))
+            if up and rate:
+                out.append(_rate(exp, float(rate[1]), where))
+            for key, metric in (("symbol_error", "nic_symbol_errors"),
+                                ("link_downed", "nic_link_downed"),
+                                ("port_rcv_errors", "nic_rcv_errors")):
+                if r.get(key, "").strip().isdigit():
+                    out.append(record(exp.node, metric, float(r[key]), check="nic", detail=where))
+            if r.get("fw"):
+                fws[r["dev"]] = r["fw"].strip()
+        ports = len(rows)
+    elif "CA '" in text or "ibpanic" in text:
+        from provision.parsers import ibstat
+
+        res = ibstat.parse(text, node=exp.node, source_name="ibstat")
+        for m in ibstat.measurements(res, check="nic"):
+            out.append(_rate(exp, m.value, m.detail or "") if m.metric == "nic_port_rate" else m)
+        fws = {ca.name: ca.firmware for ca in res.cas if ca.firmware}
+        ports = sum(len(ca.ports) for ca in res.cas)
+    else:
+        ports = 0
+    out.append(record(exp.node, "nic_port_count", ports, check="nic", min=float(exp.rdma_ports),
+                      detail=f"{ports} RDMA ports; profile {exp.profile} has {exp.rdma_ports}"))
+    if exp.nic_firmware:
+        for dev, fw in sorted(fws.items()):
+            out.append(record(exp.node, "nic_firmware_match", 1 if fw == exp.nic_firmware else 0,
+                              check="versions", min=1.0,
+                              detail=f"{dev} firmware {fw}, spec {exp.nic_firmware}"))
+    return out
+
+
+def _rate(exp: NodeExpectation, gbps: float, where: str) -> Measurement:
+    lim = exp.limit("nic_port_rate")
+    return record(exp.node, "nic_port_rate", gbps, check="nic",
+                  min=lim.limit if lim else None,
+                  detail=f"{where}; limit {lim.describe}" if lim else where)
+
+
+# --- versions ---------------------------------------------------------------------------
+def versions_command(exp: NodeExpectation) -> str:
+    return ("cat /sys/module/nvidia/version 2>/dev/null || "
+            "nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n1")
+
+
+def parse_versions(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    version = _first_line(text)
+    if not re.match(r"^\d+\.\d+", version):
+        raise ValueError(f"no driver version: {version or 'no output'}")
+    ok = exp.driver_branch is None or version.split(".")[0] == str(exp.driver_branch)
+    return [record(exp.node, "driver_version_match", 1 if ok else 0, check="versions",
+                   min=1.0, detail=f"driver {version}, spec branch {exp.driver_branch}")]
+
+
+# --- DCGM quick diagnostic (full profile) -----------------------------------------------
+def dcgm_command(exp: NodeExpectation) -> str:
+    return ('if [ -n "${FORGE_SWEEP_DCGM_FILE:-}" ]; then cat "$FORGE_SWEEP_DCGM_FILE"; '
+            "else dcgmi diag -r 1; fi")
+
+
+def parse_dcgm(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    from provision.parsers import dcgmi_diag
+
+    res = dcgmi_diag.parse(text, node=exp.node, source_name="dcgmi diag")
+    return [replace(r, check="dcgm") for r in dcgmi_diag.measurements(res, check="dcgm")]
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+
+
+def _has_gpu(exp: NodeExpectation) -> bool:
+    return exp.gpu_count > 0
+
+
+PROBES: dict[str, Probe] = {p.name: p for p in (
+    Probe("host", "CPUs online and memory visible against the profile", 5.0, lambda e: True,
+          host_command, parse_host),
+    Probe("gpu", "NVML counters via nvidia-smi: ECC, row remap, retired pages, temperature, "
+          "power, clocks events, PCIe link, persistence", 20.0, _has_gpu, gpu_command, parse_gpu),
+    Probe("xid", "Xid events in the kernel log (recent window)", 10.0, lambda e: True,
+          xid_command, parse_xid),
+    Probe("nic", "RDMA port state, rate and error counters (sysfs, else ibstat)", 10.0,
+          lambda e: e.rdma_ports > 0, nic_command, parse_nic),
+    Probe("versions", "GPU driver branch against the spec", 10.0, _has_gpu, versions_command,
+          parse_versions),
+    Probe("dcgm", "dcgmi diag -r 1 (deployment checks, seconds, non-disruptive)", 120.0,
+          lambda e: e.gpu_count > 0 and e.dcgm, dcgm_command, parse_dcgm, any_rc=True),
+)}
+
+PROFILES: dict[str, tuple[str, ...]] = {
+    "quick": ("host", "gpu", "nic", "xid"),
+    "full": ("host", "gpu", "nic", "versions", "xid", "dcgm"),
+}
+
+
+def selected(profile: str, exp: NodeExpectation) -> list[Probe]:
+    return [PROBES[n] for n in PROFILES[profile] if PROBES[n].applies(exp)]
+
+
+# --- one script for all of a node's probes ----------------------------------------------
+def script(probes: list[Probe], exp: NodeExpectation, *, timeout_scale: float = 1.0) -> str:
+    """A POSIX sh script running each probe under ``timeout`` between marker lines."""
+    parts = [f"set -a; [ -r {DEFAULTS_FILE} ] && . {DEFAULTS_FILE}; set +a",
+             "PATH=$PATH:/usr/sbin:/sbin:/usr/bin"]
+    for p in probes:
+        t = max(1, round(p.timeout_s * timeout_scale))
+        parts.append(f"echo '{BEGIN} {p.name}'")
+        parts.append(f"timeout -k 2 {t} sh -c {shlex.quote(p.command(exp))} 2>&1 </dev/null")
+        parts.append(f"echo \"{END} {p.name} $?\"")
+    return "\n".join(parts) + "\n"
+
+
+@dataclass(frozen=True)
+class ProbeOutput:
+    name: str
+    text: str
+    rc: int | None        # None: the probe never finished (the node went away mid-run)
+
+
+def split_sections(text: str) -> dict[str, ProbeOutput]:
+    """Marker-delimited output -> per-probe output; an unterminated section has rc None."""
+    out: dict[str, ProbeOutput] = {}
+    current: str | None = None
+    buf: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(BEGIN + " "):
+            current, buf = line.split(" ", 1)[1].strip(), []
+        elif line.startswith(END + " ") and current is not None:
+            fields = line.split()
+            rc = int(fields[2]) if len(fields) > 2 and fields[2].lstrip("-").isdigit() else None
+            out[current] = ProbeOutput(current, "\n".join(buf), rc)
+            current = None
+        elif current is not None:
+            buf.append(line)
+    if current is not None:
+        out[current] = ProbeOutput(current, "\n".join(buf), None)
+    return out
+
+
+def evaluate(probe: Probe, output: ProbeOutput | None, exp: NodeExpectation,
+             now: float | None = None) -> list[Measurement]:
+    """Records of one probe, always ending with its ``probe_ok`` record."""
+    now = time.time() if now is None else now
+    t = probe.timeout_s
+
+    def status(ok: bool, detail: str) -> Measurement:
+        return record(exp.node, "probe_ok", 1 if ok else 0, check=probe.name, min=1.0,
+                      detail=f"{probe.name}: {detail}"[:300])
+
+    if output is None or output.rc is None:
+        return [status(False, "no result (connection lost or node stopped mid-run)")]
+    if output.rc == 124 or output.rc == 137:
+        return [status(False, f"timed out after {t:g} s")]
+    if output.rc == 127:
+        return [status(False, f"tool not installed: {_first_line(output.text)}")]
+    if output.rc != 0 and not probe.any_rc:
+        return [status(False, f"exit {output.rc}: {_first_line(output.text)[:200]}")]
+    try:
+        records = probe.parse(output.text, exp, now)
+    except Exception as exc:  # any parser failure is this probe's failure, never the sweep's
+        why = exc.message if hasattr(exc, "message") else str(exc)
+        return [status(False, f"exit {output.rc}: {why}")]
+    return [*records, status(True, f"ok in {t:g} s budget")]

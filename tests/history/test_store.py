@@ -1,0 +1,139 @@
+"""The history store on a real SQLite file: schema, migrations, concurrency, retention."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from provision.errors import InputError
+from provision.history import schema
+from provision.history.retention import RetentionPolicy, compact
+from provision.history.store import HistoryStore, RunInfo
+from provision.history.timeparse import parse_since
+from provision.history.trend import series, sparkline
+from provision.measurement import Measurement
+
+WRITERS = 32
+RUNS_PER_WRITER = 5
+ROWS_PER_RUN = 40
+
+
+def _records(node: str, n: int, ts: str | None = None) -> list[Measurement]:
+    return [Measurement(node=node, metric="gpu_temperature", value=30 + i % 40, gpu=i % 8,
+                        uuid=f"GPU-{node}-{i % 8}", unit="C", check="nvml", ts=ts)
+            for i in range(n)]
+
+
+def _writer(path: str, idx: int, start: mp.synchronize.Event) -> None:  # type: ignore[name-defined]
+    start.wait()
+    for r in range(RUNS_PER_WRITER):
+        # a fresh connection per run, like separate sweep processes
+        with HistoryStore(path) as store:
+            store.record(RunInfo(f"w{idx}-r{r}", time.time(), kind="test"),
+                         _records(f"gpu{idx:03d}", ROWS_PER_RUN))
+
+
+def test_32_concurrent_writer_processes_lose_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_writer, args=(str(db), i, start)) for i in range(WRITERS)]
+    for p in procs:
+        p.start()
+    start.set()  # release all writers at once: the fresh database is created under contention
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * WRITERS
+    with HistoryStore(db) as store:
+        assert store.count() == WRITERS * RUNS_PER_WRITER * ROWS_PER_RUN
+        per_node = dict(store.conn.execute("SELECT node, COUNT(*) FROM samples GROUP BY node"))
+        assert per_node == {f"gpu{i:03d}": RUNS_PER_WRITER * ROWS_PER_RUN
+                            for i in range(WRITERS)}
+        runs = store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        assert runs == WRITERS * RUNS_PER_WRITER
+        assert store.integrity_check() == "ok"
+        assert store.journal_mode() == "wal"
+        assert store.version() == schema.LATEST
+
+
+def test_migrates_a_version_1_database(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    c = sqlite3.connect(db)
+    c.execute(schema.VERSION_TABLE)
+    for stmt in schema.MIGRATIONS[0].statements:
+        c.execute(stmt)
+    c.execute("INSERT INTO schema_version VALUES (1, 'runs and samples', 0)")
+    c.execute("INSERT INTO samples (ts, node, metric, value) VALUES (1, 'n1', 'xid_events', 3)")
+    c.commit()
+    c.close()
+    with HistoryStore(db) as store:
+        assert store.version() == 2
+        assert [s.value for s in store.samples(nodes=["n1"])] == [3.0]
+        store.set_streaks("n1", {"fail:xid": 2}, "r1")
+        assert store.streaks("n1") == {"fail:xid": 2}
+
+
+def test_refuses_newer_schema_and_non_database(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    with HistoryStore(db) as store:
+        store.conn.execute("INSERT INTO schema_version VALUES (99, 'future', 0)")
+    with pytest.raises(InputError, match="newer than this forge"):
+        HistoryStore(db)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(InputError, match="not a usable forge history database"):
+        HistoryStore(junk)
+
+
+def test_query_filters_and_baseline(tmp_path: Path) -> None:
+    with HistoryStore(tmp_path / "h.db") as store:
+        for day, temp in enumerate([40, 42, 44, 90]):
+            ts = f"2025-01-0{day + 1}T00:00:00Z"
+            store.record(RunInfo(f"r{day}", 0), [
+                Measurement(node="gpu001", metric="gpu_temperature", value=temp, gpu=0, ts=ts),
+                Measurement(node="gpu002", metric="gpu_temperature", value=50, gpu=0, ts=ts)])
+        jan3 = parse_since("2025-01-03")
+        got = store.samples(nodes=["gpu001"], metric="gpu_temperature", since=jan3)
+        assert [s.value for s in got] == [44.0, 90.0]
+        base = store.baseline(since=0, until=parse_since("2025-01-04"),
+                              metrics=["gpu_temperature"])
+        assert [(b.node, b.value) for b in base] == [("gpu001", 42.0), ("gpu002", 50.0)]
+
+
+def test_compaction_downsamples_and_deletes(tmp_path: Path) -> None:
+    now = 1_000 * 86400.0
+    with HistoryStore(tmp_path / "h.db") as store:
+        old = [Measurement(node="n1", metric="xid_events", value=v, ts=None) for v in (0, 0, 6)]
+        store.record(RunInfo("old", now - 20 * 86400 + 10), old)          # 20 days: fold
+        store.record(RunInfo("ancient", now - 400 * 86400), old)          # 400 days: delete
+        store.record(RunInfo("new", now - 3600), old)                     # 1 hour: keep raw
+        res = compact(store, RetentionPolicy(raw_days=14, keep_days=365), now=now)
+        assert res.raw_rows_folded == 6
+        assert res.rows_deleted == 1  # the ancient bucket
+        rows = store.samples(metric="xid_events")
+        buckets = [s for s in rows if s.agg == "hour"]
+        assert len(buckets) == 1
+        assert (buckets[0].n, buckets[0].value, buckets[0].vmax) == (3, 2.0, 6.0)
+        assert sum(1 for s in rows if s.agg == "raw") == 3
+        assert store.integrity_check() == "ok"
+    with pytest.raises(InputError, match="raw_days"):
+        RetentionPolicy(raw_days=30, keep_days=7)
+
+
+def test_sparkline_keeps_a_spike_visible() -> None:
+    assert sparkline([1, 1, 1]) == "▁▁▁"
+    assert sparkline([0, 7]) == "▁█"
+    line = sparkline([0.0] * 99 + [5.0], width=10)
+    assert len(line) == 10 and line[-1] == "█"
+
+
+def test_series_groups_by_node_gpu_metric(tmp_path: Path) -> None:
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record(RunInfo("a", 10), _records("n1", 16))
+        got = series(store.samples())
+        assert len(got) == 8 and all(len(s.values) == 2 for s in got)
+        assert got[0].key == "n1 gpu0"
