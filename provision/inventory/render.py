@@ -117,8 +117,10 @@ def render_files(site: Site, spec_text: str) -> dict[str, str]:
         slurm={"cluster_name": site.name, "accounting": False, "containers": "none",
                "partition": "gpu", **dict(site.stack.slurm)},
         kubernetes={"pod_subnet": "10.244.0.0/16", "service_subnet": "10.96.0.0/12",
-                    "network_operator_mode": "host-device", **dict(site.stack.kubernetes)},
+                    "network_operator_mode": "host-device", "rdma_network_range": "10.250.0.0/16",
+                    **dict(site.stack.kubernetes)},
         acceptance=site.acceptance_map,
+        checksums=dict(site.stack.checksums),
         bmc_credentials={"username": site.bmc.username,
                          "password": secret_ref_vars(site.bmc.password)},
         **common)

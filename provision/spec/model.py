@@ -265,6 +265,7 @@ class Stack:
     sources: PackageSources
     slurm: tuple[tuple[str, Any], ...] = ()
     kubernetes: tuple[tuple[str, Any], ...] = ()
+    checksums: tuple[tuple[str, Any], ...] = ()
 
     @property
     def version_map(self) -> dict[str, str]:

@@ -17,12 +17,13 @@ DEFAULT_VERSIONS: dict[str, str] = {
     "gpu_operator": "v26.7.0",
     "network_operator": "v26.4.1",
     "nccl": "2.26.2",
-    "nccl_tests": "2.14.1",
+    "nccl_tests": "2.13.6",
     "perftest": "25.01.0",
     "dcgm": "4.1.1",
-    "nvbandwidth": "0.7",
+    "nvbandwidth": "0.8",
     "containerd": "1.7",
-    "helm": "3.16",
+    "helm": "3.16.0",
+    "calico": "v3.29.1",
 }
 
 #: compute nodes per size, and how many racks they span (LP1798 T-shirt sizes)

@@ -123,12 +123,18 @@ _profile = _obj({
 _versions = _obj({k: {"type": ["string", "number"]} for k in (
     "driver_branch", "cuda", "doca_ofed", "slurm", "kubernetes", "gpu_operator",
     "network_operator", "nccl", "nccl_tests", "perftest", "dcgm", "nvbandwidth", "containerd",
-    "helm")})
+    "helm", "calico")})
+
+_checksums = {"type": "object", "description": "component -> version -> 'sha256:<hex>' of "
+              "downloaded files (source tarballs)",
+              "additionalProperties": {"type": "object", "additionalProperties": {
+                  "type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"}}}
 
 _sources = _obj({
     "mode": {"enum": ["public", "mirror"]},
     "apt_mirror": _str, "yum_mirror": _str, "nvidia_repo": _str, "doca_repo": _str,
-    "helm_repo": _str, "container_registry": _str, "files": _str,
+    "helm_repo": _str, "container_registry": _str, "files": _str, "kubernetes_repo": _str,
+    "docker_repo": _str,
 })
 
 THRESHOLD_NAMES = (
@@ -175,10 +181,14 @@ def site_schema() -> dict[str, Any]:
                 "scheduler": {"enum": ["slurm", "kubernetes"]},
                 "versions": _versions,
                 "sources": _sources,
+                "checksums": _checksums,
                 "slurm": _obj({"accounting": _bool, "containers": {
                     "enum": ["none", "enroot", "apptainer"]}, "partition": _name}),
                 "kubernetes": _obj({"pod_subnet": _str, "service_subnet": _str,
-                                    "network_operator_mode": {"enum": ["host-device"]}}),
+                                    "control_plane_endpoint": _str,
+                                    "rdma_network_range": _str,
+                                    "network_operator_mode": {"enum": ["host-device",
+                                                                       "ipoib"]}}),
             }, ("scheduler",)),
             "bmc": _obj({
                 "username": _str, "password": _secret, "scheme": {"enum": ["https", "http"]},

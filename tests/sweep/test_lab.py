@@ -2,7 +2,7 @@
 
 A lab of its own (containers ``fsw-n1..3``, SSH on 127.0.0.1:2341-2343) so it
 never disturbs the user's lab. Failures are simulated with *recordings of
-real failures* from /work/shared/fixtures/real/, copied onto a node and read
+real failures* from ../shared/fixtures/real/, copied onto a node and read
 by the Xid probe through its documented test hook (``FORGE_SWEEP_XID_FILE`` in
 /etc/default/forge-health); everything else is forge's real code path:
 SSH fan-out, probe script, verdict, history store, policy, ``scontrol``.
@@ -29,7 +29,7 @@ from provision.lab.config import LabConfig
 
 pytestmark = pytest.mark.lab
 
-REAL = Path("/work/shared/fixtures/real")
+REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 ROOT = Path(__file__).resolve().parents[2]
 # recording: stas00/ml-engineering, syslog line of a real Xid 63 (row remapping) on an A100
 FATAL_RECORDING = REAL / "dmesg-xid/stas-xid63-row-remapper-line.txt"

@@ -13,7 +13,7 @@ from provision.sweep import probes as P
 from provision.sweep.collect import from_output, run_local
 from provision.sweep.expect import NodeExpectation, for_node
 
-REAL = Path("/work/shared/fixtures/real")
+REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 ROOT = Path(__file__).resolve().parents[2]
 needs_fixtures = pytest.mark.skipif(not REAL.is_dir(), reason="real fixtures not present")
 
