@@ -1,10 +1,23 @@
-"""Shared test helpers: the repository root, the examples and the shared fixtures."""
+"""Shared test helpers and the one container lab of the session.
+
+The lab (its own names, ports, subnet and state dir) is started and deployed at
+most once per test session, by whichever lab test asks first; tests of the
+deploy, the checks and the sweeps then read its state. Skipped where podman
+cannot run.
+"""
+
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lab.labkit import LAB_PLAYBOOK, PREFIX, Deployed, Lab, podman_usable
+
+from provision.deploy.driver import DeployOptions, deploy
+from provision.lab import lab
+from provision.lab.config import LabConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "inventory" / "examples"
@@ -12,6 +25,24 @@ SHARED = ROOT.parent / "shared"
 REAL_FIXTURES = SHARED / "fixtures" / "real"
 
 
-@pytest.fixture
-def root() -> Path:
-    return ROOT
+@pytest.fixture(scope="session")
+def test_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    if not podman_usable():
+        pytest.skip("podman with runc cannot run here (apt-get install podman runc mmdebstrap)")
+    state = tmp_path_factory.mktemp("lab-state")
+    cfg = LabConfig(state_dir=state, prefix=PREFIX, nodes=3, ssh_port_base=2320,
+                    subnet="10.89.61.0/24", network="forge-t-net")
+    info = lab.up(cfg)
+    try:
+        yield Lab(cfg, info, Path(info.spec), tmp_path_factory.mktemp("runs"))
+    finally:
+        lab.down(cfg)
+
+
+@pytest.fixture(scope="session")
+def deployed(test_lab: Lab) -> Deployed:
+    first = deploy(DeployOptions(spec=test_lab.spec, runs_root=test_lab.runs,
+                                 playbook=LAB_PLAYBOOK))
+    return Deployed(test_lab, first)
+
+

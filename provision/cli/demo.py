@@ -52,7 +52,9 @@ def run_spec_steps(workdir: Path, size: str = "small") -> None:
               help="Where the demo writes its spec and inventory.")
 @click.option("--size", type=click.Choice(["small", "medium", "large", "ovx-l40s"]),
               default="small", show_default=True, help="Reference-architecture size.")
-def demo(workdir: Path, size: str) -> None:
+@click.option("--lab/--no-lab", default=True, show_default=True,
+              help="Then start the container lab, deploy the Slurm stack onto it, run a job.")
+def demo(workdir: Path, size: str, lab: bool) -> None:
     """Run forge's main job on the embedded reference-architecture site.
 
     \b
@@ -62,3 +64,7 @@ def demo(workdir: Path, size: str) -> None:
     """
     workdir.mkdir(parents=True, exist_ok=True)
     run_spec_steps(workdir, size)
+    if lab:
+        from provision.lab.demo import run_lab_steps
+
+        run_lab_steps()

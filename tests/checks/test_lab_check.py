@@ -1,7 +1,7 @@
 """`forge check --via ssh|slurm` on the container lab, for real, and `forge analyze` of the run.
 
-Uses the lab that `forge lab up` (plus `forge deploy` for Slurm) started, found through
-provision.lab's state file; skipped with the reason when none is up.
+Uses the session's container lab (tests/conftest.py), deployed with the Slurm stack;
+skipped with the reason where podman cannot run.
 """
 
 from __future__ import annotations
@@ -10,34 +10,19 @@ import json
 from pathlib import Path
 
 import pytest
+from lab.labkit import Deployed, wait_all_idle
 
-from provision import proc
 from provision.cli.main import main
 from provision.measurement import read_dicts
-
-pytest.importorskip("provision.lab", reason="the container lab package is not present")
-from provision.lab import config, keys, lab
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def lab_spec() -> Path:
-    cfg = config.from_env()
-    if not lab.podman_available():
-        pytest.skip("podman cannot run here")
-    info = lab.read_info(cfg)
-    if info is None:
-        pytest.skip(f"no lab is up ({cfg.state_file}); run: forge lab up && forge deploy")
-    up = [s for s in lab.status(cfg) if s.state == "running"]
-    if len(up) < cfg.nodes:
-        pytest.skip(f"lab nodes not all running: {[s.name for s in up]}")
-    ping = proc.run(keys.ssh_argv(cfg.ssh_key, cfg.known_hosts, cfg.ssh_port(1),
-                                  "scontrol", "ping"), timeout=30)
-    if "UP" not in ping.stdout:
-        pytest.skip("Slurm is not deployed on the lab (scontrol ping: "
-                    f"{(ping.stdout + ping.stderr).strip()[:80]})")
-    return Path(str(info["spec"]))
+def lab_spec(deployed: Deployed) -> Path:
+    """The session lab, deployed with the Slurm stack, every node idle."""
+    wait_all_idle(deployed.lab)
+    return deployed.lab.spec
 
 
 def _forge(args: list[str]) -> int:
@@ -56,7 +41,7 @@ def test_no_gpu_checks_on_the_lab(lab_spec: Path, tmp_path: Path, via: str) -> N
     assert rc == 0, verdict
     statuses = {c["check"]: {n: v["status"] for n, v in c["nodes"].items()}
                 for c in verdict["checks"]}
-    nodes = {"lab-n1", "lab-n2", "lab-n3"}
+    nodes = set(deployed_names(lab_spec))
     assert set(statuses["conformance"]) >= nodes
     assert set(statuses["conformance"].values()) == {"pass"}
     recs = read_dicts(run / "measurements.jsonl", strict=True)
@@ -70,3 +55,9 @@ def test_no_gpu_checks_on_the_lab(lab_spec: Path, tmp_path: Path, via: str) -> N
                and r["value"] == 1}
     assert {"slurmd", "srun", "python3"} <= present
     assert _forge(["analyze", str(run)]) == 0
+
+
+def deployed_names(spec: Path) -> list[str]:
+    from provision.spec import load_site
+
+    return [n.name for n in load_site(spec).nodes]

@@ -1,0 +1,76 @@
+"""No-change rerun of the Slurm stack on a 3-node lab: forge's Ansible settings vs the defaults.
+
+Brings up its own lab (names forge-b-n*, SSH ports 2361-2363, its own subnet),
+converges it once, then times alternating no-change reruns of
+playbooks/site.yml with each settings profile and prints them side by side.
+Goal: forge's settings at least 1.5x faster. Every timed run must report zero
+changes, or its time means nothing.
+
+    .venv/bin/python benchmarks/deploy_bench.py [--rounds 3] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from provision.deploy.driver import SITE_PLAYBOOK, DeployOptions, deploy
+from provision.deploy.settings import PROFILES
+from provision.errors import ExitCode
+from provision.lab import lab
+from provision.lab.config import LabConfig
+
+GOAL = 1.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    ap.add_argument("--playbook", type=Path, default=SITE_PLAYBOOK,
+                    help="default: playbooks/site.yml (the Slurm stack on a lab site)")
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="forge-deploy-bench-"))
+    cfg = LabConfig(state_dir=work / "lab", prefix="forge-b-n", nodes=3, ssh_port_base=2360,
+                    subnet="10.89.63.0/24", network="forge-b-net")
+    info = lab.up(cfg, log=lambda m: print(f"lab: {m}", file=sys.stderr))
+    spec = Path(info.spec)
+    try:
+        first = deploy(DeployOptions(spec=spec, runs_root=work / "runs", playbook=args.playbook))
+        if first.exit_code != ExitCode.OK:
+            print(f"converge failed: see {first.run_dir}", file=sys.stderr)
+            return 3
+        print(f"converge (forge settings): {first.seconds:.1f} s, {first.changed} changes")
+        times: dict[str, list[float]] = {p: [] for p in PROFILES}
+        for _ in range(args.rounds):
+            for profile in PROFILES:
+                r = deploy(DeployOptions(spec=spec, runs_root=work / "runs", profile=profile,
+                                         playbook=args.playbook))
+                if r.exit_code != ExitCode.OK or r.changed:
+                    print(f"{profile}: rerun not clean ({r.changed} changes, exit "
+                          f"{int(r.exit_code)}): {r.run_dir}", file=sys.stderr)
+                    return 1
+                times[profile].append(r.seconds)
+        fm, dm = statistics.median(times["forge"]), statistics.median(times["defaults"])
+        print(f"\nno-change rerun of {args.playbook.name} on {cfg.nodes} lab nodes, "
+              f"{args.rounds} rounds, alternating")
+        print(f"{'settings':<10} {'median s':>9} {'min s':>7} {'max s':>7}  runs")
+        for profile in PROFILES:
+            t = times[profile]
+            print(f"{profile:<10} {statistics.median(t):>9.2f} {min(t):>7.2f} {max(t):>7.2f}  "
+                  + " ".join(f"{x:.2f}" for x in t))
+        speedup = dm / fm
+        verdict = "meets" if speedup >= GOAL else "MISSES"
+        print(f"speedup (defaults median / forge median): {speedup:.2f}x; "
+              f"{verdict} the {GOAL}x goal")
+        return 0
+    finally:
+        if not args.keep:
+            lab.down(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

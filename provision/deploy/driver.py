@@ -1,0 +1,192 @@
+"""Run a deploy: spec -> run directory + inventory -> ansible-runner -> per-host results.
+
+The only module that starts ansible-runner. It never prints: progress goes
+to a view object, and the result is returned for the CLI to report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from provision.deploy import resume, rundir, settings
+from provision.deploy.events import HostResult, Tracker
+from provision.errors import DeployError, ExitCode, InputError
+from provision.fsutil import atomic_write_text
+from provision.lab.config import REPO_ROOT
+
+PLAYBOOKS = REPO_ROOT / "playbooks"
+SITE_PLAYBOOK = PLAYBOOKS / "site.yml"
+STDOUT_TAIL = 15
+
+
+class View(Protocol):
+    def event(self, event: Mapping[str, Any], tracker: Tracker) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    spec: Path
+    check: bool = False
+    tags: tuple[str, ...] = ()
+    limit: str | None = None
+    resume: bool = False
+    require_hardware: bool = False
+    profile: settings.Profile = "forge"
+    playbook: Path = SITE_PLAYBOOK
+    runs_root: Path | None = None
+    extravars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    run_dir: Path
+    targets: tuple[str, ...]
+    results: tuple[HostResult, ...]
+    ansible_rc: int
+    status: str
+    seconds: float
+    resumed_from: Path | None = None
+
+    def hosts(self, *outcomes: str) -> list[str]:
+        return [r.host for r in self.results if r.outcome in outcomes]
+
+    @property
+    def changed(self) -> int:
+        return sum(r.changed for r in self.results)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.hosts("failed"):
+            return ExitCode.DEPLOY_FAILED
+        if self.hosts("unreachable"):
+            return ExitCode.HOSTS_UNREACHABLE
+        if self.hosts("not run") or self.ansible_rc != 0:
+            return ExitCode.DEPLOY_FAILED
+        return ExitCode.OK
+
+
+def _targets(site: Any, opts: DeployOptions, root: Path) -> tuple[list[str], Path | None,
+                                                                   DeployOptions]:
+    names = [n.name for n in site.select(opts.limit)]
+    if not opts.resume:
+        return names, None, opts
+    plan = resume.plan(root, site.name)
+    wanted = set(names)
+    hosts = [h for h in plan.hosts if h in wanted]
+    previous = plan.options
+    merged = DeployOptions(
+        spec=opts.spec, check=bool(previous.get("check")) or opts.check,
+        tags=tuple(previous.get("tags") or ()) or opts.tags, limit=opts.limit, resume=True,
+        require_hardware=opts.require_hardware, profile=opts.profile,
+        playbook=Path(previous["playbook"]) if previous.get("playbook") else opts.playbook,
+        runs_root=opts.runs_root, extravars=opts.extravars)
+    return hosts, plan.previous, merged
+
+
+def deploy(opts: DeployOptions, *, view: View | None = None,
+           on_event: Callable[[Mapping[str, Any]], None] | None = None) -> DeployResult:
+    """Run the playbook on the site; a failed host is a result, not an exception."""
+    import ansible_runner
+
+    from provision.inventory import render_inventory
+    from provision.inventory.render import spec_json
+    from provision.spec import load_site
+
+    started = time.monotonic()
+    spec_path = Path(opts.spec)
+    site = load_site(spec_path)
+    playbook = Path(opts.playbook).resolve()
+    if not playbook.is_file():
+        raise InputError(f"playbook {playbook} does not exist")
+    root = rundir.runs_root(opts.runs_root).resolve()
+    targets, resumed_from, opts = _targets(site, opts, root)
+    run_dir = rundir.new_run_dir(root)
+    if resumed_from is not None and not targets:
+        rundir.write_record(run_dir, {"kind": "deploy", "site": site.name, "targets": [],
+                                      "results": [], "status": "nothing to resume",
+                                      "resumed_from": str(resumed_from)})
+        return DeployResult(run_dir, (), (), 0, "nothing to resume", 0.0, resumed_from)
+
+    spec_text = spec_path.read_text(encoding="utf-8")
+    atomic_write_text(run_dir / "spec.yaml", spec_text)
+    atomic_write_text(run_dir / "spec.json", spec_json(site) + "\n")
+    inventory = run_dir / "inventory"
+    render_inventory(site, inventory, spec_text=spec_text)
+    env = settings.environment(opts.profile, hosts=len(targets), cache_dir=root / ".fact-cache",
+                               roles_path=PLAYBOOKS / "roles")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    atomic_write_text(run_dir / "ansible-env.json",
+                      __import__("json").dumps({k: v for k, v in env.items() if k != "PATH"},
+                                               indent=2, sort_keys=True) + "\n")
+    extravars = dict(opts.extravars)
+    if opts.require_hardware:
+        extravars["forge_require_hardware"] = True
+    limited = opts.limit is not None or resumed_from is not None
+    record: dict[str, Any] = {
+        "kind": "deploy", "site": site.name, "spec": str(spec_path.resolve()),
+        "playbook": str(playbook), "profile": opts.profile, "targets": targets,
+        "limit": opts.limit, "tags": list(opts.tags), "check": opts.check,
+        "require_hardware": opts.require_hardware,
+        "resumed_from": str(resumed_from) if resumed_from else None,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
+    }
+    rundir.write_record(run_dir, record)
+
+    tracker = Tracker(targets)
+
+    def handle(event: Mapping[str, Any]) -> bool:
+        tracker.feed(event)
+        if view is not None:
+            view.event(event, tracker)
+        if on_event is not None:
+            on_event(event)
+        return True
+
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(run_dir), ident="ansible", playbook=str(playbook),
+            inventory=str(inventory), envvars=env, extravars=extravars or None,
+            limit=",".join(targets) if limited else None,
+            tags=",".join(opts.tags) if opts.tags else None,
+            cmdline="--check" if opts.check else None,
+            event_handler=handle, quiet=True, rotate_artifacts=0,
+        )
+    except KeyboardInterrupt:
+        record.update(status="interrupted", results=rundir.result_dicts(tracker.results()))
+        rundir.write_record(run_dir, record)
+        raise
+    results = tracker.results()
+    rundir.write_host_logs(run_dir, {h: hp.log for h, hp in tracker.hosts.items()})
+    seconds = round(time.monotonic() - started, 2)
+    record.update(status=runner.status, ansible_rc=runner.rc, seconds=seconds,
+                  stats=tracker.stats, results=rundir.result_dicts(results),
+                  finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    rundir.write_record(run_dir, record)
+    if tracker.stats is None and runner.rc != 0:
+        raise DeployError(f"ansible-playbook stopped before running any host "
+                          f"(exit {runner.rc}): {_stdout_tail(run_dir)}",
+                          hint=f"full output: {run_dir / 'artifacts/ansible/stdout'}")
+    return DeployResult(run_dir, tuple(targets), tuple(results), int(runner.rc or 0),
+                        str(runner.status), seconds, resumed_from)
+
+
+def _stdout_tail(run_dir: Path) -> str:
+    path = run_dir / "artifacts" / "ansible" / "stdout"
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if ln.strip()]
+    except FileNotFoundError:
+        return "no output"
+    return " | ".join(lines[-STDOUT_TAIL:])
+
+
+def ansible_available() -> bool:
+    return shutil.which("ansible-playbook", path=os.path.dirname(sys.executable)
+                        + os.pathsep + os.environ.get("PATH", "")) is not None

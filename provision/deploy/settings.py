@@ -1,0 +1,70 @@
+"""How forge tunes Ansible for clusters of hundreds of nodes, as environment variables.
+
+Two profiles: ``forge`` (the default) and ``defaults`` (Ansible's own
+settings, kept for comparison: ``benchmarks/deploy_bench.py`` runs both).
+Only what forge needs to work at all (the roles path, no retry files) is set
+in both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Profile = Literal["forge", "defaults"]
+PROFILES: tuple[Profile, ...] = ("forge", "defaults")
+
+MAX_FORKS = 100
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The settings that matter at scale, with the reason for each."""
+
+    forks: int                 # parallel hosts per task; Ansible's default is 5
+    pipelining: bool           # run modules over the open SSH session: 1 round trip, not 3-4
+    control_persist_s: int     # keep one SSH master per host across tasks and plays
+    fact_cache_dir: Path       # jsonfile fact cache: later plays and runs skip setup
+    fact_cache_timeout_s: int
+    connect_timeout_s: int     # a dead node is reported unreachable quickly
+
+
+def forks_for(hosts: int) -> int:
+    """One fork per host up to MAX_FORKS (one control host drives ~100 SSH sessions)."""
+    return max(5, min(hosts, MAX_FORKS))
+
+
+def forge_tuning(hosts: int, cache_dir: Path) -> Tuning:
+    return Tuning(forks=forks_for(hosts), pipelining=True, control_persist_s=300,
+                  fact_cache_dir=cache_dir, fact_cache_timeout_s=86400, connect_timeout_s=15)
+
+
+def environment(profile: Profile, *, hosts: int, cache_dir: Path, roles_path: Path,
+                control_path_dir: Path | None = None) -> dict[str, str]:
+    """ANSIBLE_* variables for a run (pure)."""
+    env = {
+        "ANSIBLE_ROLES_PATH": str(roles_path),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+    }
+    if profile == "defaults":
+        return env
+    t = forge_tuning(hosts, cache_dir)
+    ssh_args = (f"-o ControlMaster=auto -o ControlPersist={t.control_persist_s}s "
+                "-o ServerAliveInterval=5 -o ServerAliveCountMax=3 "
+                "-o PreferredAuthentications=publickey")
+    env.update({
+        "ANSIBLE_FORKS": str(t.forks),
+        "ANSIBLE_PIPELINING": str(t.pipelining),
+        "ANSIBLE_SSH_ARGS": ssh_args,
+        "ANSIBLE_TIMEOUT": str(t.connect_timeout_s),
+        "ANSIBLE_GATHERING": "smart",
+        "ANSIBLE_FACT_CACHING": "jsonfile",
+        "ANSIBLE_FACT_CACHING_CONNECTION": str(t.fact_cache_dir),
+        "ANSIBLE_FACT_CACHING_TIMEOUT": str(t.fact_cache_timeout_s),
+        "ANSIBLE_INTERNAL_POLL_INTERVAL": "0.001",
+    })
+    if control_path_dir is not None:
+        env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_path_dir)
+    return env

@@ -1,0 +1,106 @@
+"""Syntax and shape of the GPU, fabric, Kubernetes and acceptance-tool roles and
+their playbooks: what every role promises (validation first, both OS families,
+defaults merged with the user's dict, hosts as variables)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provision import proc
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ROOT / "playbooks"
+ROLES = ("nvidia_driver", "cuda", "doca_ofed", "gpudirect", "fabric_infiniband", "fabric_roce",
+         "kubernetes", "acceptance_tools")
+OWN_PLAYBOOKS = ("gpu.yml", "fabric.yml", "kubernetes.yml", "acceptance_tools.yml")
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("playbook", OWN_PLAYBOOKS)
+def test_playbook_syntax(playbook: str, tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path), "ANSIBLE_NOCOLOR": "1"}
+    result = proc.run([str(VENV_BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,",
+                       str(PLAYBOOKS / playbook)], timeout=120, env=env, cwd=str(tmp_path))
+    assert result.ok, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("playbook", OWN_PLAYBOOKS)
+def test_plays_take_hosts_from_variables(playbook: str) -> None:
+    for play in yaml.safe_load((PLAYBOOKS / playbook).read_text()):
+        assert re.fullmatch(r"\{\{ \w+_hosts \| default\('[\w:]+'\) \}\}", play["hosts"]), play["hosts"]
+
+
+def _tasks(role: str, name: str) -> list[dict]:
+    return yaml.safe_load((PLAYBOOKS / "roles" / role / "tasks" / name).read_text())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_validates_first(role: str) -> None:
+    first = _tasks(role, "main.yml")[0]
+    assert first.get("ansible.builtin.import_tasks") == "validate.yml"
+    assert all("ansible.builtin.assert" in t for t in _tasks(role, "validate.yml"))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_supports_both_families(role: str) -> None:
+    for family in ("Debian", "RedHat"):
+        assert (PLAYBOOKS / "roles" / role / "vars" / f"{family}.yml").is_file()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_merges_defaults_with_the_user_dict(role: str) -> None:
+    defaults = yaml.safe_load((PLAYBOOKS / "roles" / role / "defaults" / "main.yml").read_text())
+    assert isinstance(defaults[f"{role}_defaults"], dict)
+    assert defaults[f"{role}_overrides"] == {}
+    assert re.search(rf"{role}_defaults \| combine\(.*{role}_overrides, recursive=true\)",
+                     defaults[f"{role}_settings"])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_removed_variables_are_not_used_by_the_role(role: str) -> None:
+    """A removed name that the role still defines would make validation reject every run."""
+    base = PLAYBOOKS / "roles" / role
+    role_vars = yaml.safe_load((base / "vars" / "main.yml").read_text())
+    removed = role_vars.pop(f"{role}_removed_variables")
+    texts = [yaml.safe_dump(role_vars)]
+    texts += [p.read_text() for p in base.rglob("*.yml")
+              if "molecule" not in p.parts and p != base / "vars" / "main.yml"]
+    texts += [p.read_text() for p in base.rglob("*.j2")]
+    text = "\n".join(texts)
+    for entry in removed:
+        assert re.search(rf"\b{entry['name']}\b", text) is None, entry["name"]
+        assert entry["replacement"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_hard_coded_group_names(role: str) -> None:
+    base = PLAYBOOKS / "roles" / role
+    for path in [*base.glob("tasks/*.yml"), *base.rglob("templates/**/*.j2")]:
+        assert re.search(r"groups\[\s*['\"]", path.read_text()) is None, path
+
+
+def _nodeset_plugin():
+    path = PLAYBOOKS / "roles" / "fabric_infiniband" / "filter_plugins" / "forge_nodeset.py"
+    spec = importlib.util.spec_from_file_location("forge_nodeset", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_opensm_hosts_node_sets_expand() -> None:
+    plugin = _nodeset_plugin()
+    expand = plugin.FilterModule().filters()["forge_nodeset_expand"]
+    assert expand("head01,gpu[001-003]") == ["gpu001", "gpu002", "gpu003", "head01"]   # ClusterShell sorts
+    assert expand(None) == [] and expand("") == []
+    # The fallback (no ClusterShell) reads the same syntax.
+    parts = plugin._split_top("head01,gpu[001-002,009]")
+    assert [h for p in parts for h in plugin._expand_one(p)] == ["head01", "gpu001", "gpu002", "gpu009"]
