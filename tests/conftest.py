@@ -9,8 +9,9 @@ cannot run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from lab.labkit import LAB_PLAYBOOK, PREFIX, Deployed, Lab, podman_usable
@@ -46,3 +47,32 @@ def deployed(test_lab: Lab) -> Deployed:
     return Deployed(test_lab, first)
 
 
+
+
+class Run(NamedTuple):
+    """One in-process run of the forge CLI through its error boundary."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def forge(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """Run `forge ARGS...` in-process; unpacks as (exit code, stdout, stderr)."""
+    from provision.cli.main import main
+
+    def run(*argv: str) -> Run:
+        code = 0
+        try:
+            main(list(argv))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,20 +59,3 @@ def synth() -> Any:
     sys.modules["fleet_synth"] = mod
     spec.loader.exec_module(mod)
     return mod
-
-
-@pytest.fixture
-def forge(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Run the forge CLI in-process; returns (exit code, stdout, stderr)."""
-    from provision.cli.main import main
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = 0
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
