@@ -81,6 +81,14 @@ LogLevel ERROR
     return procs
 
 
+def stop_sshds(procs: list[subprocess.Popen[bytes]], d: Path) -> None:
+    for p in procs:
+        os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        p.wait(10)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
     t = time.perf_counter()
     fn()
@@ -160,11 +168,7 @@ def main() -> int:
         print(f"  ansible / forge = {med['ansible'] / med['forge']:.1f}x (goal >= 5x)")
         return 0
     finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait(10)
-        shutil.rmtree(d, ignore_errors=True)
+            stop_sshds(procs, d)
 
 
 if __name__ == "__main__":

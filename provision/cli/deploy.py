@@ -12,7 +12,7 @@ from provision.deploy import rundir
 from provision.deploy.driver import SITE_PLAYBOOK, DeployOptions, DeployResult
 from provision.deploy.driver import deploy as run_deploy
 from provision.deploy.progress import LiveView, PlainView
-from provision.deploy.settings import PROFILES
+from provision.deploy.settings import PROFILES, Profile
 from provision.deploy.summary import summary_lines
 from provision.errors import DeployError, ExitCode, UnreachableError
 from provision.nodes import fold
@@ -30,7 +30,9 @@ from provision.nodes import fold
 @click.option("--require-hardware", is_flag=True,
               help="Fail, instead of skip, GPU/RDMA tasks on nodes without the device.")
 @click.option("--ansible-settings", "profile", type=click.Choice(PROFILES), default="forge",
-              show_default=True, help="forge's tuned Ansible settings, or Ansible's defaults.")
+              show_default=True,
+              help="forge: tuned, with Mitogen; forge-ssh: tuned, Ansible's ssh connection; "
+                   "defaults: Ansible's own (see docs/deploy.md).")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where run directories go (default ./runs or $FORGE_RUNS_DIR).")
 @click.option("--playbook", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -51,10 +53,13 @@ def deploy(spec: Path, check: bool, tags: str, limit: str | None, resume: bool,
     opts = DeployOptions(
         spec=spec, check=check, tags=tuple(t for t in tags.split(",") if t), limit=limit,
         resume=resume, require_hardware=require_hardware,
-        profile="defaults" if profile == "defaults" else "forge",
+        profile=_PROFILE_BY_NAME[profile],
         runs_root=runs_dir, playbook=playbook or SITE_PLAYBOOK)
     result = run_and_report(opts, as_json=as_json, spec_label=str(spec))
     raise_for(result)
+
+
+_PROFILE_BY_NAME: dict[str, Profile] = {p: p for p in PROFILES}
 
 
 def run_and_report(opts: DeployOptions, *, as_json: bool = False,

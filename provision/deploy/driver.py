@@ -120,7 +120,8 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
     inventory = run_dir / "inventory"
     render_inventory(site, inventory, spec_text=spec_text)
     env = settings.environment(opts.profile, hosts=len(targets), cache_dir=root / ".fact-cache",
-                               roles_path=PLAYBOOKS / "roles")
+                               roles_path=PLAYBOOKS / "roles",
+                               mitogen_dir=settings.mitogen_strategy_dir())
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     atomic_write_text(run_dir / "ansible-env.json",
                       __import__("json").dumps({k: v for k, v in env.items() if k != "PATH"},
@@ -131,7 +132,8 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
     limited = opts.limit is not None or resumed_from is not None
     record: dict[str, Any] = {
         "kind": "deploy", "site": site.name, "spec": str(spec_path.resolve()),
-        "playbook": str(playbook), "profile": opts.profile, "targets": targets,
+        "playbook": str(playbook), "profile": opts.profile,
+        "strategy": settings.strategy_of(env), "targets": targets,
         "limit": opts.limit, "tags": list(opts.tags), "check": opts.check,
         "require_hardware": opts.require_hardware,
         "resumed_from": str(resumed_from) if resumed_from else None,

@@ -1,9 +1,21 @@
 """How forge tunes Ansible for clusters of hundreds of nodes, as environment variables.
 
-Two profiles: ``forge`` (the default) and ``defaults`` (Ansible's own
-settings, kept for comparison: ``benchmarks/deploy_bench.py`` runs both).
-Only what forge needs to work at all (the roles path, no retry files) is set
-in both.
+Three profiles:
+
+- ``forge`` (the default): the tuning below, with Mitogen's connection and
+  strategy plugin. Mitogen keeps one Python interpreter per host for the
+  whole run and caches module code there, so a task costs a message, not a
+  fresh interpreter, an AnsiballZ payload and SSH round trips. On a no-change
+  rerun that is most of the time spent (``benchmarks/deploy_bench.py``).
+- ``forge-ssh``: the same tuning over Ansible's own ssh connection (pipelining,
+  ControlPersist). For sites where Mitogen cannot be used; ``forge`` falls
+  back to it when Mitogen is not installed.
+- ``defaults``: Ansible's own settings, kept for comparison.
+
+What forge needs to work at all and safely is set in every profile: the roles
+path, no retry files, and host key checking on (ansible-runner turns it off
+unless told otherwise, and then both connection paths would accept a node
+whose key changed, whatever the inventory's known_hosts says).
 """
 
 from __future__ import annotations
@@ -12,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Profile = Literal["forge", "defaults"]
-PROFILES: tuple[Profile, ...] = ("forge", "defaults")
+Profile = Literal["forge", "forge-ssh", "defaults"]
+PROFILES: tuple[Profile, ...] = ("forge", "forge-ssh", "defaults")
 
 MAX_FORKS = 100
+MITOGEN_STRATEGY = "mitogen_linear"
 
 
 @dataclass(frozen=True)
@@ -40,13 +53,25 @@ def forge_tuning(hosts: int, cache_dir: Path) -> Tuning:
                   fact_cache_dir=cache_dir, fact_cache_timeout_s=86400, connect_timeout_s=15)
 
 
+def mitogen_strategy_dir() -> Path | None:
+    """Where the installed Mitogen keeps its strategy plugins, or None without Mitogen."""
+    try:
+        import ansible_mitogen
+    except ImportError:
+        return None
+    path = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return path if (path / f"{MITOGEN_STRATEGY}.py").is_file() else None
+
+
 def environment(profile: Profile, *, hosts: int, cache_dir: Path, roles_path: Path,
-                control_path_dir: Path | None = None) -> dict[str, str]:
-    """ANSIBLE_* variables for a run (pure)."""
+                control_path_dir: Path | None = None,
+                mitogen_dir: Path | None = None) -> dict[str, str]:
+    """ANSIBLE_* variables for a run (pure: ``mitogen_dir`` says where Mitogen is)."""
     env = {
         "ANSIBLE_ROLES_PATH": str(roles_path),
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
     if profile == "defaults":
         return env
@@ -67,4 +92,12 @@ def environment(profile: Profile, *, hosts: int, cache_dir: Path, roles_path: Pa
     })
     if control_path_dir is not None:
         env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_path_dir)
+    if profile == "forge" and mitogen_dir is not None:
+        env["ANSIBLE_STRATEGY_PLUGINS"] = str(mitogen_dir)
+        env["ANSIBLE_STRATEGY"] = MITOGEN_STRATEGY
     return env
+
+
+def strategy_of(env: dict[str, str]) -> str:
+    """The strategy a run used, for its record."""
+    return env.get("ANSIBLE_STRATEGY", "linear")

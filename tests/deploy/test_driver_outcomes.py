@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from provision.deploy.driver import DeployOptions, deploy
+from provision.deploy.settings import Profile
 from provision.deploy.summary import summary_lines
 from provision.errors import ExitCode
 
@@ -91,12 +92,15 @@ stack: {{scheduler: slurm}}
         sshd.wait(timeout=10)
 
 
-def test_every_outcome_in_one_run_then_resume(site: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", ["forge", "forge-ssh"])
+def test_every_outcome_in_one_run_then_resume(site: tuple[Path, Path], tmp_path: Path,
+                                              profile: Profile) -> None:
+    """Both of forge's connection paths: Mitogen (the default) and Ansible's ssh plugin."""
     spec, _ = site
     runs = tmp_path / "runs"
     out = tmp_path / "out"
     out.mkdir()
-    opts = dict(spec=spec, playbook=FIXTURES / "outcomes.yml", runs_root=runs)
+    opts = dict(spec=spec, playbook=FIXTURES / "outcomes.yml", runs_root=runs, profile=profile)
     first = deploy(DeployOptions(**opts, extravars={"fx_dir": str(out), "fx_fail_host": "fx2"}))
     outcomes = {r.host: r.outcome for r in first.results}
     assert outcomes == {"fx1": "changed", "fx2": "failed", "fx3": "unreachable"}
@@ -112,6 +116,7 @@ def test_every_outcome_in_one_run_then_resume(site: tuple[Path, Path], tmp_path:
     assert "FAILED" in (first.run_dir / "hosts" / "fx2.log").read_text()
     record = json.loads((first.run_dir / "forge-run.json").read_text())
     assert record["targets"] == ["fx1", "fx2", "fx3"] and record["stats"]["dark"] == {"fx3": 1}
+    assert record["strategy"] == ("mitogen_linear" if profile == "forge" else "linear")
     assert (out / "fx1.txt").read_text() == "fx1\n"
 
     second = deploy(DeployOptions(**opts, resume=True,
@@ -120,6 +125,33 @@ def test_every_outcome_in_one_run_then_resume(site: tuple[Path, Path], tmp_path:
     assert second.targets == ("fx2", "fx3")
     assert {r.host: r.outcome for r in second.results} == {"fx2": "ok", "fx3": "unreachable"}
     assert second.exit_code == ExitCode.HOSTS_UNREACHABLE
+
+
+@pytest.mark.parametrize("profile", ["forge", "forge-ssh"])
+def test_a_host_key_that_does_not_match_is_refused(site: tuple[Path, Path], tmp_path: Path,
+                                                   profile: Profile,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """known_hosts is enforced on both connection paths: a changed key is unreachable.
+
+    A fresh SSH control directory: a master connection left by an earlier test
+    was verified when it opened and would be reused without a new check."""
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", str(tmp_path / "cp"))
+    spec, d = site
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+                   check=True)
+    other = (tmp_path / "other.pub").read_text().split()
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text("".join(f"{line.split()[0]} {other[0]} {other[1]}\n"
+                             for line in (d / "known_hosts").read_text().splitlines()))
+    wrong_spec = tmp_path / "fx.yaml"
+    wrong_spec.write_text(spec.read_text().replace(str(d / "known_hosts"), str(wrong)))
+    out = tmp_path / "out"
+    out.mkdir()
+    res = deploy(DeployOptions(spec=wrong_spec, playbook=FIXTURES / "outcomes.yml",
+                               runs_root=tmp_path / "runs", profile=profile, limit="fx1",
+                               extravars={"fx_dir": str(out), "fx_fail_host": "none"}))
+    assert {r.host: r.outcome for r in res.results} == {"fx1": "unreachable"}
+    assert not (out / "fx1.txt").exists()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

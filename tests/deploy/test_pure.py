@@ -23,10 +23,28 @@ def test_forge_profile_tunes_ssh_forks_and_fact_cache(tmp_path: Path) -> None:
     assert settings.forks_for(3) == 5 and settings.forks_for(40) == 40
 
 
+def test_forge_profile_runs_mitogen_where_installed(tmp_path: Path) -> None:
+    mitogen = settings.mitogen_strategy_dir()
+    assert mitogen is not None, "mitogen is a dependency of forge"
+    env = settings.environment("forge", hosts=3, cache_dir=tmp_path, roles_path=tmp_path,
+                               mitogen_dir=mitogen)
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
+    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+    assert settings.strategy_of(env) == "mitogen_linear"
+    without = settings.environment("forge", hosts=3, cache_dir=tmp_path, roles_path=tmp_path)
+    ssh = settings.environment("forge-ssh", hosts=3, cache_dir=tmp_path, roles_path=tmp_path,
+                               mitogen_dir=mitogen)
+    assert without == ssh                            # no Mitogen: the same tuned ssh settings
+    assert settings.strategy_of(ssh) == "linear" and "ANSIBLE_STRATEGY_PLUGINS" not in ssh
+
+
 def test_defaults_profile_sets_only_what_forge_needs(tmp_path: Path) -> None:
     env = settings.environment("defaults", hosts=300, cache_dir=tmp_path,
-                               roles_path=tmp_path / "roles")
-    assert set(env) == {"ANSIBLE_ROLES_PATH", "ANSIBLE_RETRY_FILES_ENABLED", "ANSIBLE_NOCOLOR"}
+                               roles_path=tmp_path / "roles",
+                               mitogen_dir=settings.mitogen_strategy_dir())
+    assert set(env) == {"ANSIBLE_ROLES_PATH", "ANSIBLE_RETRY_FILES_ENABLED", "ANSIBLE_NOCOLOR",
+                        "ANSIBLE_HOST_KEY_CHECKING"}
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
 
 
 def _ev(kind: str, host: str = "", task: str = "", res: dict | None = None,

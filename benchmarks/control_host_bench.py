@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""How far one control host goes: `forge deploy` on N SSH endpoints, time and controller memory.
+
+Starts N real sshd processes on 127.0.0.1 (each one a "node": the modules run
+on this machine, as the endpoint's user), writes a site spec for them, and runs
+a playbook of ten typical tasks (control_host_playbook.yml: file, copy,
+lineinfile, command, stat, assert, a loop, shell, set_fact) through forge's driver, once to
+converge and then as a no-change rerun, with ``--ansible-settings forge``
+(Mitogen) and ``forge-ssh``. While each run goes, it samples the proportional
+set size (PSS, so pages shared between forks count once) of every process the
+controller started: ansible-playbook, its forks, the ssh clients and Mitogen's
+multiplexer. Modules run under the sshd endpoints, outside that tree.
+
+On a small machine the endpoints' modules share the CPUs with the controller,
+so the wall times are an upper bound; the memory is the controller's own.
+
+    .venv/bin/python benchmarks/control_host_bench.py [--nodes 25 100] [--port-base 25000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fanout_bench import free, start_sshds, stop_sshds  # noqa: E402
+
+from provision.deploy.driver import DeployOptions, deploy  # noqa: E402
+from provision.deploy.settings import Profile  # noqa: E402
+from provision.errors import ExitCode  # noqa: E402
+
+PLAYBOOK = Path(__file__).with_name("control_host_playbook.yml")
+TASKS = 10
+
+
+def process_tree_pss_kib(root: int) -> int:
+    """Sum of PSS over root and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    total, stack = 0, list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        stack.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total
+
+
+class PeakSampler:
+    def __init__(self) -> None:
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, process_tree_pss_kib(os.getpid()))
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def write_spec(d: Path, ports: list[int]) -> Path:
+    spec = d / "bench.yaml"
+    spec.write_text(f"""spec_version: 1
+cluster: {{name: ctlbench, domain: bench.internal}}
+access: {{user: {getpass.getuser()}, ssh_key: {d / 'client'}, known_hosts: {d / 'known_hosts'}}}
+networks: {{management: {{subnet: 10.98.0.0/16}}, fabric: {{type: none}}}}
+node_groups:
+  - name: ctl
+    nodes: b000
+    roles: [controller]
+    profile: lab-container
+    rack: r1
+    addresses: {{management: 10.98.0.10, ssh: "127.0.0.1:{ports[0]}"}}
+  - name: nodes
+    nodes: b[001-{len(ports) - 1:03d}]
+    roles: [compute]
+    profile: lab-container
+    rack: r1
+    addresses: {{management: 10.98.0.11, ssh: "127.0.0.1:{ports[1]}"}}
+stack: {{scheduler: slurm}}
+""")
+    return spec
+
+
+def run(spec: Path, playbook: Path, runs: Path, profile: Profile,
+        bench_dir: Path) -> tuple[float, int, int]:
+    with PeakSampler() as sampler:
+        res = deploy(DeployOptions(spec=spec, playbook=playbook, runs_root=runs, profile=profile,
+                                   extravars={"bench_dir": str(bench_dir)}))
+    if res.exit_code != ExitCode.OK:
+        raise SystemExit(f"{profile}: run failed, see {res.run_dir}")
+    return res.seconds, res.changed, sampler.peak_kib
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nodes", type=int, nargs="+", default=[25, 100])
+    ap.add_argument("--port-base", type=int, default=25000)
+    args = ap.parse_args()
+    profiles: tuple[Profile, ...] = ("forge", "forge-ssh")
+    print(f"{TASKS} converged tasks (+ fact gathering on the first run), {os.cpu_count()} CPUs; "
+          "PSS of the controller's process tree")
+    print(f"{'nodes':>5} {'settings':<10} {'converge s':>10} {'rerun s':>8} "
+          f"{'s/task':>7} {'peak MiB':>9} {'MiB/node':>8}")
+    for n in args.nodes:
+        ports = [args.port_base + i for i in range(n)]
+        if any(not free(p) for p in ports):
+            raise SystemExit("ports in use; pass --port-base")
+        d = Path(tempfile.mkdtemp(prefix="forge-ctl-bench-"))
+        procs = start_sshds(d, ports)
+        try:
+            spec = write_spec(d, ports)
+            playbook = PLAYBOOK
+            for profile in profiles:
+                out = d / f"out-{profile}"
+                out.mkdir()
+                first, _, _ = run(spec, playbook, d / f"runs-{profile}", profile, out)
+                again, changed, peak = run(spec, playbook, d / f"runs-{profile}", profile, out)
+                if changed:
+                    raise SystemExit(f"{profile}: the rerun changed {changed} things")
+                print(f"{n:>5} {profile:<10} {first:>10.1f} {again:>8.1f} "
+                      f"{again / TASKS:>7.2f} {peak / 1024:>9.0f} {peak / 1024 / n:>8.1f}",
+                      flush=True)
+        finally:
+            stop_sshds(procs, d)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
