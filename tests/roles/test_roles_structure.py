@@ -55,6 +55,36 @@ def test_role_supports_both_families(role: str) -> None:
         assert (PLAYBOOKS / "roles" / role / "vars" / f"{family}.yml").is_file()
 
 
+def _key_paths(value: object, prefix: str = "") -> set[str]:
+    if not isinstance(value, dict):
+        return {prefix}
+    return {p for k, v in value.items() for p in _key_paths(v, f"{prefix}.{k}" if prefix else k)}
+
+
+FAMILY_ROLES = sorted(p.parent.parent.name
+                      for p in (PLAYBOOKS / "roles").glob("*/vars/Debian.yml"))
+
+
+@pytest.mark.parametrize("role", FAMILY_ROLES)
+def test_both_families_define_the_same_variables(role: str) -> None:
+    """A RHEL node must not meet a variable that only the Debian file defines (or back):
+    a variable of one family only is used only by that family's task files."""
+    role_dir = PLAYBOOKS / "roles" / role
+    paths = {family: _key_paths(yaml.safe_load(
+        (role_dir / "vars" / f"{family}.yml").read_text()) or {})
+        for family in ("Debian", "RedHat")}
+    for family, other in (("Debian", "RedHat"), ("RedHat", "Debian")):
+        for only in paths[family] - paths[other]:
+            name = only.split(".")[0]
+            if name in {p.split(".")[0] for p in paths[other]}:
+                raise AssertionError(f"{only} is in vars/{family}.yml only")
+            users = {f.name for f in (role_dir / "tasks").glob("*.yml")
+                     if name in f.read_text()} | {
+                     f.name for f in (role_dir / "templates").glob("*") if name in f.read_text()}
+            assert users and all(u.endswith(f"_{family}.yml") for u in users), \
+                f"{name} is in vars/{family}.yml only but used by {sorted(users)}"
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_role_merges_defaults_with_the_user_dict(role: str) -> None:
     defaults = yaml.safe_load((PLAYBOOKS / "roles" / role / "defaults" / "main.yml").read_text())
