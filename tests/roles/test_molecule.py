@@ -18,6 +18,8 @@ SCENARIOS = {
     "nvidia_driver": "skips without a GPU; fails naming forge_require_hardware when it is true",
     "acceptance_tools": "perftest and /opt/forge/checks installed; DCGM skipped without a GPU",
     "fabric_roce": "boot unit rendered and enabled, skipped by systemd without RDMA devices",
+    "common": "limits, sshd and sudo settings, nouveau blacklist, /etc/hosts; no reboot",
+    "slurm": "two nodes, the compute one first in the inventory: one munge key, both idle, srun",
 }
 
 
