@@ -14,23 +14,26 @@ from provision import proc
 ROLES_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 VENV_BIN = Path(sys.executable).parent
 SCENARIOS = {
-    # role: what its verify step asserts
+    # role[/scenario] (default: 'default'): what its verify step asserts
     "nvidia_driver": "skips without a GPU; fails naming forge_require_hardware when it is true",
     "acceptance_tools": "perftest and /opt/forge/checks installed; DCGM skipped without a GPU",
     "fabric_roce": "boot unit rendered and enabled, skipped by systemd without RDMA devices",
     "common": "limits, sshd and sudo settings, nouveau blacklist, /etc/hosts; no reboot",
     "slurm": "two nodes, the compute one first in the inventory: one munge key, both idle, srun",
+    "slurm/accounting": "MariaDB + slurmdbd: cluster registered, a job recorded by sacct, "
+                        "password files 0600/0400",
 }
 
 
 @pytest.mark.lab
 @pytest.mark.slow
-@pytest.mark.parametrize("role", sorted(SCENARIOS))
-def test_molecule_scenario(role: str, podman_ready: str) -> None:
+@pytest.mark.parametrize("scenario_id", sorted(SCENARIOS))
+def test_molecule_scenario(scenario_id: str, podman_ready: str) -> None:
+    role, _, scenario = scenario_id.partition("/")
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
            "FORGE_LAB_IMAGE": podman_ready, "ANSIBLE_NOCOLOR": "1", "NO_COLOR": "1"}
-    result = proc.run([str(VENV_BIN / "molecule"), "test"], timeout=900, env=env,
-                      cwd=str(ROLES_DIR / role))
+    result = proc.run([str(VENV_BIN / "molecule"), "test", "-s", scenario or "default"],
+                      timeout=900, env=env, cwd=str(ROLES_DIR / role))
     output = result.stdout + result.stderr
-    assert result.ok, f"{role}: {SCENARIOS[role]}\n{output[-6000:]}"
+    assert result.ok, f"{scenario_id}: {SCENARIOS[scenario_id]}\n{output[-6000:]}"
     assert "idempotence" in output
