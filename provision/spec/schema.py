@@ -123,7 +123,7 @@ _profile = _obj({
 _versions = _obj({k: {"type": ["string", "number"]} for k in (
     "driver_branch", "cuda", "doca_ofed", "slurm", "kubernetes", "gpu_operator",
     "network_operator", "nccl", "nccl_tests", "perftest", "dcgm", "nvbandwidth", "containerd",
-    "helm", "calico")})
+    "helm", "calico", "pyxis")})
 
 _checksums = {"type": "object", "description": "component -> version -> 'sha256:<hex>' of "
               "downloaded files (source tarballs)",

@@ -1,0 +1,75 @@
+"""The slurm role's container inputs (enroot + pyxis, Apptainer), judged by the
+role's own validation in a real Ansible run on the control host: unpinned files
+and, on a mirror site, any file from outside the mirror stop the deploy with the
+variable to set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision import proc
+
+from .conftest import HERE, VENV_BIN, ansible_env
+
+SHA = "sha256:" + "ab" * 32
+MIRROR = "http://mirror.site.internal/forge-files"
+ENROOT_FROM_MIRROR = [{"url": f"{MIRROR}/enroot_3.5.0-1_amd64.deb", "checksum": SHA},
+                      {"url": f"{MIRROR}/enroot+caps_3.5.0-1_amd64.deb", "checksum": SHA}]
+GITHUB = "https://github.com/NVIDIA/enroot/releases/download/v3.5.0/enroot_3.5.0-1_amd64.deb"
+
+
+def _validate(tmp_path: Path, **extra: object) -> tuple[bool, str]:
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[controller]\nlocalhost\n[compute]\nlocalhost\n[all:vars]\n"
+                         f"ansible_connection=local\nansible_python_interpreter={sys.executable}\n")
+    result = proc.run([str(VENV_BIN / "ansible-playbook"), "-i", str(inventory),
+                       str(HERE / "slurm_validate.yml"), "-e", json.dumps(extra)],
+                      timeout=180, env=ansible_env(tmp_path), cwd=str(tmp_path))
+    return result.ok, result.stdout + result.stderr
+
+
+def _containers(kind: str) -> dict[str, object]:
+    return {"forge_slurm": {"containers": kind}}
+
+
+MIRROR_SITE = {"forge_package_sources": {"mode": "mirror", "files": MIRROR + "/"}}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    pytest.param(_containers("enroot"), "set slurm_enroot_packages", id="enroot-without-packages"),
+    pytest.param({**_containers("apptainer"), "slurm_apptainer_packages": [{"url": GITHUB}]},
+                 "set slurm_apptainer_packages", id="package-without-checksum"),
+    pytest.param({**_containers("enroot"), "slurm_enroot_packages": ENROOT_FROM_MIRROR},
+                 'stack.checksums.pyxis["0.20.0"]', id="pyxis-unpinned"),
+    pytest.param({**_containers("enroot"), **MIRROR_SITE, "forge_checksums": {"pyxis": {"0.20.0": SHA}},
+                  "slurm_enroot_packages": [*ENROOT_FROM_MIRROR, {"url": GITHUB, "checksum": SHA}]},
+                 f"outside it: {GITHUB}", id="mirror-site-public-url"),
+    pytest.param({**_containers("apptainer"), "forge_package_sources": {"mode": "mirror"},
+                  "slurm_apptainer_packages": ENROOT_FROM_MIRROR},
+                 "forge_package_sources.files is empty", id="mirror-site-without-files"),
+])
+def test_bad_container_inputs_stop_with_the_variable_to_set(tmp_path: Path, extra: dict,
+                                                            message: str) -> None:
+    ok, output = _validate(tmp_path, **extra)
+    assert not ok, output[-3000:]
+    assert message in output, output[-3000:]
+
+
+def test_mirror_site_takes_pyxis_from_the_mirror(tmp_path: Path) -> None:
+    ok, output = _validate(tmp_path, **_containers("enroot"), **MIRROR_SITE,
+                           forge_checksums={"pyxis": {"0.20.0": SHA}},
+                           slurm_enroot_packages=ENROOT_FROM_MIRROR)
+    assert ok, output[-3000:]
+    assert f"PYXIS_URL={MIRROR}/pyxis-v0.20.0.tar.gz" in output
+
+
+def test_public_site_takes_pyxis_from_its_release_archive(tmp_path: Path) -> None:
+    ok, output = _validate(tmp_path, **_containers("enroot"), forge_versions={"pyxis": "0.21.0"},
+                           forge_checksums={"pyxis": {"0.21.0": SHA}},
+                           slurm_enroot_packages=[{"url": GITHUB, "checksum": SHA}])
+    assert ok, output[-3000:]
+    assert "PYXIS_URL=https://github.com/NVIDIA/pyxis/archive/refs/tags/v0.21.0.tar.gz" in output
