@@ -20,6 +20,9 @@ SCENARIOS = {
     "fabric_roce": "boot unit rendered and enabled, skipped by systemd without RDMA devices",
     "common": "limits, sshd and sudo settings, nouveau blacklist, /etc/hosts; no reboot",
     "slurm": "two nodes, the compute one first in the inventory: one munge key, both idle, srun",
+    "fabric_infiniband": "DOCA asked for, no adapter: the inbox rdma-core alone, no DOCA repository, "
+                         "no IPoIB or OpenSM files; both roles fail naming forge_require_hardware",
+    "gpudirect": "no GPU, no RDMA device: skipped, no modules-load file; fails when hardware is required",
     "slurm/accounting": "MariaDB + slurmdbd: cluster registered, a job recorded by sacct, "
                         "password files 0600/0400",
 }
