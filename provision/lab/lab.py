@@ -104,6 +104,7 @@ def up(cfg: LabConfig, *, log: Log = lambda _m: None, mirror_url: str | None = N
     keys.write_known_hosts(cfg.known_hosts, host_keys)
     for index, name in enumerate(cfg.node_names, start=1):
         _wait_ssh(cfg, index, name)
+    _check_names_resolve(cfg)
     spec = sitespec.write(cfg, mirror_url=mirror_url)
     info = LabInfo(
         nodes=tuple(NodeStatus(n, "running", f"127.0.0.1:{cfg.ssh_port(i)}", cfg.address(i))
@@ -192,6 +193,20 @@ def _wait_ssh(cfg: LabConfig, index: int, name: str, timeout: float = 30.0) -> N
         last = result.stderr.strip()
         time.sleep(0.3)
     raise LabError(f"{name}: SSH on 127.0.0.1:{cfg.ssh_port(index)} not ready: {last}")
+
+
+def _check_names_resolve(cfg: LabConfig) -> None:
+    """Slurm and the roles address nodes by name: fail now, with the fix, if podman's DNS is off."""
+    names = cfg.node_names
+    if len(names) < 2:
+        return
+    result = proc.run(podman.exec_(names[-1], "getent", "hosts", names[0]), timeout=30)
+    if not result.ok:
+        raise LabError(
+            f"{names[-1]} cannot resolve {names[0]}: the podman network {cfg.network} has no DNS",
+            hint="apt-get install netavark aardvark-dns (podman's netavark backend) or "
+                 "golang-github-containernetworking-plugin-dnsname (podman on CNI), then "
+                 "forge lab up again (scripts/system-deps.sh installs both)")
 
 
 def read_info(cfg: LabConfig) -> dict[str, object] | None:

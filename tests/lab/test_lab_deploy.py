@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from lab.labkit import LAB_PLAYBOOK, Deployed, Lab, wait_all_idle
+from lab.labkit import LAB_PLAYBOOK, Deployed, Lab, podman_usable, wait_all_idle
 from provision.errors import ExitCode
+from provision.lab import lab as lab_mod
+from provision.lab import podman
+from provision.lab.config import LabConfig
+from provision.lab.lab import LabError
 
 pytestmark = pytest.mark.lab
 
@@ -76,3 +81,21 @@ def test_second_deploy_changes_nothing(deployed: Deployed) -> None:
     record = json.loads(proc.stdout)
     assert record["stats"]["changed"] == {}, record["stats"]["changed"]
     assert {r["outcome"] for r in record["results"]} == {"ok"}
+
+
+def test_lab_up_refuses_a_network_without_dns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slurm and the roles address nodes by name: a lab whose nodes cannot resolve each
+    other must fail at `lab up`, naming the packages that fix it, not later in Slurm."""
+    if not podman_usable():
+        pytest.skip("podman with runc cannot run here")
+    create = podman.network_create
+    monkeypatch.setattr(podman, "network_create",
+                        lambda cfg, **kw: [*create(cfg, **kw)[:-1], "--disable-dns", cfg.network])
+    cfg = LabConfig(state_dir=tmp_path, prefix="forge-dns-n", nodes=2, ssh_port_base=2395,
+                    subnet="10.89.68.0/24", network="forge-dns-net")
+    try:
+        with pytest.raises(LabError, match="cannot resolve forge-dns-n1") as err:
+            lab_mod.up(cfg)
+        assert "aardvark-dns" in (err.value.hint or "")
+    finally:
+        lab_mod.down(cfg)
