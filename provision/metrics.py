@@ -164,8 +164,11 @@ _ALL: list[MetricInfo] = [
     _m("probe_ok", "bool", "higher", "a sweep probe ran to completion in its timeout (detail)",
        zero_spread=True),
     _m("xid_fatal_events", "count", "lower",
-       "Xid events whose code means the GPU needs a reset or service (48, 62, 63, 64, "
-       "79, 94, 95, 119, 120, 140)", fatal=True, zero_spread=True),
+       "hardware Xid events of this boot (NVIDIA Xid catalog: reset GPU, reboot or "
+       "service; provision.parsers.xid_catalog)", fatal=True, zero_spread=True),
+    _m("gpu_recovery_action", "bool", "lower",
+       "the driver's GPU recovery action (NVML) asks for a reset, reboot or drain (1)",
+       fatal=True, zero_spread=True),
     _m("nic_port_count", "count", "higher", "RDMA ports the node shows", zero_spread=True),
     _m("driver_version_match", "bool", "higher", "GPU driver is on the spec's branch (1)",
        zero_spread=True),

@@ -56,6 +56,19 @@ def _try(fn: Callable[..., Any], *args: Any) -> Any:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _field(nv: Any, h: Any, name: str) -> int | None:
+    """One NVML field value (nvmlDeviceGetFieldValues) as an int; None where the driver
+    or nvidia-ml-py does not know the field."""
+    fid = getattr(nv, name, None)
+    if fid is None:
+        return None
+    values = _try(nv.nvmlDeviceGetFieldValues, h, [fid])
+    if not values or getattr(values[0], "nvmlReturn", 1) != 0:
+        return None
+    v = values[0].value
+    return int(getattr(v, "uiVal", 0) or getattr(v, "ullVal", 0) or 0)
+
+
 def _gpu(nv: Any, index: int) -> dict[str, Any]:
     h = nv.nvmlDeviceGetHandleByIndex(index)
     mem = _try(nv.nvmlDeviceGetMemoryInfo, h)
@@ -107,6 +120,9 @@ def _gpu(nv: Any, index: int) -> dict[str, Any]:
         "mem_clock_mhz": _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_MEM),
         "clocks_event_mask": reasons,
         "clocks_events": decode_reasons(reasons) if reasons is not None else None,
+        # nvmlGpuRecoveryAction_t (driver 550+): 0 none, 1 GPU reset, 2 node reboot,
+        # 3 drain P2P, 4 drain P2P and reset; None where the driver does not report it
+        "recovery_action": _field(nv, h, "NVML_FI_DEV_GET_GPU_RECOVERY_ACTION"),
     }
 
 

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from provision.spec.model import Node, Site
 
 SCHEMA_VERSION = 1
-DEFAULT_XID_WINDOW_S = 24 * 3600.0
 #: acceptance thresholds a sweep re-checks (light, counters and link state only)
 SWEEP_LIMITS = ("pcie_link_gen", "pcie_link_width", "nic_port_rate", "gpu_count", "nic_count",
                 "host_memory", "cpu_count")
@@ -44,7 +43,6 @@ class NodeExpectation:
     driver_branch: str | None = None
     nic_firmware: str | None = None
     dcgm: bool = False
-    xid_window_s: float = DEFAULT_XID_WINDOW_S
     limits: tuple[Limit, ...] = field(default_factory=tuple)
 
     def limit(self, metric: str) -> Limit | None:
@@ -57,14 +55,14 @@ class NodeExpectation:
     def from_dict(d: dict[str, Any], *, source: str = "<config>") -> NodeExpectation:
         try:
             limits = tuple(Limit(**x) for x in d.get("limits", ()))
-            kw = {k: v for k, v in d.items() if k != "limits"}
+            # xid_window_s: configs written before Xids were tracked per boot
+            kw = {k: v for k, v in d.items() if k not in ("limits", "xid_window_s")}
             return NodeExpectation(limits=limits, **kw)
         except TypeError as exc:
             raise InputError(f"{source}: node {d.get('node', '?')!r}: {exc}") from None
 
 
-def for_node(site: Site, node: Node, xid_window_s: float = DEFAULT_XID_WINDOW_S) \
-        -> NodeExpectation:
+def for_node(site: Site, node: Node) -> NodeExpectation:
     from provision.expectations import plan_site
 
     plan = plan_site(site).for_node(node.name)
@@ -79,7 +77,7 @@ def for_node(site: Site, node: Node, xid_window_s: float = DEFAULT_XID_WINDOW_S)
         gpu_count=p.gpu.count if p.gpu else 0,
         rdma_ports=sum(n.ports for n in rdma), rdma_adapters=sum(n.count for n in rdma),
         driver_branch=versions.get("driver_branch"),
-        nic_firmware=_nic_firmware(site), dcgm="dcgm" in versions, xid_window_s=xid_window_s,
+        nic_firmware=_nic_firmware(site), dcgm="dcgm" in versions,
         limits=limits)
 
 

@@ -22,16 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from provision.history.timeparse import from_iso
 from provision.measurement import Measurement
 from provision.parsers.base import record
 from provision.sweep.expect import NodeExpectation
 
-#: Xid codes after which the GPU needs a reset, a reboot or service (NVIDIA Xid catalog):
-#: 48 DBE, 62 internal micro-controller halt, 63/64 row remap pending/failed, 79 fallen off
-#: the bus, 94/95 contained/uncontained ECC, 119/120 GSP RPC timeout/error, 140 unrecovered ECC
-FATAL_XIDS = frozenset({48, 62, 63, 64, 79, 94, 95, 119, 120, 140})
+#: where ``forge requalify`` leaves the node's Xid high-water mark: "<boot id> <count>",
+#: the number of hardware Xid lines of that boot a passed re-qualification accounted for
+XID_ACK_FILE = "/var/lib/forge/xid-ack"
 DEFAULTS_FILE = "/etc/default/forge-health"
+#: nvidia-smi's words when NVML cannot reach the driver or finds no GPU (nvidia-smi(1))
+DEAD_DRIVER = re.compile(r"NVIDIA-SMI has failed because it couldn't communicate with the "
+                         r"NVIDIA driver.*|No devices were found.*|"
+                         r"Unable to determine the device handle for GPU.*")
 BEGIN, END = "@@forge-probe-begin", "@@forge-probe-end"
 
 GPU_FIELDS = (
@@ -106,6 +108,12 @@ def parse_gpu(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
     lines = text.splitlines()
     start = next((i for i, ln in enumerate(lines) if q.detect(ln)), None)
     if start is None:
+        dead = DEAD_DRIVER.search(text)
+        if dead and exp.gpu_count:
+            # the driver or the GPUs are gone: fatal now, not after --fail-after sweeps
+            return [record(exp.node, "gpu_missing", exp.gpu_count, check="gpu", max=0.0,
+                           detail=f"0 of {exp.gpu_count} {exp.gpu_model} visible: "
+                                  f"{dead[0].strip()[:200]}")]
         raise ValueError(_first_line(text) or "nvidia-smi printed nothing")
     res = q.parse("\n".join(lines[start:]), node=exp.node, source_name="nvidia-smi")
     out = []
@@ -154,6 +162,9 @@ def nvml_records(snap: dict[str, Any], exp: NodeExpectation) -> list[Measurement
                 "hw_thermal_slowdown", "sw_thermal_slowdown", "sw_power_cap",
                 "hw_power_brake_slowdown", "hw_slowdown")) if events is not None else ())
         out.extend(_limit(r, exp) for r in gpu_records(exp.node, info, "gpu"))
+        rec = recovery_record(exp.node, g)
+        if rec is not None:
+            out.append(rec)
     out.append(_limit(record(exp.node, "gpu_count", len(gpus), check="gpu",
                              detail=", ".join(sorted({str(g.get("name")) for g in gpus}))), exp))
     out.append(record(exp.node, "gpu_missing", max(0, exp.gpu_count - len(gpus)), check="gpu",
@@ -165,6 +176,22 @@ def nvml_records(snap: dict[str, Any], exp: NodeExpectation) -> list[Measurement
                           check="versions", min=1.0,
                           detail=f"driver {d}, spec branch {exp.driver_branch}"))
     return out
+
+
+def recovery_record(node: str, gpu: dict[str, Any]) -> Measurement | None:
+    """NVML's GPU recovery action as a record: anything but "none" takes the GPU out of
+    service, whatever the kernel log says (the driver's own verdict wins)."""
+    from provision.parsers import xid_catalog as cat
+
+    value = gpu.get("recovery_action")
+    action = cat.recovery_action(value)
+    if action is None:
+        return None
+    name = cat.NVML_RECOVERY_NAMES.get(int(value), f"code {value}")
+    return record(node, "gpu_recovery_action", 0 if action == "ignore" else 1, check="gpu",
+                  gpu=gpu.get("index"), uuid=gpu.get("uuid"), max=0.0,
+                  source="nvmlDeviceGetFieldValues(NVML_FI_DEV_GET_GPU_RECOVERY_ACTION)",
+                  detail=f"driver asks for: {name} ({action})")
 
 
 def _limit(r: Measurement, exp: NodeExpectation) -> Measurement:
@@ -184,36 +211,73 @@ def _limit(r: Measurement, exp: NodeExpectation) -> Measurement:
                    f"limit {lim.describe}")
 
 
-# --- Xid: the kernel log ----------------------------------------------------------------
+# --- Xid: the kernel log of this boot, judged by NVIDIA's Xid catalog --------------------
 def xid_command(exp: NodeExpectation) -> str:
-    return ('if [ -n "${FORGE_SWEEP_XID_FILE:-}" ]; then cat "$FORGE_SWEEP_XID_FILE"; '
+    return ('echo "@@boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"; '
+            f'[ -r {XID_ACK_FILE} ] && sed "s/^/@@ack /" {XID_ACK_FILE}; '
+            'if [ -n "${FORGE_SWEEP_XID_FILE:-}" ]; then cat "$FORGE_SWEEP_XID_FILE"; '
             "else dmesg --time-format iso 2>/dev/null || "
             "journalctl -k -b --no-pager -o short-iso 2>/dev/null || true; fi")
 
 
-def parse_xid(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
-    from provision.parsers import dmesg_xid
+def _boot_and_ack(text: str) -> tuple[str, str | None, int]:
+    """Strip the probe's ``@@boot``/``@@ack`` lines: (log, boot id, acknowledged count)."""
+    boot: str | None = None
+    ack: tuple[str, int] | None = None
+    keep = []
+    for ln in text.splitlines():
+        if ln.startswith("@@boot"):
+            boot = ln[6:].strip() or None
+        elif ln.startswith("@@ack"):
+            parts = ln[5:].split()
+            if len(parts) == 2 and parts[1].isdigit():
+                ack = (parts[0], int(parts[1]))
+        else:
+            keep.append(ln)
+    acked = ack[1] if ack and boot and ack[0] == boot else 0
+    return "\n".join(keep), boot, acked
 
-    if not dmesg_xid.detect(text):
-        n = sum(1 for ln in text.splitlines() if ln.strip())
-        return [record(exp.node, "xid_events", 0, check="xid", max=0.0,
+
+def parse_xid(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    """Every Xid of this boot, judged by the catalog; hardware ones beyond the
+    high-water mark a passed re-qualification left are fatal. No time window: the
+    kernel log of a boot is the window, and a drain it causes is sticky."""
+    from provision.parsers import dmesg_xid
+    from provision.parsers import xid_catalog as cat
+
+    log, boot, acked = _boot_and_ack(text)
+    if not dmesg_xid.detect(log):
+        n = sum(1 for ln in log.splitlines() if ln.strip())
+        return [record(exp.node, "xid_events", 0, check="xid",
                        detail=f"no Xid in {n} kernel log lines"),
-                record(exp.node, "xid_fatal_events", 0, check="xid", max=0.0)]
-    res = dmesg_xid.parse(text, node=exp.node, source_name="kernel log")
-    cutoff = now - exp.xid_window_s
-    # events with an ISO time older than the window are history, not news; events whose
-    # time cannot be placed (dmesg -T, no timestamp) are counted
-    recent = tuple(e for e in res.events
-                   if e.time is None or from_iso(e.time.replace(",", "."), now) >= cutoff)
-    res = replace(res, events=recent)
-    out = [replace(r, check="xid") for r in dmesg_xid.measurements(res, check="xid")]
-    fatal = [e for e in recent if e.xid in FATAL_XIDS]
-    codes = sorted({e.xid for e in fatal})
-    first = fatal[0] if fatal else None
-    detail = (f"Xid {','.join(map(str, codes))} on PCI:{first.pci}: {first.message}"[:300]
-              if first else "none")
-    out.append(record(exp.node, "xid_fatal_events", len(fatal), check="xid", max=0.0,
-                      detail=detail))
+                record(exp.node, "xid_fatal_events", 0, check="xid", max=0.0,
+                       detail=f"boot {boot or '?'}")]
+    res = dmesg_xid.parse(log, node=exp.node, source_name="kernel log")
+    uuids = dict(res.uuids)
+    groups: dict[tuple[str, str, int], list[dmesg_xid.XidEvent]] = {}
+    for e in res.events:
+        groups.setdefault((e.kind, e.pci, e.xid), []).append(e)
+    out = []
+    for (kind, pci, xid), evs in groups.items():
+        action = "unknown" if kind == "SXid" else cat.judge(xid, evs[-1].message)
+        first = evs[0]
+        when = f" first at {first.time}" if first.time else ""
+        out.append(record(exp.node, "sxid_events" if kind == "SXid" else "xid_events",
+                          len(evs), check="xid", uuid=uuids.get(pci),
+                          detail=f"{kind} {xid} on PCI:{pci} ({action}){when}: "
+                                 f"{first.message}"[:300]))
+    hardware = [e for e in res.events
+                if e.kind != "SXid" and cat.is_hardware(cat.judge(e.xid, e.message))]
+    new = hardware[acked:]
+    codes = sorted({e.xid for e in new})
+    first_new = new[0] if new else None
+    detail = (f"Xid {','.join(map(str, codes))} on PCI:{first_new.pci} "
+              f"({cat.judge(first_new.xid, first_new.message)}): {first_new.message}"
+              if first_new else "none")
+    if acked:
+        detail += f"; {acked} earlier hardware Xid(s) of boot {boot} re-qualified"
+    out.append(record(exp.node, "xid_fatal_events", len(new), check="xid", max=0.0,
+                      source=cat.SOURCE, detail=detail[:300]))
     return out
 
 
@@ -314,7 +378,7 @@ PROBES: dict[str, Probe] = {p.name: p for p in (
           host_command, parse_host),
     Probe("gpu", "NVML counters via nvidia-smi: ECC, row remap, retired pages, temperature, "
           "power, clocks events, PCIe link, persistence", 20.0, _has_gpu, gpu_command, parse_gpu),
-    Probe("xid", "Xid events in the kernel log (recent window)", 10.0, lambda e: True,
+    Probe("xid", "Xid events of this boot, judged by NVIDIA's Xid catalog", 10.0, lambda e: True,
           xid_command, parse_xid),
     Probe("nic", "RDMA port state, rate and error counters (sysfs, else ibstat)", 10.0,
           lambda e: e.rdma_ports > 0, nic_command, parse_nic),
