@@ -110,6 +110,17 @@ class NodePlan:
     nics: tuple[dict[str, Any], ...]
     fabric_devices: tuple[str, ...]
     thresholds: tuple[Threshold, ...]
+    #: every compute port of the node from its fabric addresses: device (the HCA name
+    #: the spec's rail map gives), port, rail, address (the rail IP), netdev
+    fabric: tuple[dict[str, Any], ...] = ()
+    cpu_cores: int = 0
+
+    @property
+    def roce(self) -> bool:
+        return any(n["link_layer"] == "Ethernet" for n in self.nics if n["purpose"] == "compute")
+
+    def hca_ports(self) -> list[tuple[str, int]]:
+        return [(f["device"], int(f["port"])) for f in self.fabric]
 
     def threshold(self, name: str) -> Threshold | None:
         for t in self.thresholds:
@@ -169,7 +180,16 @@ def plan_node(site: Site, node: Node, cache: dict[str, tuple[Threshold, ...]]) -
         nvlink_pairs=p.gpu.nvlink_pairs if p.gpu else (),
         nics=nics, fabric_devices=tuple(a.device for a in node.fabric_addresses),
         thresholds=cache[p.name],
+        fabric=tuple({"device": a.device, "port": a.port, "rail": a.rail,
+                      "address": a.address, "netdev": a.netdev}
+                     for a in node.fabric_addresses),
+        cpu_cores=_cores(p),
     )
+
+
+def _cores(profile: HardwareProfile) -> int:
+    fig = profile.figure("node.cpu_cores")
+    return int(fig.value) if fig is not None else 0
 
 
 def plan_site(site: Site) -> SitePlan:

@@ -99,6 +99,9 @@ _ALL: list[MetricInfo] = [
     _m("nccl_busbw", "GB/s", "higher", "nccl-tests bus bandwidth at the largest message size"),
     _m("nccl_algbw", "GB/s", "higher", "nccl-tests algorithm bandwidth at the largest size"),
     _m("nccl_avg_busbw", "GB/s", "higher", "nccl-tests 'Avg bus bandwidth' line"),
+    _m("nccl_transport_ok", "bool", "higher",
+       "every inter-node NCCL channel ran NET/IB with GPUDirect RDMA (1); sockets or "
+       "host-staged copies (0)", zero_spread=True),
     _m("nccl_wrong", "count", "lower", "nccl-tests #wrong results", fatal=True, zero_spread=True),
     _m("nvbandwidth", "GB/s", "higher", "nvbandwidth test case bandwidth"),
     _m("dcgm_test_pass", "bool", "higher", "a dcgmi diag test passed (1) or failed (0)",

@@ -65,3 +65,31 @@ def apply(healths: Sequence[NodeHealth], scheduler: Scheduler, store: HistorySto
             store.log_action(run_id, h.node, d.action, d.reason or d.why, outcome)
         results.append(ActionResult(h.node, d.action, d.reason, d.why, command, outcome))
     return results
+
+
+def requalified(node: str, scheduler: Scheduler, store: HistoryStore, run_id: str, *,
+                dry_run: bool) -> ActionResult:
+    """A re-qualification passed on ``node``: clear its sticky marks and resume it if the
+    drain is forge's (someone else's drain is never touched)."""
+    from provision.actions.policy import sticky
+
+    state = scheduler.states([node]).get(node)
+    streaks = store.streaks(node)
+    marks = sticky(streaks)
+    why = "re-qualified" + (f" (clears sticky {', '.join(sorted(marks))})" if marks else "")
+    if not dry_run:
+        store.set_streaks(node, {k: v for k, v in streaks.items() if k not in marks}, run_id)
+    if state is None or not state.forge_owned:
+        who = "not drained" if state is None or not state.drained else \
+            f"drained by someone else ({state.reason or 'no reason'}): left alone"
+        return ActionResult(node, "none", "", f"{why}; {who}", "", "")
+    command = scheduler.describe(node, "resume", "")
+    outcome = "dry-run"
+    if not dry_run:
+        try:
+            scheduler.resume(node)
+            outcome = "done"
+        except ForgeError as exc:
+            outcome = f"failed: {exc.message}"
+        store.log_action(run_id, node, "resume", why, outcome)
+    return ActionResult(node, "resume", "", why, command, outcome)

@@ -5,7 +5,11 @@
 - A non-fatal finding drains only after ``fail_after`` consecutive failing
   sweeps of the same check: one flaky reading never drains a node.
 - forge resumes a node only if the drain reason starts with ``forge:`` and
-  after ``resume_after`` consecutive clean sweeps.
+  after ``resume_after`` consecutive clean sweeps, and never after a fatal
+  (hardware) finding: that drain is *sticky* (a ``sticky:<check>`` key in the
+  node's streaks) until ``forge requalify NODE`` passes on the node or an
+  operator resumes the node themselves. A reboot, or a kernel log that rolled
+  over, makes sweeps clean but lifts nothing.
 - A drain somebody else set is never touched, whatever forge finds.
 - An unreachable node is neither drained nor counted clean: the scheduler
   has its own liveness checks, and "no answer" is not "healthy".
@@ -23,6 +27,7 @@ from provision.errors import InputError
 REASON_PREFIX = "forge:"
 MAX_REASON = 180
 CLEAN_KEY = "clean"
+STICKY_PREFIX = "sticky:"
 
 Action = Literal["drain", "resume", "none"]
 
@@ -88,13 +93,19 @@ def next_streaks(health: NodeHealth, previous: Mapping[str, int]) -> dict[str, i
     """Counters after this sweep: ``fail:<check>`` per failing check, ``clean`` otherwise."""
     if not health.reachable:
         return dict(previous)
+    out: dict[str, int] = sticky(previous)
     if not health.failures:
-        return {CLEAN_KEY: previous.get(CLEAN_KEY, 0) + 1}
-    out: dict[str, int] = {}
+        out[CLEAN_KEY] = previous.get(CLEAN_KEY, 0) + 1
+        return out
     for f in health.failures:
         key = f"fail:{f.check}"
         out[key] = previous.get(key, 0) + 1
     return out
+
+
+def sticky(streaks: Mapping[str, int]) -> dict[str, int]:
+    """The sticky-drain marks among a node's streak counters."""
+    return {k: v for k, v in streaks.items() if k.startswith(STICKY_PREFIX)}
 
 
 def decide(health: NodeHealth, state: NodeState | None, previous: Mapping[str, int],
@@ -118,6 +129,8 @@ def decide(health: NodeHealth, state: NodeState | None, previous: Mapping[str, i
             n = streaks.get(f"fail:{worst.check}", 0)
             return none(f"{worst.check} failing {n}/{cfg.fail_after} consecutive sweeps")
         first = due[0]
+        for f in fatal:  # a hardware fault: the drain outlives the evidence
+            streaks[f"{STICKY_PREFIX}{f.check}"] = 1
         if state.drained and not state.forge_owned:
             return none(f"drained by someone else ({state.reason or 'no reason'}): left alone")
         if state.drained:
@@ -127,10 +140,17 @@ def decide(health: NodeHealth, state: NodeState | None, previous: Mapping[str, i
         return Decision(node, "drain", drain_reason(first.check, run_id, first.detail),
                         f"{first.check}: {kind}", streaks)
     clean = streaks[CLEAN_KEY]
+    marks = sticky(streaks)
     if not state.drained:
-        return none("healthy")
+        for k in marks:  # an operator resumed the node: their decision clears the mark
+            del streaks[k]
+        return none("healthy" + (" (an operator cleared the sticky drain)" if marks else ""))
     if not state.forge_owned:
         return none(f"drained by someone else ({state.reason or 'no reason'}): left alone")
+    if marks:
+        checks = ", ".join(sorted(k[len(STICKY_PREFIX):] for k in marks))
+        return none(f"sticky drain ({checks}): stays until `forge requalify {node}` passes "
+                    f"or an operator resumes the node")
     if clean < cfg.resume_after:
         return none(f"clean {clean}/{cfg.resume_after} sweeps before resume")
     return Decision(node, "resume", "", f"clean for {clean} consecutive sweeps", streaks)

@@ -101,6 +101,9 @@ class Check:
     tool: ClassVar[str] = ""
     #: threshold names the check must find in a node's plan before it can judge it
     references: ClassVar[tuple[str, ...]] = ()
+    #: takes the GPUs or the fabric: runs only on nodes drained or reserved for
+    #: acceptance (provision.checks.ownership), unless the operator says --force
+    disruptive: ClassVar[bool] = False
 
     # --- node scope
     def argv(self, ctx: Context) -> list[str]:

@@ -14,6 +14,7 @@ from provision.parsers import get as parser
 
 class Dcgm(Check):
     name = "dcgm"
+    disruptive = True
     description = "dcgmi diag -r 1..4 (JSON): every test passes on every GPU"
     tags = ("gpu", "diagnostics", "dcgm")
     needs = Needs(gpu=True)

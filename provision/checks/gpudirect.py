@@ -52,6 +52,7 @@ def write_bw(device: str, gpu: int, port: int, roce: bool, server: str | None = 
 
 class GpuDirect(CollectorCheck):
     name = "gpudirect"
+    disruptive = True
     description = "nvidia-peermem or dma-buf, ib_write_bw --use_cuda between NICs of a node"
     tags = ("gpu", "fabric", "gpudirect", "performance")
     needs = Needs(gpu=True, rdma=True)
@@ -104,6 +105,7 @@ def _with_peer(r: Measurement, pair: str) -> Measurement:
 
 class RdmaPairs(Check):
     name = "rdma-pairs"
+    disruptive = True
     description = "ib_write_bw (--use_cuda) between neighbouring nodes, one srun step per pair"
     tags = ("fabric", "gpudirect", "multi-node", "performance")
     needs = Needs(rdma=True, two_nodes=True, scheduler="slurm")

@@ -59,6 +59,7 @@ def counter_records(plan: NodePlan, check: str, before: dict[str, Any],
 
 class Hbm(Check):
     name = "hbm"
+    disruptive = True
     description = "HBM copy bandwidth per GPU vs the datasheet; ECC and remapped rows around it"
     tags = ("gpu", "memory", "performance")
     needs = Needs(gpu=True)
@@ -95,6 +96,7 @@ class Hbm(Check):
 
 class SdcBurnin(Check):
     name = "sdc"
+    disruptive = True
     description = ("deterministic GEMM burn-in: bit-identical checksums per GPU and across GPUs "
                    "of a model; TFLOP/s, power, temperature, clocks-event reasons")
     tags = ("gpu", "burn-in", "sdc")

@@ -13,9 +13,10 @@ from typing import Any
 
 from provision.checks.base import Check, Context, Invocation, Needs, Raw
 from provision.checks.collected import Collected, CollectorCheck, command
+from provision.checks.nccl_transport import env_argv, nccl_env, transport, transport_record
 from provision.checks.reference import annotate, threshold
 from provision.errors import InputError
-from provision.expectations import NodePlan, SitePlan
+from provision.expectations import NodePlan, SitePlan, plan_site
 from provision.measurement import Measurement
 from provision.parsers import get as parser
 from provision.remote.mpi import mpirun_argv
@@ -44,6 +45,7 @@ def perf_argv(collective: str, gpus_per_process: int, max_bytes: str = "8G") -> 
 
 class Nccl(CollectorCheck):
     name = "nccl"
+    disruptive = True
     description = "nccl-tests within each node: bus bandwidth at 8 GB, #wrong = 0"
     tags = ("gpu", "nccl", "performance")
     needs = Needs(gpu=True)
@@ -93,6 +95,7 @@ def ring_pairs(nodes: list[str]) -> list[tuple[str, str]]:
 
 class NcclMultiNode(Check):
     name = "nccl-multinode"
+    disruptive = True
     description = "nccl-tests across nodes via srun/mpirun: all nodes, then ring pairs"
     tags = ("gpu", "nccl", "fabric", "performance", "multi-node")
     needs = Needs(gpu=True, rdma=True, two_nodes=True)
@@ -107,30 +110,41 @@ class NcclMultiNode(Check):
         per_node = gpus.count if gpus else 0
         sets = [tuple(nodes)] + [p for p in ring_pairs(nodes) if len(nodes) > 2]
         out = []
+        plan = plan_site(ctx.site).for_node(nodes[0])
+        env = nccl_env(plan.hca_ports(), plan.roce)
+        # one GPU per rank, bound to the GPU nearest its CPUs; nccl-tests then uses
+        # device 0 of what it sees (NCCL_TESTS_DEVICE) instead of its local rank
+        cpus = max(1, plan.cpu_cores // per_node) if per_node else 1
         for c in collectives(ctx):
             for group in sets:
-                program = perf_argv(c, 1)
                 if ctx.via == "slurm":
+                    program = env_argv({**env, "NCCL_TESTS_DEVICE": "0"}) + perf_argv(c, 1)
                     argv = srun_argv(SrunOptions(nodes=group, ntasks_per_node=per_node,
-                                                 gpus_per_node=per_node, mpi="pmix",
+                                                 gpus_per_task=1, gpu_bind="closest",
+                                                 cpus_per_task=cpus, mpi="pmix",
+                                                 reservation=ctx.options.get("reservation"),
                                                  time_limit_s=self.timeout(ctx),
                                                  job_name=f"forge-nccl-{c}"), program)
                 else:
-                    argv = mpirun_argv(group, per_node, program,
-                                       env={"NCCL_DEBUG": "WARN"})
+                    argv = mpirun_argv(group, per_node, perf_argv(c, 1), env=env)
                 out.append(Invocation("+".join(group) if len(group) <= 2 else
                                       f"{c}-all", tuple(argv), nodes=group))
         return out
 
     def parse(self, raw: Raw) -> Any:
         text = raw.stdout + raw.stderr
-        return parser("nccl-tests").parse(text, node=raw.nodes[0] if raw.nodes else raw.key,
-                                          source_name=f"{raw.key}")
+        node = raw.nodes[0] if raw.nodes else raw.key
+        return (parser("nccl-tests").parse(text, node=node, source_name=f"{raw.key}"),
+                transport(text), raw.nodes)
 
     def cluster_measurements(self, data: Any, plan: SitePlan) -> list[Measurement]:
-        node_plan = plan.for_node(data.node) if data.node in {p.node for p in plan.nodes} \
-            else plan.nodes[0]
+        result, path, nodes = data
+        known = {p.node for p in plan.nodes}
+        first = next((n for n in (*nodes, result.node) if n in known), plan.nodes[0].node)
+        node_plan = plan.for_node(first)
         t = threshold(node_plan, "nccl_busbw_inter")
-        recs = [r for r in parser("nccl-tests").measurements(data, check=self.name)
+        recs = [r for r in parser("nccl-tests").measurements(result, check=self.name)
                 if r.metric != "nccl_busbw_by_size"]
-        return [_judge_busbw(r, t) for r in annotate(node_plan, recs, self.name)]
+        peer = "+".join(nodes[1:]) if len(nodes) > 1 else None
+        return [_judge_busbw(r, t) for r in annotate(node_plan, recs, self.name)] + [
+            transport_record(node_plan.node, path, check=self.name, peer=peer)]

@@ -7,6 +7,7 @@ input, 4 a node could not be reached (over SSH, or through Slurm).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +15,10 @@ from provision.cli.output import console, emit_json
 from provision.errors import ExitCode, InputError
 from provision.remote.base import Launcher
 from provision.spec.model import Node, Site
+
+if TYPE_CHECKING:
+    from provision.checks.base import Check
+    from provision.checks.engine import RunReport
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -59,12 +64,16 @@ def _submit_node(site: Site, name: str | None) -> Node:
 @click.option("--collectives", help="NCCL collectives, e.g. all_reduce,alltoall.")
 @click.option("--inject-flip", metavar="GPU:ITER",
               help="SDC: flip one output bit of GPU in iteration ITER (proves detection).")
+@click.option("--reservation", metavar="NAME",
+              help="Slurm reservation the nodes are held in for acceptance (steps run in it).")
+@click.option("--force", is_flag=True,
+              help="Run disruptive checks on nodes that are not drained or reserved.")
 @click.option("--list", "list_", is_flag=True, help="List the catalog and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: str | None,
           via: str, submit_host: str | None, out: Path | None, timeout: float | None,
           burnin_seconds: float | None, collectives: str | None, inject_flip: str | None,
-          list_: bool, as_json: bool) -> None:
+          reservation: str | None, force: bool, list_: bool, as_json: bool) -> None:
     """Run acceptance checks on the nodes of SPEC and write a run directory.
 
     \b
@@ -72,13 +81,11 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
       forge check site.yaml --checks conformance,tools,slurm
       forge check site.yaml --tags gpu --nodes gpu[001-004] --via slurm
       forge check site.yaml --checks sdc --burnin-seconds 600 -o runs/burnin-1
+
+    Disruptive checks (burn-in, NCCL, GPUDirect, HBM, DCGM) refuse nodes that are
+    not drained or in the --reservation, over SSH too, unless --force.
     """
     from provision.checks import registry
-    from provision.checks.engine import Engine
-    from provision.checks.rundir import RunDir
-    from provision.expectations import plan_site
-    from provision.remote.local import LocalLauncher
-    from provision.remote.slurm import SlurmLauncher
     from provision.spec import load_site
 
     if list_:
@@ -88,7 +95,6 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
     if not spec.exists():
         raise InputError(f"{spec}: no such file")
     site = load_site(spec)
-    plan = plan_site(site)
     names, tag_list = _split(checks_), _split(tags)
     if not names and not tag_list:
         names = [str(c) for c in site.acceptance_map.get("checks", [])]
@@ -100,7 +106,34 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
     if not chosen:
         raise InputError("--nodes selects no node")
     options = {"timeout": timeout, "burnin_seconds": burnin_seconds,
-               "collectives": collectives, "inject_flip": inject_flip}
+               "collectives": collectives, "inject_flip": inject_flip,
+               "reservation": reservation}
+    report, path = run_checks(site, selected, chosen, via=via, submit_host=submit_host,
+                              out=out, options=options, force=force, quiet=as_json)
+    verdict = report.to_dict()
+    verdict["run_dir"] = str(path)
+    if as_json:
+        emit_json(verdict)
+    else:
+        _print(report, path)
+    if report.unreachable:
+        raise click.exceptions.Exit(int(ExitCode.HOSTS_UNREACHABLE))
+    if not report.all_passed:
+        raise click.exceptions.Exit(int(ExitCode.CHECKS_FAILED))
+
+
+def run_checks(site: Site, selected: list[Check], chosen: list[Node], *, via: str,
+               submit_host: str | None, out: Path | None, options: dict[str, Any],
+               force: bool, quiet: bool) -> tuple[RunReport, Path]:
+    """Guard, launch and judge ``selected`` on ``chosen``; the report and its run dir."""
+    from provision.checks.engine import Engine
+    from provision.checks.rundir import RunDir
+    from provision.expectations import plan_site
+    from provision.remote.local import LocalLauncher
+    from provision.remote.slurm import SlurmLauncher
+
+    plan = plan_site(site)
+    reservation = options.get("reservation")
     launcher: Launcher
     cluster: Launcher
     if via == "local":
@@ -114,29 +147,65 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
         submit = _submit_node(site, submit_host)
         cluster = _ssh(site, [submit])
         cluster_node = submit.name
-        launcher = SlurmLauncher(cluster, submit.name)
-    rundir = RunDir.create(out)
-    err = console(stderr=True)
-    python = str(site.acceptance_map.get("python", "python3"))
-    engine = Engine(site, plan, launcher, cluster_launcher=cluster,
-                    cluster_node=cluster_node, via=via, rundir=rundir, python=python,
-                    options={k: v for k, v in options.items() if v is not None},
-                    log=lambda m: err.print(m) if not as_json else None)
+        gpus = {p.node: p.gpu_count for p in plan.nodes}
+        launcher = SlurmLauncher(cluster, submit.name, gpus=gpus, reservation=reservation)
     try:
+        if not force:
+            _guard(site, selected, [n.name for n in chosen], via, cluster, cluster_node,
+                   reservation)
+        rundir = RunDir.create(out)
+        err = console(stderr=True)
+        python = str(site.acceptance_map.get("python", "python3"))
+        engine = Engine(site, plan, launcher, cluster_launcher=cluster,
+                        cluster_node=cluster_node, via=via, rundir=rundir, python=python,
+                        options={k: v for k, v in options.items() if v is not None},
+                        log=lambda m: err.print(m) if not quiet else None)
         report = engine.run(selected, [n.name for n in chosen])
     finally:
         launcher.close()
         cluster.close()
-    verdict = report.to_dict()
-    verdict["run_dir"] = str(rundir.path)
-    if as_json:
-        emit_json(verdict)
-    else:
-        _print(report, rundir.path)
-    if report.unreachable:
-        raise click.exceptions.Exit(int(ExitCode.HOSTS_UNREACHABLE))
-    if not report.all_passed:
-        raise click.exceptions.Exit(int(ExitCode.CHECKS_FAILED))
+    return report, rundir.path
+
+
+def _guard(site: Site, selected: list[Check], nodes: list[str], via: str, cluster: Launcher,
+           cluster_node: str, reservation: str | None) -> None:
+    """Refuse disruptive checks on nodes in service (asks the scheduler where it runs)."""
+    from provision.checks import ownership
+
+    if not ownership.disruptive(selected):
+        return
+    runner = scheduler_runner(site, via, cluster, cluster_node)
+    states = _scheduler(site, runner).states(nodes)
+    reserved: list[str] = []
+    if reservation and site.stack.scheduler == "slurm":
+        res = runner(["scontrol", "show", "reservation", reservation, "-o"], 30.0)
+        if res.returncode != 0:
+            raise InputError(f"--reservation {reservation}: "
+                             f"{(res.stderr or res.stdout).strip()[:200]}")
+        reserved = ownership.parse_reservation(res.stdout)
+    ownership.guard(selected, nodes, states, reserved)
+
+
+def scheduler_runner(site: Site, via: str, cluster: Launcher, cluster_node: str) -> Any:
+    """A command runner on the host that can ask the scheduler: here (--via local) or
+    the controller/submit host over SSH."""
+    from provision.actions.slurm import local_runner
+    from provision.sweep.run import remote_runner
+
+    if via == "local":
+        return local_runner
+    return remote_runner(cluster, cluster_node)  # type: ignore[arg-type]
+
+
+def _scheduler(site: Site, runner: Any) -> Any:
+    if site.stack.scheduler == "kubernetes":
+        from provision.actions.kubernetes import KubernetesScheduler
+        from provision.sweep.run import kube_api
+
+        return KubernetesScheduler(kube_api())
+    from provision.actions.slurm import SlurmScheduler
+
+    return SlurmScheduler(runner)
 
 
 def _print(report: object, path: Path) -> None:

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("provision.cli.lab", "lab"),
     "deploy": ("provision.cli.deploy", "deploy"),
     "check": ("provision.cli.check", "check"),
+    "requalify": ("provision.cli.requalify", "requalify"),
+    "baseline": ("provision.cli.baseline", "baseline"),
     "ingest": ("provision.cli.ingest", "ingest"),
     "analyze": ("provision.cli.analyze", "analyze"),
     "sweep": ("provision.cli.sweep", "sweep"),

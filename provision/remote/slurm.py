@@ -1,8 +1,11 @@
 """Slurm as a launcher: ``srun`` argv builders and per-node job steps.
 
-Per-node checks run as one ``srun -N1 --nodelist=NODE --immediate`` step per
-node, submitted from a submit host (this machine, or a login/controller node
-reached over SSH), so compute nodes need no SSH from forge at all.
+Per-node checks run as one ``srun -N1 --nodelist=NODE --exclusive
+--gpus-per-node=<all> --immediate`` step per node (the node to itself, every GPU
+and, because srun creates the allocation, every CPU of it: without this a step
+gets one CPU and, under ``ConstrainDevices=yes``, no GPU at all), submitted
+from a submit host (this machine, or a login/controller node reached over
+SSH), so compute nodes need no SSH from forge at all.
 Multi-node programs get a single ``srun -N<n>`` argv from :func:`srun_argv`.
 A node Slurm will not give us (down, drained, unknown) is *unreachable*.
 """
@@ -37,6 +40,10 @@ class SrunOptions:
     partition: str | None = None
     mpi: str | None = None          # "pmix" for NCCL across nodes
     exclusive: bool = False
+    cpus_per_task: int = 0
+    gpus_per_task: int = 0
+    gpu_bind: str | None = None     # "closest": each rank on the GPU nearest its CPUs
+    reservation: str | None = None  # an acceptance reservation (see checks/ownership.py)
     extra: tuple[str, ...] = ()
 
 
@@ -53,12 +60,13 @@ def srun_argv(opts: SrunOptions, program: Sequence[str]) -> list[str]:
             f"--ntasks-per-node={opts.ntasks_per_node}", f"--immediate={opts.immediate_s}",
             f"--time={time_limit(opts.time_limit_s)}", f"--job-name={opts.job_name}",
             "--kill-on-bad-exit=1"]
-    if opts.gpus_per_node:
-        argv.append(f"--gpus-per-node={opts.gpus_per_node}")
-    if opts.partition:
-        argv.append(f"--partition={opts.partition}")
-    if opts.mpi:
-        argv.append(f"--mpi={opts.mpi}")
+    for flag, value in (("gpus-per-node", opts.gpus_per_node),
+                        ("gpus-per-task", opts.gpus_per_task), ("gpu-bind", opts.gpu_bind),
+                        ("cpus-per-task", opts.cpus_per_task),
+                        ("reservation", opts.reservation), ("partition", opts.partition),
+                        ("mpi", opts.mpi)):
+        if value:
+            argv.append(f"--{flag}={value}")
     if opts.exclusive:
         argv.append("--exclusive")
     argv.extend(opts.extra)
@@ -86,15 +94,19 @@ class SlurmLauncher:
     name = "slurm"
 
     def __init__(self, submit: Launcher, submit_node: str, *, partition: str | None = None,
-                 immediate_s: int = 30) -> None:
+                 immediate_s: int = 30, gpus: Mapping[str, int] | None = None,
+                 reservation: str | None = None) -> None:
         self.submit = submit
         self.submit_node = submit_node
         self.partition = partition
         self.immediate_s = immediate_s
+        self.gpus = dict(gpus or {})
+        self.reservation = reservation
 
     def wrap(self, node: str, cmd: Command) -> Command:
         opts = SrunOptions(nodes=(node,), time_limit_s=cmd.timeout, immediate_s=self.immediate_s,
-                           partition=self.partition, job_name=f"forge-{node}")
+                           partition=self.partition, job_name=f"forge-{node}", exclusive=True,
+                           gpus_per_node=self.gpus.get(node, 0), reservation=self.reservation)
         # `timeout` stops srun (which forwards SIGTERM to the step) at the check's
         # own limit; Slurm's --time is the backstop, the submit launcher's the last one
         argv = ["timeout", "--kill-after=5", f"{cmd.timeout:g}", *srun_argv(opts, cmd.argv)]

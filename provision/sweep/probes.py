@@ -187,7 +187,7 @@ def recovery_record(node: str, gpu: dict[str, Any]) -> Measurement | None:
     action = cat.recovery_action(value)
     if action is None:
         return None
-    name = cat.NVML_RECOVERY_NAMES.get(int(value), f"code {value}")
+    name = cat.NVML_RECOVERY_NAMES.get(int(value or 0), f"code {value}")
     return record(node, "gpu_recovery_action", 0 if action == "ignore" else 1, check="gpu",
                   gpu=gpu.get("index"), uuid=gpu.get("uuid"), max=0.0,
                   source="nvmlDeviceGetFieldValues(NVML_FI_DEV_GET_GPU_RECOVERY_ACTION)",
@@ -236,6 +236,23 @@ def _boot_and_ack(text: str) -> tuple[str, str | None, int]:
             keep.append(ln)
     acked = ack[1] if ack and boot and ack[0] == boot else 0
     return "\n".join(keep), boot, acked
+
+
+def xid_mark(text: str, exp: NodeExpectation) -> tuple[str | None, int]:
+    """(boot id, hardware Xid lines of this boot) from the Xid probe's output, ignoring any
+    earlier acknowledgement: what a passed re-qualification writes to XID_ACK_FILE."""
+    plain = "\n".join(ln for ln in text.splitlines() if not ln.startswith("@@ack"))
+    _, boot, _ = _boot_and_ack(plain)
+    fatal = next(r for r in parse_xid(plain, exp, 0) if r.metric == "xid_fatal_events")
+    return boot, int(fatal.value)
+
+
+def xid_ack_command(boot: str, count: int) -> str:
+    """Write the high-water mark atomically (a half-written mark would hide nothing:
+    a malformed line is ignored)."""
+    line = shlex.quote(f"{boot} {count}")
+    return (f"mkdir -p {shlex.quote(XID_ACK_FILE.rsplit('/', 1)[0])} && "
+            f"printf '%s\\n' {line} > {XID_ACK_FILE}.tmp && mv {XID_ACK_FILE}.tmp {XID_ACK_FILE}")
 
 
 def parse_xid(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:

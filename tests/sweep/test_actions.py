@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from provision.actions.apply import apply
+from provision.actions.apply import apply, requalified
 from provision.actions.kubernetes import REASON_ANNOTATION, TAINT_KEY, KubernetesScheduler
 from provision.actions.policy import (
     Failure,
@@ -203,8 +203,32 @@ def test_kubernetes_cordon_taint_and_uncordon(kube: tuple[Any, Any], tmp_path: P
     ok = [NodeHealth("gpu001", True, ()), NodeHealth("gpu002", True, ())]
     with HistoryStore(tmp_path / "h.db") as store:
         res = apply(ok, sched, store, cfg, "r2", dry_run=False)
+        # uncorrectable ECC is a hardware fault: clean sweeps do not lift the drain
+        assert [(r.node, r.action) for r in res] == [("gpu001", "none"), ("gpu002", "none")]
+        assert "sticky drain (gpu)" in res[0].why
+        res = [requalified("gpu001", sched, store, "q1", dry_run=False),
+               requalified("gpu002", sched, store, "q1", dry_run=False)]
     assert [(r.node, r.action) for r in res] == [("gpu001", "resume"), ("gpu002", "none")]
     node = api.read_node("gpu001")
     assert node.spec.unschedulable is False and not node.spec.taints
     assert REASON_ANNOTATION not in (node.metadata.annotations or {})
     assert api.read_node("gpu002").spec.unschedulable is True          # still theirs
+
+
+def test_hardware_drain_is_sticky_across_clean_sweeps_after_a_reboot() -> None:
+    fell = Failure("xid", "xid_fatal_events=1 Xid 79 fallen off the bus", fatal=True)
+    d = decide(NodeHealth("n1", True, (fell,)), IDLE, {}, CFG, "r1")
+    assert d.action == "drain" and d.streaks.get("sticky:xid") == 1
+    ours = NodeState("n1", "drained", True, d.reason)
+    streak = dict(d.streaks)
+    for run in ("r2", "r3", "r4", "r5"):  # rebooted: the kernel log is clean again
+        d = decide(NodeHealth("n1", True, ()), ours, streak, CFG, run)
+        streak = dict(d.streaks)
+        assert d.action == "none" and "forge requalify n1" in d.why
+    assert streak["clean"] == 4 and streak["sticky:xid"] == 1
+
+
+def test_operator_resume_clears_the_sticky_mark() -> None:
+    d = decide(NodeHealth("n1", True, ()), IDLE, {"sticky:xid": 1}, CFG, "r")
+    assert d.action == "none" and "operator cleared" in d.why
+    assert "sticky:xid" not in d.streaks
