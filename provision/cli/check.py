@@ -18,6 +18,7 @@ from provision.spec.model import Node, Site
 
 if TYPE_CHECKING:
     from provision.checks.base import Check
+    from provision.remote.ssh import SshLauncher
     from provision.checks.engine import RunReport
 
 
@@ -25,7 +26,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for s in values for v in s.split(",") if v.strip()]
 
 
-def _ssh(site: Site, nodes: list[Node]) -> Launcher:
+def _ssh(site: Site, nodes: list[Node]) -> SshLauncher:
     from provision.remote.base import Target
     from provision.remote.ssh import SshLauncher, SshSettings
 

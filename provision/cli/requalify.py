@@ -14,11 +14,16 @@ Exit codes: 0 re-qualified, 1 a check failed, 2 bad input, 4 unreachable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from provision.cli.output import console, emit_json
 from provision.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from provision.remote.ssh import SshLauncher
+    from provision.spec.model import Site
 
 DEFAULT_CHECKS = ("dcgm", "hbm", "sdc")
 #: re-qualification burn-in: minutes, not the hours of acceptance (docs/checks.md)
@@ -92,14 +97,12 @@ def requalify(spec: Path, node: str, via: str, submit_host: str | None,
     _finish(doc, as_json, f"re-qualified: {act.action} ({act.why}) {act.outcome}".strip())
 
 
-def _mark_xids(site: object, ssh: object, node: str, dry_run: bool) -> str:
+def _mark_xids(site: Site, ssh: SshLauncher, node: str, dry_run: bool) -> str:
     """Read the node's Xids of this boot and write the high-water mark (over SSH)."""
     from provision.remote.base import Command
-    from provision.spec.model import Site
     from provision.sweep import probes as P
     from provision.sweep.expect import for_node
 
-    assert isinstance(site, Site)
     exp = for_node(site, site.node(node))
     run_one = ssh.run_one
     res = run_one(node, Command(("sh", "-s"), 30.0, P.script([P.PROBES["xid"]], exp)))
