@@ -115,9 +115,10 @@ FACTS = {"cpu": cpu_facts, "memory": memory_facts, "rdma": rdma_facts,
          "pci_gpus": pci_gpu_facts, "modules": module_facts}
 
 
-def _start(argv: list[str]) -> subprocess.Popen[str]:
+def _start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, **env} if env else None)
 
 
 def _finish(p: subprocess.Popen[str], timeout: float) -> tuple[int | None, str, str, bool]:
@@ -141,7 +142,7 @@ def run_command(spec: dict[str, Any]) -> dict[str, Any]:
             server = _start([str(a) for a in spec["server"]])
             time.sleep(float(spec.get("server_wait", 1.0)))
         t0 = time.monotonic()
-        p = _start(argv)
+        p = _start(argv, {str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     except FileNotFoundError as exc:
         if server is not None:
             os.killpg(server.pid, signal.SIGKILL)

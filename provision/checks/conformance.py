@@ -205,12 +205,19 @@ class Conformance(CollectorCheck):
                                  detail=f"driver {g.driver_version}", **kw))
             if g.memory_total_mib is not None:
                 out.append(judged(plan, "gpu_memory_total", g.memory_total_mib, **kw))
-            if g.pcie_gen is not None:
-                out.append(judged(plan, "pcie_link_gen", g.pcie_gen, **kw,
-                                  detail=f"current Gen{g.pcie_gen:g}, max Gen{g.pcie_gen_max}"))
-            if g.pcie_width is not None:
-                out.append(judged(plan, "pcie_link_width", g.pcie_width, **kw,
-                                  detail=f"current x{g.pcie_width:g}, max x{g.pcie_width_max}"))
+            # an idle GPU's link trains down (nvidia-smi(1): current values "may be reduced
+            # when the GPU is not in use"): judge the slot's maximum here, the trained link
+            # under load in the hbm check (pcie_link_gen_load)
+            gen = g.pcie_gen_max if g.pcie_gen_max is not None else g.pcie_gen
+            if gen is not None:
+                out.append(judged(plan, "pcie_link_gen", gen, **kw,
+                                  detail=f"max Gen{g.pcie_gen_max}, current (idle) "
+                                         f"Gen{g.pcie_gen}"))
+            width = g.pcie_width_max if g.pcie_width_max is not None else g.pcie_width
+            if width is not None:
+                out.append(judged(plan, "pcie_link_width", width, **kw,
+                                  detail=f"max x{g.pcie_width_max}, current (idle) "
+                                         f"x{g.pcie_width}"))
             for metric, value in (("gpu_persistence_mode", g.persistence_mode),
                                   ("gpu_ecc_mode", g.ecc_mode)):
                 if value is not None:

@@ -57,6 +57,23 @@ def counter_records(plan: NodePlan, check: str, before: dict[str, Any],
     return out
 
 
+def pcie_records(plan: NodePlan, check: str, g: dict[str, Any]) -> list[Measurement]:
+    """Host copies and the link they ran on, judged (pure)."""
+    pcie = g.get("pcie") or {}
+    out = []
+    for name, key in (("pcie_h2d_bw", "h2d"), ("pcie_d2h_bw", "d2h")):
+        if (pcie.get(key) or {}).get("bandwidth_gbs") is not None:
+            out.append(judged(plan, name, pcie[key]["bandwidth_gbs"], check=check,
+                              detail="pinned host memory, best copy", **_gpu_fields(g)))
+    link = pcie.get("link_under_load") or {}
+    for name, key in (("pcie_link_gen_load", "gen"), ("pcie_link_width_load", "width")):
+        if link.get(key) is not None:
+            out.append(judged(plan, name, link[key], check=check,
+                              detail=f"sampled during a host-to-device copy; max "
+                                     f"{link.get(key + '_max')}", **_gpu_fields(g)))
+    return out
+
+
 class Hbm(Check):
     name = "hbm"
     disruptive = True
@@ -64,7 +81,7 @@ class Hbm(Check):
     tags = ("gpu", "memory", "performance")
     needs = Needs(gpu=True)
     timeout_s = 600.0
-    references = ("hbm_bandwidth",)
+    references = ("hbm_bandwidth", "pcie_h2d_bw", "pcie_d2h_bw", "pcie_link_gen_load")
 
     def _program(self, ctx: Context) -> tuple[list[str], str]:
         size = int(ctx.options.get("hbm_size_mib") or 4096)
@@ -90,8 +107,33 @@ class Hbm(Check):
         out = [judged(plan, "hbm_bandwidth", g["bandwidth_gbs"], check=self.name,
                       detail=f"{g['method']} best of {g['repeat']}, {g['size_bytes'] >> 20} MiB, "
                              f"{data['backend']}", **_gpu_fields(g)) for g in data["gpus"]]
+        for g in data["gpus"]:
+            out += pcie_records(plan, self.name, g)
         return out + counter_records(plan, self.name, data.get("nvml_before", {}),
                                      data.get("nvml_after", {}))
+
+
+#: acceptance burn-in: infant mortality and HBM/thermal-interface faults show over hours
+#: (typical acceptance burn-in is 12-48 h); re-qualification runs minutes (forge requalify)
+DEFAULT_BURNIN_MINUTES = 720
+#: clocks-event reasons that mean a hardware fault during burn-in (PSU, cooling, board):
+#: any sample with one fails the GPU (NVML nvmlClocksEventReason*, docs/checks.md)
+HW_CLOCK_EVENTS = (("clocks_event_hw_slowdown", "HW Slowdown"),
+                   ("clocks_event_hw_power_brake", "HW Power Brake Slowdown"),
+                   ("clocks_event_hw_thermal", "HW Thermal Slowdown"))
+
+
+def clock_event_records(plan: NodePlan, check: str, g: dict[str, Any],
+                        seconds: float) -> list[Measurement]:
+    """Hardware clocks events during a burn-in, judged: any at all fails (pure)."""
+    s = g.get("samples") or {}
+    return [Measurement(node=plan.node, metric=metric, value=float(s[metric]), check=check,
+                        profile=plan.profile, max=0.0, unit="ratio",
+                        source=f"NVML clocks-event reason {label}: a hardware fault "
+                               f"during burn-in",
+                        detail=f"share of {s.get('samples')} samples in {seconds:g} s",
+                        **_gpu_fields(g))
+            for metric, label in HW_CLOCK_EVENTS if s.get(metric) is not None]
 
 
 class SdcBurnin(Check):
@@ -107,7 +149,8 @@ class SdcBurnin(Check):
     def seconds(self, ctx: Context) -> float:
         if ctx.options.get("burnin_seconds"):
             return float(ctx.options["burnin_seconds"])
-        return float(ctx.site.acceptance_map.get("burnin_minutes", 10)) * 60
+        return float(ctx.site.acceptance_map.get("burnin_minutes",
+                                                 DEFAULT_BURNIN_MINUTES)) * 60
 
     def timeout(self, ctx: Context) -> float:
         return max(super().timeout(ctx), self.seconds(ctx) + 300)
@@ -142,7 +185,10 @@ class SdcBurnin(Check):
             kw = _gpu_fields(g)
             wrong = int(g["self_mismatch"]) + int(g["cohort_mismatch"])
             out.append(exact(plan, "sdc_mismatch", wrong, 0, check=self.name, source=src,
-                             detail=f"{g['iterations']} iterations; self {g['self_mismatch']} "
+                             detail=f"{g.get('gemms_checked', g['iterations'])} GEMMs checked "
+                                    f"in {g['iterations']} iterations over "
+                                    f"{g.get('result_bytes', 0) >> 30} GiB of results; "
+                                    f"self {g['self_mismatch']} "
                                     f"{g['self_mismatch_iterations']}, cohort "
                                     f"{g['cohort_mismatch']} {g['cohort_mismatch_iterations']}",
                              **kw))
@@ -151,16 +197,17 @@ class SdcBurnin(Check):
                                   detail=f"{data['dtype']} n={data['n']}, best "
                                          f"{g['tflops_best']}, {data['backend']}", **kw))
             s = g.get("samples", {})
-            if s.get("power_max_w") is not None:
-                out.append(judged(plan, "gpu_power_fraction", s["power_max_w"], check=self.name,
-                                  detail=f"max of {s['samples']} samples, mean "
-                                         f"{s['power_mean_w']} W, limit {s['power_limit_w']} W",
+            if s.get("power_mean_w") is not None:
+                out.append(judged(plan, "gpu_power_fraction", s["power_mean_w"],
+                                  check=self.name,
+                                  detail=f"mean of {s['samples']} samples, max "
+                                         f"{s['power_max_w']} W, limit {s['power_limit_w']} W",
                                   **kw))
+            out += clock_event_records(plan, self.name, g, float(data["seconds"]))
             for metric, key in (("gpu_temperature", "temperature_max_c"),
                                 ("gpu_sm_clock", "sm_clock_mean_mhz"),
                                 ("clocks_event_thermal", "clocks_event_thermal"),
-                                ("clocks_event_power", "clocks_event_power"),
-                                ("clocks_event_hw_slowdown", "clocks_event_hw_slowdown")):
+                                ("clocks_event_power", "clocks_event_power")):
                 if s.get(key) is not None:
                     out.append(Measurement(node=plan.node, metric=metric, value=float(s[key]),
                                            check=self.name, profile=plan.profile,

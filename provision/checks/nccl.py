@@ -23,6 +23,7 @@ from provision.remote.mpi import mpirun_argv
 from provision.remote.slurm import SrunOptions, srun_argv
 
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
+PAIR = "pair:"
 
 
 def collectives(ctx: Context) -> list[str]:
@@ -54,13 +55,20 @@ class Nccl(CollectorCheck):
 
     def request(self, ctx: Context) -> dict[str, Any]:
         assert ctx.plan is not None
-        return {"commands": {c: command(perf_argv(c, ctx.plan.gpu_count), timeout=600)
-                             for c in collectives(ctx)}}
+        cmds = {c: command(perf_argv(c, ctx.plan.gpu_count), timeout=600)
+                for c in collectives(ctx)}
+        # each NVLink-bridged pair alone: the 8-GPU ring is PCIe-bound and cannot see a
+        # bridge running at a third of its bandwidth
+        for a, b in ctx.plan.nvlink_pairs:
+            cmds[f"{PAIR}{a}-{b}"] = command(perf_argv("all_reduce", 2), timeout=300,
+                                            env={"CUDA_VISIBLE_DEVICES": f"{a},{b}"})
+        return {"commands": cmds}
 
     def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:
-        t = threshold(plan, "nccl_busbw_intra")
         out: list[Measurement] = []
         for name in data.commands:
+            pair = name.startswith(PAIR)
+            t = threshold(plan, "nccl_busbw_pair" if pair else "nccl_busbw_intra")
             if data.missing(name):
                 out.append(Measurement(node=plan.node, metric="tool_present", value=0.0,
                                        min=1.0, check=self.name, profile=plan.profile,
@@ -72,6 +80,9 @@ class Nccl(CollectorCheck):
                                                 source_name=f"{plan.node}:{name}_perf")
             recs = parser("nccl-tests").measurements(result, check=self.name)
             recs = [r for r in recs if r.metric != "nccl_busbw_by_size"]
+            if pair:
+                recs = [_rename(r, "nccl_busbw_pair", f"GPUs {name[len(PAIR):]}")
+                        for r in recs]
             out += [_judge_busbw(r, t) for r in annotate(plan, recs, self.name)]
         return out
 
@@ -81,7 +92,15 @@ def _judge_busbw(r: Measurement, t: Any) -> Measurement:
 
     from provision.checks.reference import limits
 
-    return replace(r, **limits(t)) if r.metric == "nccl_busbw" else r
+    return replace(r, **limits(t)) if r.metric == t.metric else r
+
+
+def _rename(r: Measurement, metric: str, where: str) -> Measurement:
+    from dataclasses import replace
+
+    if r.metric != "nccl_busbw":
+        return replace(r, detail=f"{where}: {r.detail or ''}".strip())
+    return replace(r, metric=metric, detail=f"{where}: {r.detail or ''}".strip())
 
 
 def ring_pairs(nodes: list[str]) -> list[tuple[str, str]]:
@@ -101,7 +120,7 @@ class NcclMultiNode(Check):
     needs = Needs(gpu=True, rdma=True, two_nodes=True)
     scope = "cluster"
     timeout_s = 1200.0
-    references = ("nccl_busbw_inter",)
+    references = ("nccl_busbw_inter", "nccl_alltoall_inter")
     serial = True  # collectives share the fabric: one at a time
 
     def invocations(self, ctx: Context) -> list[Invocation]:
@@ -127,24 +146,28 @@ class NcclMultiNode(Check):
                                                  job_name=f"forge-nccl-{c}"), program)
                 else:
                     argv = mpirun_argv(group, per_node, perf_argv(c, 1), env=env)
-                out.append(Invocation("+".join(group) if len(group) <= 2 else
-                                      f"{c}-all", tuple(argv), nodes=group))
+                key = f"{c}-all" if len(group) > 2 else "+".join(group)
+                out.append(Invocation(key if c == "all_reduce" else f"{c}:{key}", tuple(argv),
+                                      nodes=group))
         return out
 
     def parse(self, raw: Raw) -> Any:
         text = raw.stdout + raw.stderr
         node = raw.nodes[0] if raw.nodes else raw.key
         return (parser("nccl-tests").parse(text, node=node, source_name=f"{raw.key}"),
-                transport(text), raw.nodes)
+                transport(text), raw.nodes, raw.key)
 
     def cluster_measurements(self, data: Any, plan: SitePlan) -> list[Measurement]:
-        result, path, nodes = data
+        result, path, nodes, key = data
         known = {p.node for p in plan.nodes}
         first = next((n for n in (*nodes, result.node) if n in known), plan.nodes[0].node)
         node_plan = plan.for_node(first)
-        t = threshold(node_plan, "nccl_busbw_inter")
+        alltoall = key.startswith("alltoall")
+        t = threshold(node_plan, "nccl_alltoall_inter" if alltoall else "nccl_busbw_inter")
         recs = [r for r in parser("nccl-tests").measurements(result, check=self.name)
                 if r.metric != "nccl_busbw_by_size"]
+        if alltoall:
+            recs = [_rename(r, "nccl_busbw_alltoall", "alltoall") for r in recs]
         peer = "+".join(nodes[1:]) if len(nodes) > 1 else None
         return [_judge_busbw(r, t) for r in annotate(node_plan, recs, self.name)] + [
             transport_record(node_plan.node, path, check=self.name, peer=peer)]

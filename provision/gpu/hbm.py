@@ -4,12 +4,18 @@ Two methods per GPU: ``cudaMemcpy`` device-to-device (copy engines) and a
 large elementwise copy kernel (SMs). Each moves ``2 x size`` bytes (read and
 write); the best repetition counts, as a stream benchmark does. ECC counters
 and remapped rows are read through NVML before and after.
+Then host-to-device and device-to-host bandwidth over PCIe (pinned host
+memory, ``size`` bytes one way), with the GPU's PCIe link generation and width
+read through NVML *while* the copy runs: an idle link trains down to Gen1 by
+design, so only a loaded link shows what it negotiated. CUDA devices are
+enumerated in PCI order (``CUDA_DEVICE_ORDER=PCI_BUS_ID``) so index i is NVML's i.
 ``python -m provision.gpu.hbm [--size-mib N] [--repeat N]`` prints JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -41,6 +47,86 @@ def summarize(size_bytes: int, times_s: Sequence[float]) -> dict[str, float]:
     mean = sum(times_s) / len(times_s)
     return {"best_s": t, "mean_s": mean, "bandwidth_gbs": round(bandwidth_gbs(size_bytes, t), 2),
             "mean_bandwidth_gbs": round(bandwidth_gbs(size_bytes, mean), 2)}
+
+
+def one_way_gbs(size_bytes: int, seconds: float) -> float:
+    """Bandwidth of a one-way transfer (host copies cross the link once)."""
+    if seconds <= 0:
+        raise ValueError("elapsed time must be positive")
+    return size_bytes / seconds / 1e9
+
+
+def link_sample(dev: int) -> dict[str, Any]:
+    """The PCIe link of NVML device ``dev`` now (call while a copy runs)."""
+    from provision.gpu import nvml
+
+    try:
+        nv = nvml._nvml()
+    except nvml.NvmlUnavailable as exc:
+        return {"error": str(exc)}
+    try:
+        h = nv.nvmlDeviceGetHandleByIndex(dev)
+        return {"gen": nvml._try(nv.nvmlDeviceGetCurrPcieLinkGeneration, h),
+                "width": nvml._try(nv.nvmlDeviceGetCurrPcieLinkWidth, h),
+                "gen_max": nvml._try(nv.nvmlDeviceGetMaxPcieLinkGeneration, h),
+                "width_max": nvml._try(nv.nvmlDeviceGetMaxPcieLinkWidth, h)}
+    finally:
+        nv.nvmlShutdown()
+
+
+def _host_copies(lib: Any, name: str, dev: int, size: int, repeat: int) -> dict[str, Any]:
+    """H2D and D2H with pinned host memory, best of ``repeat``; the link sampled mid-copy."""
+    n = size // 4
+    out: dict[str, Any] = {}
+    link: dict[str, Any] = {}
+    if name == "torch":
+        host = lib.ones(n, dtype=lib.float32, pin_memory=True)
+        devbuf = lib.empty(n, dtype=lib.float32, device=f"cuda:{dev}")
+
+        def event() -> Any:
+            return lib.cuda.Event(enable_timing=True)
+
+        def copy(h2d: bool) -> None:
+            (devbuf.copy_(host, non_blocking=True) if h2d else
+             host.copy_(devbuf, non_blocking=True))
+
+        def elapsed(a: Any, b: Any) -> float:
+            return float(a.elapsed_time(b)) / 1e3
+        ctx: Any = lib.cuda.device(dev)
+    else:
+        ctx = lib.cuda.Device(dev)
+        with ctx:
+            host = lib.cuda.alloc_pinned_memory(n * 4)
+            devbuf = lib.empty(n, dtype=lib.float32)
+
+        def event() -> Any:
+            return lib.cuda.Event()
+
+        def copy(h2d: bool) -> None:
+            kind = (lib.cuda.runtime.memcpyHostToDevice if h2d else
+                    lib.cuda.runtime.memcpyDeviceToHost)
+            dst, src = (devbuf.data.ptr, host.ptr) if h2d else (host.ptr, devbuf.data.ptr)
+            lib.cuda.runtime.memcpyAsync(dst, src, n * 4, kind, 0)
+
+        def elapsed(a: Any, b: Any) -> float:
+            return float(lib.cuda.get_elapsed_time(a, b)) / 1e3
+    with ctx:
+        for direction in ("h2d", "d2h"):
+            times = []
+            for i in range(repeat + 2):
+                a, b = event(), event()
+                a.record()
+                copy(direction == "h2d")
+                b.record()
+                if i == 2 and direction == "h2d":
+                    link = link_sample(dev)       # the copy is in flight
+                b.synchronize()
+                if i >= 2:
+                    times.append(elapsed(a, b))
+            t = best(times)
+            out[direction] = {"best_s": t, "bandwidth_gbs": round(one_way_gbs(n * 4, t), 2)}
+    del host, devbuf
+    return {**out, "link_under_load": link}
 
 
 def _time_torch(torch: Any, dev: int, size: int, repeat: int) -> dict[str, Any]:
@@ -97,6 +183,7 @@ def _time_cupy(cp: Any, dev: int, size: int, repeat: int) -> dict[str, Any]:
 
 
 def run(size_mib: int = 4096, repeat: int = 20, prefer: str = "auto") -> dict[str, Any]:
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     from provision.gpu import arrays, nvml
 
     name, lib = arrays.backend(prefer)
@@ -107,9 +194,10 @@ def run(size_mib: int = 4096, repeat: int = 20, prefer: str = "auto") -> dict[st
     for dev in range(count):
         timed = (_time_torch if name == "torch" else _time_cupy)(lib, dev, size, repeat)
         best_method = max(("memcpy", "kernel"), key=lambda m: timed[m]["bandwidth_gbs"])
+        host = _host_copies(lib, name, dev, min(size, 1 << 30), repeat)
         gpus.append({"index": dev, "size_bytes": size, "repeat": repeat, **timed,
                      "bandwidth_gbs": timed[best_method]["bandwidth_gbs"],
-                     "method": best_method})
+                     "method": best_method, "pcie": host})
     after = nvml.snapshot()
     version = lib.__version__
     return {"schema_version": SCHEMA_VERSION, "backend": f"{name} {version}", "gpus": gpus,

@@ -166,6 +166,8 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "clocks_event_thermal": share(THERMAL),
         "clocks_event_power": share(POWER),
         "clocks_event_hw_slowdown": share(("hw_slowdown",)),
+        "clocks_event_hw_power_brake": share(("hw_power_brake_slowdown",)),
+        "clocks_event_hw_thermal": share(("hw_thermal_slowdown",)),
     }
 
 

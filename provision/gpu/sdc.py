@@ -1,13 +1,18 @@
-"""SDC burn-in: a deterministic GEMM on every GPU, checksummed every iteration.
+"""SDC burn-in: a deterministic GEMM on every GPU, every result compared on the GPU.
 
 Fixed seeds and shapes and deterministic math (TF32 off, deterministic
 cuBLAS workspace, one algorithm per shape) make every GPU of one model and
-software stack produce the same bits. Each iteration runs ``inner`` GEMMs,
-copies the output to the host and hashes it (sha256) in a background thread;
-a GPU must match itself in every iteration and match the other GPUs of its
-model. NVML samples power, temperature, clocks and clocks-event reasons
-throughout. ``--inject-flip GPU:ITER`` flips one bit of that GPU's output in
-that iteration, to prove that detection works.
+software stack produce the same bits. As in gpu-burn (wilicc/gpu-burn,
+``gpu_burn-drv.cpp``), each GPU first computes a *golden* result, then fills
+most of its free HBM (``--mem-fraction``, default 0.9) with result buffers;
+every iteration writes one GEMM into each buffer and compares each buffer
+bit for bit against the golden one *on the device* (a count of differing
+elements, one host sync per iteration): every GEMM is checked, none
+overwritten unseen. The golden result is hashed (sha256) at the start and
+the end: the hash is what GPUs of a model are compared by, across the node
+and the fleet. NVML samples power, temperature, clocks and clocks-event
+reasons throughout. ``--inject-flip GPU:ITER`` flips one bit of that GPU's
+first result buffer in that iteration, to prove that detection works.
 ``python -m provision.gpu.sdc --seconds 60`` prints JSON.
 """
 
@@ -21,7 +26,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -79,6 +83,22 @@ def compare(checksums: Mapping[int, Sequence[str]],
     return out
 
 
+def wrong_elements(xp: Any, result: Any, golden: Any, int_dtype: Any) -> Any:
+    """Elements of ``result`` whose bits differ from ``golden``, counted where the
+    arrays live (numpy, CuPy or PyTorch: all have ``.view``, ``!=`` and count_nonzero).
+    Comparing bits, not values, also catches a NaN and a flipped sign of zero."""
+    return xp.count_nonzero(result.view(int_dtype) != golden.view(int_dtype))
+
+
+def result_slots(free_bytes: int, n: int, itemsize: int, fraction: float = 0.9,
+                 reserve_bytes: int = 1 << 30) -> int:
+    """How many n x n result buffers fill ``fraction`` of free memory after a reserve
+    for cuBLAS workspace and the inputs (at least 1)."""
+    per = n * n * itemsize
+    usable = int(free_bytes * fraction) - reserve_bytes
+    return max(1, usable // per)
+
+
 def parse_inject(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -106,54 +126,69 @@ def _inputs(seed: int, n: int) -> tuple[Any, Any]:
 
 
 class _GpuWorker:
-    def __init__(self, name: str, lib: Any, dev: int, n: int, seed: int, inner: int) -> None:
-        self.name, self.lib, self.dev, self.n, self.inner = name, lib, dev, n, inner
+    def __init__(self, name: str, lib: Any, dev: int, n: int, seed: int,
+                 mem_fraction: float, max_slots: int | None) -> None:
+        self.name, self.lib, self.dev, self.n = name, lib, dev, n
         a, b = _inputs(seed, n)
         if name == "torch":
             d = f"cuda:{dev}"
-            self.a = lib.from_numpy(a).to(d, dtype=lib.bfloat16)
-            self.b = lib.from_numpy(b).to(d, dtype=lib.bfloat16)
-            self.c = lib.empty((n, n), dtype=lib.bfloat16, device=d)
-            self.dtype = "bfloat16"
+            with lib.cuda.device(dev):
+                self.a = lib.from_numpy(a).to(d, dtype=lib.bfloat16)
+                self.b = lib.from_numpy(b).to(d, dtype=lib.bfloat16)
+                self.golden = lib.matmul(self.a, self.b)
+                free, _ = lib.cuda.mem_get_info(dev)
+                slots = result_slots(free, n, 2, mem_fraction)
+                slots = min(slots, max_slots) if max_slots else slots
+                self.results = [lib.empty((n, n), dtype=lib.bfloat16, device=d)
+                                for _ in range(slots)]
+            self.dtype, self.int_dtype = "bfloat16", lib.int16
         else:
             with lib.cuda.Device(dev):
                 self.a = lib.asarray(a, dtype=lib.float16)
                 self.b = lib.asarray(b, dtype=lib.float16)
-                self.c = lib.empty((n, n), dtype=lib.float16)
-            self.dtype = "float16"
+                self.golden = lib.matmul(self.a, self.b)
+                free, _ = lib.cuda.runtime.memGetInfo()
+                slots = result_slots(free, n, 2, mem_fraction)
+                slots = min(slots, max_slots) if max_slots else slots
+                self.results = [lib.empty((n, n), dtype=lib.float16) for _ in range(slots)]
+            self.dtype, self.int_dtype = "float16", lib.int16
 
-    def iteration(self, flip: bool) -> tuple[bytes, float]:
-        """``inner`` GEMMs timed with events; returns (output bytes, seconds)."""
+    def golden_bytes(self) -> bytes:
         lib = self.lib
         if self.name == "torch":
             with lib.cuda.device(self.dev):
-                s, e = lib.cuda.Event(enable_timing=True), lib.cuda.Event(enable_timing=True)
-                s.record()
-                for _ in range(self.inner):
-                    lib.matmul(self.a, self.b, out=self.c)
-                e.record()
-                e.synchronize()
-                if flip:
-                    raw = self.c.view(lib.uint8).view(-1)
-                    raw[0] ^= 1
-                host = self.c.view(lib.int16).cpu().numpy().tobytes()
-                return host, s.elapsed_time(e) / 1e3
+                return bytes(self.golden.view(lib.int16).cpu().numpy().tobytes())
         with lib.cuda.Device(self.dev):
-            s, e = lib.cuda.Event(), lib.cuda.Event()
+            return bytes(lib.asnumpy(self.golden).tobytes())
+
+    def iteration(self, flip: bool) -> tuple[int, int, float]:
+        """One GEMM into every result buffer, each compared with the golden result on the
+        GPU; returns (GEMMs whose result differs, differing elements, GEMM seconds)."""
+        lib = self.lib
+        torch = self.name == "torch"
+        ctx = lib.cuda.device(self.dev) if torch else lib.cuda.Device(self.dev)
+        with ctx:
+            s = lib.cuda.Event(enable_timing=True) if torch else lib.cuda.Event()
+            e = lib.cuda.Event(enable_timing=True) if torch else lib.cuda.Event()
             s.record()
-            for _ in range(self.inner):
-                lib.matmul(self.a, self.b, out=self.c)
+            for c in self.results:
+                lib.matmul(self.a, self.b, out=c)
             e.record()
-            e.synchronize()
             if flip:
-                raw = self.c.view(lib.uint8).ravel()
-                raw[0] ^= 1
-            return lib.asnumpy(self.c).tobytes(), lib.cuda.get_elapsed_time(s, e) / 1e3
+                raw = self.results[0].view(lib.uint8)
+                (raw.view(-1) if torch else raw.ravel())[0] ^= 1
+            counts = [wrong_elements(lib, c, self.golden, self.int_dtype) for c in self.results]
+            stacked = lib.stack(counts) if torch else lib.asarray(counts)
+            bad_gemms = int((stacked > 0).sum())
+            bad_elems = int(stacked.sum())            # the one host sync of the iteration
+            seconds = (s.elapsed_time(e) / 1e3 if torch else
+                       lib.cuda.get_elapsed_time(s, e) / 1e3)
+            return bad_gemms, bad_elems, seconds
 
 
-def run(seconds: float, n: int = 8192, seed: int = 1234, inner: int = 50,
+def run(seconds: float, n: int = 8192, seed: int = 1234, mem_fraction: float = 0.9,
         inject: tuple[int, int] | None = None, prefer: str = "auto",
-        sample_interval: float = 0.5) -> dict[str, Any]:
+        sample_interval: float = 0.5, max_slots: int | None = None) -> dict[str, Any]:
     from provision.gpu import arrays, nvml
 
     name, lib = arrays.backend(prefer)
@@ -161,10 +196,11 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, inner: int = 50,
     count = lib.cuda.device_count() if name == "torch" else lib.cuda.runtime.getDeviceCount()
     static = nvml.snapshot()
     models = {g["index"]: g["name"] or "?" for g in static["gpus"]}
-    workers = [_GpuWorker(name, lib, d, n, seed, inner) for d in range(count)]
-    sums: dict[int, list[Future[str]]] = {d: [] for d in range(count)}
+    workers = [_GpuWorker(name, lib, d, n, seed, mem_fraction, max_slots)
+               for d in range(count)]
+    start_sums = {w.dev: checksum(w.golden_bytes()) for w in workers}
+    wrong: dict[int, list[tuple[int, int]]] = {d: [] for d in range(count)}
     times: dict[int, list[float]] = {d: [] for d in range(count)}
-    hasher = ThreadPoolExecutor(max_workers=max(2, count))
     deadline = time.monotonic() + seconds
     errors: list[str] = []
 
@@ -173,8 +209,8 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, inner: int = 50,
         try:
             while it == 0 or time.monotonic() < deadline:
                 flip = inject is not None and inject == (w.dev, it)
-                data, t = w.iteration(flip)
-                sums[w.dev].append(hasher.submit(checksum, data))
+                gemms, elems, t = w.iteration(flip)
+                wrong[w.dev].append((gemms, elems))
                 times[w.dev].append(t)
                 it += 1
         except Exception as exc:  # a CUDA error is a result: report it, do not hide it
@@ -186,24 +222,36 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, inner: int = 50,
             t.start()
         for t in threads:
             t.join()
-    checksums = {d: [f.result() for f in fs] for d, fs in sums.items()}
-    hasher.shutdown()
+    # the golden result hashed again: a GPU whose golden buffer changed disagrees with itself
+    checksums = {w.dev: [start_sums[w.dev], checksum(w.golden_bytes())] for w in workers}
     verdict = compare(checksums, models)
     samples = sampler.summary()
     gpus = []
-    for d in range(count):
-        ts = times[d]
+    for w in workers:
+        d, ts = w.dev, times[w.dev]
+        slots = len(w.results)
+        bad = [i for i, (g, _) in enumerate(wrong[d]) if g]
+        v = verdict[d]
         gpus.append({
             "index": d, "name": models.get(d), "uuid": static["gpus"][d].get("uuid"),
-            "iterations": len(ts), "checksums": checksums[d][:5],
-            "tflops_mean": round(tflops(n, inner * len(ts), sum(ts)), 2) if ts else None,
-            "tflops_best": round(tflops(n, inner, min(ts)), 2) if ts else None,
-            **verdict[d], "samples": samples.get(d, {}),
+            "iterations": len(ts), "result_buffers": slots,
+            "result_bytes": slots * n * n * 2, "gemms_checked": slots * len(ts),
+            "gemms_wrong": sum(g for g, _ in wrong[d]),
+            "elements_wrong": sum(e for _, e in wrong[d]),
+            "checksums": checksums[d], "reference": v["reference"],
+            # every wrong GEMM is a self mismatch; so is a golden result that changed
+            "self_mismatch": sum(g for g, _ in wrong[d]) + v["self_mismatch"],
+            "self_mismatch_iterations": bad[:20],
+            "cohort_mismatch": v["cohort_mismatch"],
+            "cohort_mismatch_iterations": v["cohort_mismatch_iterations"],
+            "tflops_mean": round(tflops(n, slots * len(ts), sum(ts)), 2) if ts else None,
+            "tflops_best": round(tflops(n, slots, min(ts)), 2) if ts else None,
+            "samples": samples.get(d, {}),
             "power_limit_w": static["gpus"][d].get("power_limit_w"),
         })
     return {"schema_version": SCHEMA_VERSION, "backend": f"{name} {lib.__version__}",
             "driver": static.get("driver"), "dtype": workers[0].dtype if workers else None,
-            "n": n, "seed": seed, "inner": inner, "seconds": seconds,
+            "n": n, "seed": seed, "mem_fraction": mem_fraction, "seconds": seconds,
             "injected": list(inject) if inject else None, "errors": errors, "gpus": gpus}
 
 
@@ -212,14 +260,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--n", type=int, default=8192)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--inner", type=int, default=50)
+    ap.add_argument("--mem-fraction", type=float, default=0.9,
+                    help="share of free GPU memory filled with result buffers")
     ap.add_argument("--inject-flip", metavar="GPU:ITER", default=None)
     ap.add_argument("--backend", default="auto", choices=("auto", "torch", "cupy"))
     args = ap.parse_args(argv)
     from provision.gpu import arrays
 
-    return arrays.print_result(lambda: run(args.seconds, args.n, args.seed, args.inner,
-                          parse_inject(args.inject_flip), args.backend),
+    return arrays.print_result(lambda: run(args.seconds, args.n, args.seed, args.mem_fraction,
+                                           parse_inject(args.inject_flip), args.backend),
                                SCHEMA_VERSION)
 
 

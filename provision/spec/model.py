@@ -141,6 +141,10 @@ def _figure(p: HardwareProfile, name: str) -> PhysicalFigure | None:
         n = nics[0]
         if attr == "rate_gbps":
             return PhysicalFigure(name, n.rate_gbps, "Gb/s", p.source(f"nic.{n.model}"))
+        if attr == "port_bandwidth_gbs":
+            return PhysicalFigure(name, n.rate_gbps / 8, "GB/s",
+                                  f"one {n.rate_gbps:g} Gb/s port / 8 bits "
+                                  f"({p.source(f'nic.{n.model}')})")
         if attr == "count":
             return PhysicalFigure(name, float(sum(x.count for x in p.nics)), "NICs",
                                   p.source("nics"))

@@ -92,3 +92,48 @@ def test_clocks_event_reasons_and_sample_summary() -> None:
     assert s["power_max_w"] == 390.0 and s["power_mean_w"] == pytest.approx(280.0)
     assert s["temperature_max_c"] == 75 and s["sm_clock_min_mhz"] == 1700
     assert s["clocks_event_power"] == 0.25 and s["clocks_event_thermal"] == 0.25
+
+
+def test_every_result_is_compared_bit_for_bit() -> None:
+    import numpy as np
+
+    golden = np.arange(64, dtype=np.float16).reshape(8, 8)
+    results = [golden.copy() for _ in range(5)]
+    assert [int(sdc.wrong_elements(np, r, golden, np.int16)) for r in results] == [0] * 5
+    results[3].view(np.uint8).ravel()[7] ^= 1          # one flipped bit in one of five GEMMs
+    results[4][0, 0] = -0.0 if golden[0, 0] == 0 else golden[0, 0]   # -0.0 != +0.0 in bits
+    got = [int(sdc.wrong_elements(np, r, golden, np.int16)) for r in results]
+    assert got == [0, 0, 0, 1, 1]
+
+
+def test_result_buffers_fill_most_of_hbm() -> None:
+    # H100 NVL: ~93 GiB free, 8192^2 bf16 = 128 MiB per result
+    slots = sdc.result_slots(93 * 2**30, 8192, 2, fraction=0.9)
+    assert slots == (int(93 * 2**30 * 0.9) - 2**30) // (8192 * 8192 * 2) == 661
+    assert slots * 128 / 1024 > 0.85 * 93 - 1      # > 80 GiB of results in flight
+    assert sdc.result_slots(1 << 20, 8192, 2) == 1   # never zero
+
+
+def test_burnin_fails_on_hardware_clock_events_and_judges_mean_power() -> None:
+    from pathlib import Path
+
+    from provision.checks import registry
+    from provision.checks.reference import failed
+    from provision.expectations import plan_site
+    from provision.spec import load_site
+
+    site = load_site(Path(__file__).resolve().parents[2] / "inventory/examples/small.yaml")
+    plan = plan_site(site).for_node("gpu001")
+    gpu = {"index": 0, "name": "NVIDIA H100 NVL", "uuid": "GPU-x", "iterations": 10,
+           "gemms_checked": 6610, "result_bytes": 661 << 27, "self_mismatch": 0,
+           "self_mismatch_iterations": [], "cohort_mismatch": 0,
+           "cohort_mismatch_iterations": [], "tflops_mean": 600.0, "tflops_best": 610.0,
+           "samples": {"samples": 100, "power_max_w": 400.0, "power_mean_w": 300.0,
+                       "power_limit_w": 400.0, "clocks_event_hw_slowdown": 0.0,
+                       "clocks_event_hw_power_brake": 0.02, "clocks_event_hw_thermal": 0.0}}
+    data = {"gpus": [gpu], "dtype": "bfloat16", "n": 8192, "backend": "torch", "seconds": 50}
+    recs = {r.metric: r for r in registry.get("sdc").measurements(data, plan)}
+    assert failed(recs["clocks_event_hw_power_brake"])
+    assert not failed(recs["clocks_event_hw_slowdown"]) and not failed(recs["sdc_mismatch"])
+    # 300 W mean < 0.85 x 400 W: a capped board fails although it peaked at the limit
+    assert recs["gpu_power"].value == 300.0 and failed(recs["gpu_power"])

@@ -36,8 +36,10 @@ def test_sdc_catches_an_injected_flip() -> None:
     _need_gpu()
     from provision.gpu import sdc
 
-    res = sdc.run(seconds=3, n=2048, inner=5, inject=(0, 1))
+    res = sdc.run(seconds=3, n=2048, max_slots=8, inject=(0, 1))
     g0 = res["gpus"][0]
     assert g0["self_mismatch"] == 1 and g0["self_mismatch_iterations"] == [1]
-    clean = sdc.run(seconds=2, n=2048, inner=5)
+    assert g0["gemms_wrong"] == 1 and g0["elements_wrong"] == 1
+    assert g0["gemms_checked"] == 8 * g0["iterations"]
+    clean = sdc.run(seconds=2, n=2048, max_slots=8)
     assert all(g["self_mismatch"] == 0 and g["cohort_mismatch"] == 0 for g in clean["gpus"])
