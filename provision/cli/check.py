@@ -18,8 +18,8 @@ from provision.spec.model import Node, Site
 
 if TYPE_CHECKING:
     from provision.checks.base import Check
-    from provision.remote.ssh import SshLauncher
     from provision.checks.engine import RunReport
+    from provision.remote.ssh import SshLauncher
 
 
 def _split(values: tuple[str, ...]) -> list[str]:

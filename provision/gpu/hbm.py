@@ -125,7 +125,6 @@ def _host_copies(lib: Any, name: str, dev: int, size: int, repeat: int) -> dict[
                     times.append(elapsed(a, b))
             t = best(times)
             out[direction] = {"best_s": t, "bandwidth_gbs": round(one_way_gbs(n * 4, t), 2)}
-    del host, devbuf
     return {**out, "link_under_load": link}
 
 
