@@ -106,6 +106,8 @@ class Threshold:
     source: str
     better: str
     why: str
+    #: a performance floor from physics alone, waiting for a golden node's figure
+    provisional: bool = False
 
     @property
     def limit(self) -> float:
@@ -113,8 +115,9 @@ class Threshold:
 
     def describe(self) -> str:
         op = ">=" if self.better == "higher" else "<="
+        mark = " [provisional: physics, no golden baseline]" if self.provisional else ""
         return (f"{op} {self.limit:g} {self.unit} = {self.fraction:g} x {self.figure_value:g} "
-                f"{self.unit} {self.figure} ({self.source})")
+                f"{self.unit} {self.figure} ({self.source}){mark}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -138,6 +141,9 @@ class NodePlan:
     #: the spec's rail map gives), port, rail, address (the rail IP), netdev
     fabric: tuple[dict[str, Any], ...] = ()
     cpu_cores: int = 0
+    #: the golden node's topology fingerprint (provision.checks.baseline), when calibrated
+    golden_fingerprint: dict[str, Any] | None = None
+    golden_node: str | None = None
 
     @property
     def roce(self) -> bool:
@@ -177,22 +183,41 @@ def fractions_for(site: Site, profile: str) -> dict[str, float]:
     return out
 
 
-def thresholds_for(profile: HardwareProfile, fractions: dict[str, float]) -> tuple[Threshold, ...]:
+def thresholds_for(profile: HardwareProfile, fractions: dict[str, float],
+                   baseline: dict[str, Any] | None = None) -> tuple[Threshold, ...]:
+    from provision.checks.baseline import GOLDEN_FRACTIONS, calibrate
+
     out = []
     for rule in DEFAULT_RULES:
         fig = profile.figure(rule.figure)
         if fig is None or fig.value == 0:
             continue  # the profile has no such part: the check does not apply
-        out.append(Threshold(rule.name, rule.metric, rule.check, fractions[rule.name],
-                             rule.figure, fig.value, fig.unit, fig.source, rule.better,
-                             rule.why))
+        t = Threshold(rule.name, rule.metric, rule.check, fractions[rule.name],
+                      rule.figure, fig.value, fig.unit, fig.source, rule.better,
+                      rule.why, provisional=rule.name in GOLDEN_FRACTIONS)
+        out.append(calibrate(t, baseline) if baseline else t)
     return tuple(out)
 
 
-def plan_node(site: Site, node: Node, cache: dict[str, tuple[Threshold, ...]]) -> NodePlan:
+def site_baseline(site: Site) -> dict[str, Any] | None:
+    """The spec's golden baseline (``acceptance.baseline``, relative to the spec), or None."""
+    from pathlib import Path
+
+    from provision.checks.baseline import load
+
+    name = site.acceptance_map.get("baseline")
+    if not name:
+        return None
+    path = Path(str(name))
+    return load(path if path.is_absolute() else Path(site.base_dir) / path)
+
+
+def plan_node(site: Site, node: Node, cache: dict[str, tuple[Threshold, ...]],
+              baseline: dict[str, Any] | None = None) -> NodePlan:
     p = node.profile
+    golden = baseline if baseline and baseline.get("profile") == p.name else None
     if p.name not in cache:
-        cache[p.name] = thresholds_for(p, fractions_for(site, p.name))
+        cache[p.name] = thresholds_for(p, fractions_for(site, p.name), golden)
     nics = tuple({"model": n.model, "count": n.count, "ports": n.ports_per_nic,
                   "rate_gbps": n.rate_gbps, "link_layer": n.link_layer, "purpose": n.purpose,
                   "pcie_gen": n.pcie_gen, "pcie_width": n.pcie_width,
@@ -208,6 +233,8 @@ def plan_node(site: Site, node: Node, cache: dict[str, tuple[Threshold, ...]]) -
                       "address": a.address, "netdev": a.netdev}
                      for a in node.fabric_addresses),
         cpu_cores=_cores(p),
+        golden_fingerprint=golden.get("fingerprint") if golden else None,
+        golden_node=golden.get("node") if golden else None,
     )
 
 
@@ -218,4 +245,5 @@ def _cores(profile: HardwareProfile) -> int:
 
 def plan_site(site: Site) -> SitePlan:
     cache: dict[str, tuple[Threshold, ...]] = {}
-    return SitePlan(site.name, tuple(plan_node(site, n, cache) for n in site.nodes))
+    baseline = site_baseline(site)
+    return SitePlan(site.name, tuple(plan_node(site, n, cache, baseline) for n in site.nodes))

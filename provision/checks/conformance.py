@@ -86,7 +86,21 @@ class Conformance(CollectorCheck):
         out += self._nics(data, plan)
         if plan.gpu_count:
             out += self._gpus(data, plan)
+        if plan.golden_fingerprint is not None and (data.output("topo") or "").strip():
+            out.append(self._fingerprint(data, plan))
         return out
+
+    # --- the topology against the golden node's, by equality
+    def _fingerprint(self, data: Collected, plan: NodePlan) -> Measurement:
+        from provision.checks.baseline import differences, fingerprint
+
+        assert plan.golden_fingerprint is not None
+        mine = fingerprint(data.output("topo") or "", plan.node)
+        diff = differences(plan.golden_fingerprint, mine)
+        return exact(plan, "topology_match", 0 if diff else 1, 1, check=self.name,
+                     source=f"golden node {plan.golden_node}: nvidia-smi topo -m fingerprint "
+                            f"(GPU-GPU, GPU-NIC, NUMA) must be equal",
+                     detail="; ".join(diff) if diff else "equal to the golden node")
 
     # --- CPUs and memory
     def _host(self, data: Collected, plan: NodePlan) -> list[Measurement]:

@@ -28,7 +28,10 @@ class NvlinkTopology(CollectorCheck):
     def request(self, ctx: Context) -> dict[str, Any]:
         return {"tools": ["nvidia-smi"], "commands": {
             "topo": command(["nvidia-smi", "topo", "-m"]),
-            "nvlink": command(["nvidia-smi", "nvlink", "-s"])}}
+            "nvlink": command(["nvidia-smi", "nvlink", "-s"]),
+            # replay, recovery and CRC counters since the driver loaded: a marginal
+            # bridge shows errors long before a link drops
+            "errors": command(["nvidia-smi", "nvlink", "-e"])}}
 
     def sanity(self, data: Collected) -> list[str]:
         missing = [n for n in ("topo", "nvlink") if data.missing(n)]
@@ -50,18 +53,34 @@ class NvlinkTopology(CollectorCheck):
         want = {tuple(sorted(p)) for p in plan.nvlink_pairs}
         out: list[Measurement] = []
         # a bridge: 3 per pair on H100 NVL, each of 4 links; the pair shows NV<links>
+        golden = (plan.golden_fingerprint or {}).get("gpu_gpu") or {}
         for a, b in sorted(want | set(found)):
             n = found.get((a, b), 0)
             expected = (a, b) in want
-            ok = int(expected and n >= links_up.figure_value)
+            # the golden node's count per pair, by equality (a partly seated bridge shows
+            # fewer links); without a baseline, at least the profile's count (provisional)
+            gold = golden.get(f"GPU{a}-GPU{b}")
+            if gold is not None:
+                ok = int(expected and f"NV{n}" == gold)
+                want_text = f"{gold}, golden node {plan.golden_node}"
+            else:
+                ok = int(expected and n >= links_up.figure_value)
+                want_text = f"NV{links_up.figure_value:g} or more, provisional"
             what = ("missing" if not n else f"NV{n}") if expected else f"unexpected NV{n}"
             out.append(exact(plan, "nvlink_bridge_ok", ok, 1, check=self.name, source=src,
                              gpu=a, peer=f"{plan.node}:{b}",
-                             detail=f"GPU{a}-GPU{b}: {what} (want NV{links_up.figure_value:g})"))
+                             detail=f"GPU{a}-GPU{b}: {what} (want {want_text})"))
         text = data.output("nvlink") or ""
         result = parser("nvidia-smi-nvlink").parse(text, node=plan.node,
                                                    source_name=f"{plan.node}:nvlink")
         bridged = {g for p in want for g in p}
         recs = [r for r in parser("nvidia-smi-nvlink").measurements(result, check=self.name)
                 if r.gpu is None or r.gpu in bridged]
+        errors = (data.output("errors") or "").strip()
+        if errors:
+            res = parser("nvidia-smi-nvlink").parse(errors, node=plan.node,
+                                                    source_name=f"{plan.node}:nvlink -e")
+            recs += [r for r in parser("nvidia-smi-nvlink").measurements(res, check=self.name)
+                     if r.max == 0.0 and r.metric not in ("nvlink_links_down",)
+                     and (r.gpu is None or r.gpu in bridged)]
         return out + annotate(plan, recs, self.name)

@@ -117,9 +117,10 @@ def print_plan(data: dict[str, Any]) -> None:
             table.add_column(col, overflow="fold")
         for t in g["thresholds"]:
             op = ">=" if t["better"] == "higher" else "<="
+            mark = " provisional" if t.get("provisional") else ""
             table.add_row(t["check"], t["name"], f"{op} {t['limit']:g} {t['unit']}",
                           f"{t['fraction']:g} x {t['figure_value']:g} {t['unit']} "
-                          f"({t['figure']})", t["source"][:70])
+                          f"({t['figure']}){mark}", t["source"][:70])
         con.print(table)
         con.print()
 

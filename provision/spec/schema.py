@@ -140,6 +140,8 @@ _sources = _obj({
 THRESHOLD_NAMES = (
     "hbm_bandwidth", "nvlink_p2p_bandwidth", "nvlink_link_speed", "nvlink_links_up",
     "gpudirect_bw", "ib_write_bw", "nccl_busbw_intra", "nccl_busbw_inter", "gemm_tflops",
+    "nccl_busbw_pair", "nccl_alltoall_inter", "pcie_h2d_bw", "pcie_d2h_bw",
+    "pcie_link_gen_load", "pcie_link_width_load",
     "gpu_power_fraction", "pcie_link_gen", "pcie_link_width", "nic_port_rate", "gpu_count",
     "gpu_memory_total", "nic_count", "host_memory", "cpu_count",
 )
@@ -152,6 +154,8 @@ CHECK_NAMES = ("conformance", "nvlink", "gpudirect", "nccl", "hbm", "sdc", "dcgm
 _acceptance = _obj({
     "checks": {"type": "array", "items": {"enum": list(CHECK_NAMES)}},
     "burnin_minutes": {"type": "number", "minimum": 0},
+    "baseline": _str,
+    "requalify_checks": {"type": "array", "items": {"type": "string"}},
     "dcgm_level": {"type": "integer", "minimum": 1, "maximum": 4},
     "nccl_collectives": {"type": "array", "items": {"enum": [
         "all_reduce", "all_gather", "reduce_scatter", "alltoall"]}},
