@@ -109,6 +109,8 @@ _ALL: list[MetricInfo] = [
        "PCIe link generation sampled while a host copy runs", zero_spread=True),
     _m("pcie_link_width_load", "lanes", "higher",
        "PCIe link width sampled while a host copy runs", zero_spread=True),
+    _m("gpudirect_bw_aggregate", "Gb/s", "higher",
+       "GPUDirect RDMA write bandwidth per port while every compute port runs at once"),
     _m("topology_match", "bool", "higher",
        "the node's topo -m fingerprint equals the golden node's (1)", zero_spread=True),
     _m("nccl_transport_ok", "bool", "higher",

@@ -1,20 +1,31 @@
-"""Catalog 3, GPUDirect RDMA: peer-memory module loaded, ib_write_bw --use_cuda at line rate.
+"""Catalog 3, GPUDirect RDMA: every compute port and every GPU-NIC path at line rate.
 
-Within a node: around a ring of the compute NICs, a server on NIC i with its
-local GPU and a client on NIC i+1 with its own local GPU, so traffic leaves
-one adapter and enters another through the fabric. Between nodes (cluster
-scope): one srun step of two tasks per neighbouring node pair.
+Within a node (``gpudirect``): every compute port of the plan (its HCA name
+from the spec's fabric addresses) paired with the GPU nearest it (the NIC's
+``gpu_affinity``, one GPU per port), so every port and every GPU-NIC path
+carries GPU memory. Around a ring of the ports, a server on port i with its GPU
+and a client on port i+1 with its own GPU, *one pair at a time* (each port's
+own figure), then *all pairs at once* (the aggregate: what exposes a PCIe
+switch or host bridge that cannot feed every port). RoCE clients connect to the
+server's rail IP with RDMA-CM and the lossless traffic class; InfiniBand ones
+through the loopback for the out-of-band exchange.
+
+Between nodes (``rdma-pairs``): one Slurm step of two tasks per neighbouring
+node pair, every rail: the first node serves all its compute ports, the second
+connects to each, one rail after the other.
 """
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from typing import Any
 
 from provision.checks.base import Check, Context, Invocation, Needs, Raw
 from provision.checks.collected import Collected, CollectorCheck, command
 from provision.checks.nccl import ring_pairs
-from provision.checks.reference import annotate, exact
+from provision.checks.nccl_transport import ROCE_GID_INDEX, ROCE_TRAFFIC_CLASS
+from provision.checks.reference import annotate, exact, judged
 from provision.errors import InputError
 from provision.expectations import NodePlan, SitePlan
 from provision.measurement import Measurement
@@ -22,32 +33,78 @@ from provision.parsers import get as parser
 from provision.remote.slurm import SrunOptions, srun_argv
 
 BASE_PORT = 18515
+ALL = "all-at-once"
+MARK = "@@forge-rail"
 
 
-def nic_gpu_pairs(plan: NodePlan) -> list[tuple[str, int]]:
-    """(first port's device, nearest GPU) for each compute adapter, from the profile."""
-    out = []
-    i = 0
-    devices = list(plan.fabric_devices)
+def port_paths(plan: NodePlan) -> list[dict[str, Any]]:
+    """Every compute port of the node with the GPU nearest it: device, port, rail,
+    address (rail IP), gpu. Ports come from the plan's fabric addresses (the spec's rail
+    map); GPUs from the profile's ``gpu_affinity`` of each adapter, in port order."""
+    ports = list(plan.fabric)
+    gpus: list[int] = []
     for spec in (n for n in plan.nics if n["purpose"] == "compute"):
+        per = int(spec["ports"])
         for k in range(int(spec["count"])):
-            dev_index = i * int(spec["ports"])
-            aff = spec["gpu_affinity"][k] if k < len(spec["gpu_affinity"]) else [0]
-            if dev_index < len(devices):
-                out.append((devices[dev_index], int(aff[0]) if aff else 0))
-            i += 1
-    return out
+            aff = spec["gpu_affinity"][k] if k < len(spec["gpu_affinity"]) else []
+            gpus += [int(aff[j % len(aff)]) if aff else 0 for j in range(per)]
+    return [{**p, "gpu": gpus[i] if i < len(gpus) else 0} for i, p in enumerate(ports)]
 
 
-def write_bw(device: str, gpu: int, port: int, roce: bool, server: str | None = None,
-             seconds: int = 5) -> list[str]:
-    argv = ["ib_write_bw", "-d", device, "-i", "1", f"--use_cuda={gpu}", "-p", str(port),
-            "-q", "4", "-s", "1048576", "-D", str(seconds), "--report_gbits", "-F"]
-    if roce:
-        argv += ["-x", "3", "-R"]
+def write_bw(device: str, gpu: int | None, port: int, roce: bool, server: str | None = None,
+             seconds: int = 5, ib_port: int = 1) -> list[str]:
+    """``ib_write_bw`` of one port (GPU memory when ``gpu`` is given)."""
+    argv = ["ib_write_bw", "-d", device, "-i", str(ib_port), "-p", str(port),
+            "-q", "4", "-s", "1048576", "-D", str(seconds), "--report_gbits", "-F",
+            "--perform_warm_up"]
+    if gpu is not None:
+        argv.insert(5, f"--use_cuda={gpu}")
+    if roce:  # RDMA-CM to the rail IP, RoCEv2 GID, lossless class (docs/checks.md)
+        argv += ["-R", "-x", ROCE_GID_INDEX, f"--tclass={ROCE_TRAFFIC_CLASS}"]
     if server:
         argv.append(server)
     return argv
+
+
+def ring(paths: list[dict[str, Any]], roce: bool) -> list[tuple[str, list[str], list[str]]]:
+    """(name, server argv, client argv) around the ring of ports: i serves, i+1 connects."""
+    out = []
+    for i, srv in enumerate(paths):
+        cli = paths[(i + 1) % len(paths)]
+        port = BASE_PORT + i
+        target = srv["address"] if roce else "localhost"
+        out.append((f"{srv['device']}->{cli['device']}",
+                    write_bw(srv["device"], srv["gpu"], port, roce, ib_port=srv["port"]),
+                    write_bw(cli["device"], cli["gpu"], port, roce, server=target,
+                             ib_port=cli["port"])))
+    return out
+
+
+def concurrent_script(pairs: list[tuple[str, list[str], list[str]]]) -> str:
+    """Every server, then every client at once; each client's output after a marker."""
+    lines = ["set -u", 'd=$(mktemp -d)', "trap 'rm -rf \"$d\"' EXIT"]
+    for i, (_, srv, _) in enumerate(pairs):
+        lines.append(f"{shlex.join(srv)} > \"$d/s{i}\" 2>&1 &")
+    lines.append("sleep 2")
+    for i, (_, _, cli) in enumerate(pairs):
+        lines.append(f"{shlex.join(cli)} > \"$d/c{i}\" 2>&1 &")
+    lines.append("wait")
+    for i, (name, _, _) in enumerate(pairs):
+        lines.append(f"echo '{MARK} {name}'; cat \"$d/c{i}\"")
+    return "\n".join(lines) + "\n"
+
+
+def split_marked(text: str) -> dict[str, str]:
+    """The sections of a concurrent run, by marker (pure)."""
+    out: dict[str, list[str]] = {}
+    key = None
+    for ln in text.splitlines():
+        if ln.startswith(MARK):
+            key = ln[len(MARK):].strip()
+            out[key] = []
+        elif key is not None:
+            out[key].append(ln)
+    return {k: "\n".join(v) + "\n" for k, v in out.items()}
 
 
 class GpuDirect(CollectorCheck):
@@ -61,18 +118,14 @@ class GpuDirect(CollectorCheck):
 
     def request(self, ctx: Context) -> dict[str, Any]:
         assert ctx.plan is not None
-        pairs = nic_gpu_pairs(ctx.plan)
-        if len(pairs) < 2:
-            raise InputError(f"{ctx.plan.node}: gpudirect needs two compute NICs in profile "
-                             f"{ctx.plan.profile}")
-        roce = any(n["link_layer"] == "Ethernet" for n in ctx.plan.nics)
-        cmds = {}
-        for i, (dev, gpu) in enumerate(pairs):
-            peer_dev, peer_gpu = pairs[(i + 1) % len(pairs)]
-            port = BASE_PORT + i
-            cmds[f"{dev}->{peer_dev}"] = command(
-                write_bw(peer_dev, peer_gpu, port, roce, server="localhost"), timeout=60,
-                server=write_bw(dev, gpu, port, roce), server_wait=1.0)
+        paths = port_paths(ctx.plan)
+        if len(paths) < 2:
+            raise InputError(f"{ctx.plan.node}: gpudirect needs two compute ports in the "
+                             f"fabric addresses of profile {ctx.plan.profile}")
+        pairs = ring(paths, ctx.plan.roce)
+        cmds = {name: command(cli, timeout=60, server=srv, server_wait=1.0)
+                for name, srv, cli in pairs}
+        cmds[ALL] = command(["sh", "-c", concurrent_script(pairs)], timeout=120)
         return {"facts": ["modules"], "tools": ["ib_write_bw"], "commands": cmds}
 
     def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:
@@ -88,19 +141,42 @@ class GpuDirect(CollectorCheck):
                                  detail=f"{c['missing']}: not installed"))
                 continue
             text = c.get("stdout") or ""
-            result = parser("perftest").parse(text, node=plan.node,
-                                              source_name=f"{plan.node}:{name}")
-            recs = parser("perftest").measurements(result, check=self.name)
-            recs = [r for r in recs if r.metric != "ib_bw_by_size"]
-            out += annotate(plan, [_with_peer(r, name) for r in recs], self.name)
+            if name == ALL:
+                out += self._aggregate(text, plan)
+                continue
+            out += self._one(text, name, plan)
+        return out
+
+    def _one(self, text: str, name: str, plan: NodePlan, when: str = "") -> list[Measurement]:
+        result = parser("perftest").parse(text, node=plan.node,
+                                          source_name=f"{plan.node}:{name}")
+        recs = [r for r in parser("perftest").measurements(result, check=self.name)
+                if r.metric != "ib_bw_by_size"]
+        return annotate(plan, [_with_peer(r, name, when) for r in recs], self.name)
+
+    def _aggregate(self, text: str, plan: NodePlan) -> list[Measurement]:
+        """Each port while every port runs, and the node's sum against n x the floor."""
+        out: list[Measurement] = []
+        total = 0.0
+        sections = split_marked(text)
+        for name, section in sections.items():
+            recs = self._one(section, name, plan, when="all ports at once")
+            out += recs
+            total += sum(r.value for r in recs if r.metric == "gpudirect_bw")
+        n = len(port_paths(plan))
+        t = plan.threshold("gpudirect_bw")
+        if t is not None and n:
+            out.append(judged(plan, "gpudirect_bw", total / n, check=self.name,
+                              metric="gpudirect_bw_aggregate",
+                              detail=f"{total:g} Gb/s over {n} ports at once "
+                                     f"({len(sections)} reported), per port"))
         return out
 
 
-def _with_peer(r: Measurement, pair: str) -> Measurement:
-    from dataclasses import replace
-
+def _with_peer(r: Measurement, pair: str, when: str = "") -> Measurement:
+    where = f"{pair} ({when})" if when else pair
     return replace(r, peer=r.peer or pair.split("->")[0],
-                   detail=f"{pair}: {r.detail or ''}".strip())
+                   detail=f"{where}: {r.detail or ''}".strip())
 
 
 class RdmaPairs(Check):
@@ -115,46 +191,57 @@ class RdmaPairs(Check):
     serial = True
 
     def invocations(self, ctx: Context) -> list[Invocation]:
+        from provision.expectations import plan_site
+
+        plans = plan_site(ctx.site)
         out = []
         for a, b in ring_pairs(list(ctx.nodes)):
-            plan = ctx.site.node(a)
-            gpu = plan.profile.gpu is not None
-            pa = next(iter(_pairs_for(ctx, a)), None)
-            if pa is None:
+            pa, pb = plans.for_node(a), plans.for_node(b)
+            mine, theirs = port_paths(pa), port_paths(pb)
+            if not mine or not theirs:
                 continue
-            dev, g = pa
-            roce = any(n.link_layer == "Ethernet" for n in plan.profile.compute_nics)
-            srv = write_bw(dev, g, BASE_PORT, roce) if gpu else \
-                [x for x in write_bw(dev, g, BASE_PORT, roce) if not x.startswith("--use_cuda")]
-            cli = srv + [a]
-            # task 0 (first node) serves, task 1 (second node) connects to it
-            script = (f"if [ \"$SLURM_PROCID\" = 0 ]; then exec {shlex.join(srv)}; "
-                      f"else sleep 2; exec {shlex.join(cli)}; fi")
-            argv = srun_argv(SrunOptions(nodes=(a, b), ntasks_per_node=1,
+            gpu = pa.gpu_count > 0
+            servers, clients = [], []
+            # every rail: port k of a serves, port k of b connects (to a's rail IP on RoCE,
+            # to a's name for the out-of-band exchange on InfiniBand)
+            for k, (s, c) in enumerate(zip(mine, theirs, strict=False)):
+                port = BASE_PORT + k
+                servers.append(shlex.join(write_bw(s["device"], s["gpu"] if gpu else None,
+                                                   port, pa.roce, ib_port=s["port"])) + " &")
+                target = s["address"] if pa.roce else a
+                clients.append(f"echo '{MARK} {s['rail']}'; " + shlex.join(write_bw(
+                    c["device"], c["gpu"] if gpu else None, port, pa.roce, server=target,
+                    ib_port=c["port"])))
+            # task 0 (first node) serves every rail, task 1 connects to each in turn
+            script = (f"if [ \"$SLURM_PROCID\" = 0 ]; then {' '.join(servers)} wait; "
+                      f"else sleep 3; {'; '.join(clients)}; fi")
+            argv = srun_argv(SrunOptions(nodes=(a, b), ntasks_per_node=1, exclusive=True,
+                                         gpus_per_node=pa.gpu_count,
+                                         reservation=ctx.options.get("reservation"),
                                          time_limit_s=self.timeout(ctx),
-                                         job_name="forge-rdma-pair"),
-                             ["sh", "-c", script])
+                                         job_name="forge-rdma-pair",
+                                         extra=("--label",)), ["sh", "-c", script])
             out.append(Invocation(f"{a}+{b}", tuple(argv), nodes=(a, b)))
         return out
 
-    def parse(self, raw: Raw) -> tuple[tuple[str, ...], Any]:
-        # srun interleaves both tasks; perftest prints the table on both sides
+    def parse(self, raw: Raw) -> tuple[tuple[str, ...], dict[str, Any]]:
+        # srun --label: "1: line" is the client's side, one section per rail
         node = raw.nodes[0] if raw.nodes else raw.key
-        return raw.nodes, parser("perftest").parse(raw.stdout, node=node, source_name=raw.key)
+        client = "\n".join(ln.split(": ", 1)[1] for ln in raw.stdout.splitlines()
+                           if ln.startswith("1: ") or ln.startswith(" 1: "))
+        sections = split_marked(client) or {"rail?": raw.stdout}
+        return raw.nodes, {rail: parser("perftest").parse(text, node=node,
+                                                          source_name=f"{raw.key}:{rail}")
+                           for rail, text in sections.items()}
 
-    def cluster_measurements(self, data: tuple[tuple[str, ...], Any],
+    def cluster_measurements(self, data: tuple[tuple[str, ...], dict[str, Any]],
                              plan: SitePlan) -> list[Measurement]:
-        from dataclasses import replace
-
-        nodes, result = data
+        nodes, results = data
         node_plan = plan.for_node(nodes[0])
-        recs = [replace(r, node=nodes[0], peer=nodes[1] if len(nodes) > 1 else r.peer)
-                for r in parser("perftest").measurements(result, check=self.name)
-                if r.metric != "ib_bw_by_size"]
+        recs = []
+        for rail, result in results.items():
+            recs += [replace(r, node=nodes[0], peer=nodes[1] if len(nodes) > 1 else r.peer,
+                             detail=f"{rail}: {r.detail or ''}".strip())
+                     for r in parser("perftest").measurements(result, check=self.name)
+                     if r.metric != "ib_bw_by_size"]
         return annotate(node_plan, recs, self.name, rules="gpudirect")
-
-
-def _pairs_for(ctx: Context, node: str) -> list[tuple[str, int]]:
-    from provision.expectations import plan_site
-
-    return nic_gpu_pairs(plan_site(ctx.site).for_node(node))

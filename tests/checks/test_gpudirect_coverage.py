@@ -1,0 +1,93 @@
+"""GPUDirect covers every compute port and GPU-NIC path, singly and all at once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from provision.checks import registry
+from provision.checks.base import Context, Raw
+from provision.checks.gpudirect import ALL, MARK, port_paths, split_marked
+from provision.expectations import plan_site
+from provision.spec import load_site
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real" / "perftest"
+CUDA_CLIENT = REAL / "schmaustech-a40-roce-16qp-use-cuda-client.txt"
+
+
+def _ctx(spec: str, node: str) -> Context:
+    site = load_site(EXAMPLES / spec)
+    plan = plan_site(site)
+    nodes = tuple(p.node for p in plan.nodes if p.gpu_count)
+    return Context(site, nodes, node, plan.for_node(node), sys.executable, "ssh", {})
+
+
+def test_every_port_and_every_gpu_nic_path_carries_traffic() -> None:
+    ctx = _ctx("small.yaml", "gpu001")
+    assert ctx.plan is not None
+    paths = port_paths(ctx.plan)
+    assert len(paths) == 8                                   # 4 adapters x 2 ports
+    assert len({(p["device"], p["port"]) for p in paths}) == 8
+    assert sorted(p["gpu"] for p in paths) == list(range(8))  # every GPU on its own port
+    cmds = registry.get("gpudirect").request(ctx)["commands"]
+    assert len(cmds) == 9 and ALL in cmds
+    singles = [c for k, c in cmds.items() if k != ALL]
+    servers = {c["server"][c["server"].index("-d") + 1] for c in singles}
+    clients = {c["argv"][c["argv"].index("-d") + 1] for c in singles}
+    assert servers == clients == {p["device"] for p in paths}
+    script = cmds[ALL]["argv"][2]
+    assert script.count("ib_write_bw") == 16 and "wait" in script
+    assert all("--use_cuda=" in " ".join(c["argv"]) for c in singles)
+
+
+def test_roce_connects_to_the_rail_ip_with_the_lossless_class() -> None:
+    site = load_site(EXAMPLES / "roce.yaml")
+    plan = plan_site(site)
+    node = next(p for p in plan.nodes if p.roce and p.gpu_count and len(p.fabric) > 1)
+    ctx = Context(site, (node.node,), node.node, node, sys.executable, "ssh", {})
+    cmds = registry.get("gpudirect").request(ctx)["commands"]
+    first = next(c for k, c in cmds.items() if k != ALL)
+    argv = first["argv"]
+    assert argv[-1] == port_paths(node)[0]["address"]        # the server's rail IP
+    assert "--tclass=106" in argv and "-R" in argv and argv[argv.index("-x") + 1] == "3"
+
+
+def test_rdma_pairs_cover_every_rail_in_a_gpu_step() -> None:
+    site = load_site(EXAMPLES / "small.yaml")
+    nodes = tuple(n.name for n in site.nodes if n.name.startswith("gpu"))
+    ctx = Context(site, nodes, None, None, sys.executable, "slurm", {})
+    invs = registry.get("rdma-pairs").invocations(ctx)
+    argv = invs[0].argv
+    assert "--gpus-per-node=8" in argv and "--exclusive" in argv and "--label" in argv
+    assert argv[-1].count(MARK) == 8 and argv[-1].count("--use_cuda=") == 16
+
+
+@pytest.mark.skipif(not CUDA_CLIENT.exists(), reason="real fixtures not present")
+def test_all_at_once_judges_each_port_and_the_aggregate() -> None:
+    ctx = _ctx("small.yaml", "gpu001")
+    assert ctx.plan is not None
+    text = CUDA_CLIENT.read_text()
+    marked = f"{MARK} mlx5_0->mlx5_1\n{text}{MARK} mlx5_1->mlx5_2\n{text}"
+    assert set(split_marked(marked)) == {"mlx5_0->mlx5_1", "mlx5_1->mlx5_2"}
+    check = registry.get("gpudirect")
+    coll = check.parse(Raw("gpu001", _collector_json({ALL: marked}), "", 0))
+    recs = check.measurements(coll, ctx.plan)
+    per_port = [r for r in recs if r.metric == "gpudirect_bw"]
+    agg = next(r for r in recs if r.metric == "gpudirect_bw_aggregate")
+    assert len(per_port) == 2 and all("all ports at once" in (r.detail or "") for r in per_port)
+    # two ports reported of eight: the per-port aggregate is a quarter of one port's figure
+    assert agg.value == pytest.approx(sum(r.value for r in per_port) / 8)
+    assert agg.min == pytest.approx(0.92 * 200) and agg.value < agg.min
+
+
+def _collector_json(outputs: dict[str, str]) -> str:
+    import json
+
+    return json.dumps({"schema_version": 1, "hostname": "gpu001",
+                       "facts": {"modules": {"nvidia_peermem": True}}, "tools": {},
+                       "commands": {k: {"argv": ["sh"], "missing": None, "returncode": 0,
+                                        "stdout": v, "stderr": ""} for k, v in
+                                    outputs.items()}})
