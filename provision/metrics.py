@@ -111,6 +111,8 @@ _ALL: list[MetricInfo] = [
        "PCIe link width sampled while a host copy runs", zero_spread=True),
     _m("gpudirect_bw_aggregate", "Gb/s", "higher",
        "GPUDirect RDMA write bandwidth per port while every compute port runs at once"),
+    _m("ib_counter_delta", "count", "lower",
+       "increase of an IB port error counter while the GPUDirect runs ran"),
     _m("topology_match", "bool", "higher",
        "the node's topo -m fingerprint equals the golden node's (1)", zero_spread=True),
     _m("nccl_transport_ok", "bool", "higher",

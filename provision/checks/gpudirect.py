@@ -35,6 +35,23 @@ from provision.remote.slurm import SrunOptions, srun_argv
 BASE_PORT = 18515
 ALL = "all-at-once"
 MARK = "@@forge-rail"
+#: IB port error counters (sysfs, InfiniBand architecture spec PortCounters) read before
+#: and after the runs: any increase while GPUDirect traffic ran fails the port
+COUNTERS = ("symbol_error", "link_downed", "port_rcv_errors", "link_error_recovery",
+            "local_link_integrity_errors", "excessive_buffer_overrun_errors")
+COUNTER_CMD = ("for p in /sys/class/infiniband/*/ports/*; do d=${p%/ports/*}; d=${d##*/}; "
+               "for c in " + " ".join(COUNTERS) + "; do [ -r $p/counters/$c ] && "
+               "echo \"$d ${p##*/} $c $(cat $p/counters/$c)\"; done; done")
+
+
+def counter_values(text: str) -> dict[tuple[str, str, str], int]:
+    """``device port counter value`` lines -> values (pure)."""
+    out = {}
+    for ln in text.splitlines():
+        parts = ln.split()
+        if len(parts) == 4 and parts[3].isdigit():
+            out[(parts[0], parts[1], parts[2])] = int(parts[3])
+    return out
 
 
 def port_paths(plan: NodePlan) -> list[dict[str, Any]]:
@@ -123,9 +140,11 @@ class GpuDirect(CollectorCheck):
             raise InputError(f"{ctx.plan.node}: gpudirect needs two compute ports in the "
                              f"fabric addresses of profile {ctx.plan.profile}")
         pairs = ring(paths, ctx.plan.roce)
-        cmds = {name: command(cli, timeout=60, server=srv, server_wait=1.0)
-                for name, srv, cli in pairs}
+        cmds = {"counters-before": command(["sh", "-c", COUNTER_CMD], timeout=15)}
+        cmds.update({name: command(cli, timeout=60, server=srv, server_wait=1.0)
+                     for name, srv, cli in pairs})
         cmds[ALL] = command(["sh", "-c", concurrent_script(pairs)], timeout=120)
+        cmds["counters-after"] = command(["sh", "-c", COUNTER_CMD], timeout=15)
         return {"facts": ["modules"], "tools": ["ib_write_bw"], "commands": cmds}
 
     def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:
@@ -141,10 +160,30 @@ class GpuDirect(CollectorCheck):
                                  detail=f"{c['missing']}: not installed"))
                 continue
             text = c.get("stdout") or ""
+            if name.startswith("counters-"):
+                continue
             if name == ALL:
                 out += self._aggregate(text, plan)
                 continue
             out += self._one(text, name, plan)
+        return out + self._counter_deltas(data, plan)
+
+    def _counter_deltas(self, data: Collected, plan: NodePlan) -> list[Measurement]:
+        before = counter_values(data.output("counters-before") or "")
+        after = counter_values(data.output("counters-after") or "")
+        compute = {(p["device"], str(p["port"])) for p in port_paths(plan)}
+        out = []
+        for key in sorted(after):
+            dev, port, name = key
+            if (dev, port) not in compute or key not in before:
+                continue
+            delta = after[key] - before[key]
+            out.append(Measurement(node=plan.node, metric="ib_counter_delta",
+                                   value=float(delta), max=0.0, unit="count", check=self.name,
+                                   profile=plan.profile, peer=f"{dev}/{port}",
+                                   source="IB PortCounters (sysfs): no errors while traffic runs",
+                                   detail=f"{dev} port {port} {name}: {before[key]} -> "
+                                          f"{after[key]}"))
         return out
 
     def _one(self, text: str, name: str, plan: NodePlan, when: str = "") -> list[Measurement]:

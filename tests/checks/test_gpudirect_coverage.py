@@ -33,8 +33,9 @@ def test_every_port_and_every_gpu_nic_path_carries_traffic() -> None:
     assert len({(p["device"], p["port"]) for p in paths}) == 8
     assert sorted(p["gpu"] for p in paths) == list(range(8))  # every GPU on its own port
     cmds = registry.get("gpudirect").request(ctx)["commands"]
-    assert len(cmds) == 9 and ALL in cmds
-    singles = [c for k, c in cmds.items() if k != ALL]
+    assert len(cmds) == 11 and ALL in cmds
+    assert next(iter(cmds)) == "counters-before" and list(cmds)[-1] == "counters-after"
+    singles = [c for k, c in cmds.items() if "->" in k]
     servers = {c["server"][c["server"].index("-d") + 1] for c in singles}
     clients = {c["argv"][c["argv"].index("-d") + 1] for c in singles}
     assert servers == clients == {p["device"] for p in paths}
@@ -49,7 +50,7 @@ def test_roce_connects_to_the_rail_ip_with_the_lossless_class() -> None:
     node = next(p for p in plan.nodes if p.roce and p.gpu_count and len(p.fabric) > 1)
     ctx = Context(site, (node.node,), node.node, node, sys.executable, "ssh", {})
     cmds = registry.get("gpudirect").request(ctx)["commands"]
-    first = next(c for k, c in cmds.items() if k != ALL)
+    first = next(c for k, c in cmds.items() if "->" in k)
     argv = first["argv"]
     assert argv[-1] == port_paths(node)[0]["address"]        # the server's rail IP
     assert "--tclass=106" in argv and "-R" in argv and argv[argv.index("-x") + 1] == "3"
@@ -91,3 +92,18 @@ def _collector_json(outputs: dict[str, str]) -> str:
                        "commands": {k: {"argv": ["sh"], "missing": None, "returncode": 0,
                                         "stdout": v, "stderr": ""} for k, v in
                                     outputs.items()}})
+
+
+def test_ib_error_counters_that_grow_during_the_runs_fail_the_port() -> None:
+    ctx = _ctx("small.yaml", "gpu001")
+    assert ctx.plan is not None
+    dev = port_paths(ctx.plan)[0]["device"]
+    before = f"{dev} 1 symbol_error 4\n{dev} 1 link_downed 0\nmlx5_9 1 symbol_error 0\n"
+    after = f"{dev} 1 symbol_error 9\n{dev} 1 link_downed 0\nmlx5_9 1 symbol_error 7\n"
+    check = registry.get("gpudirect")
+    coll = check.parse(Raw("gpu001", _collector_json(
+        {"counters-before": before, "counters-after": after}), "", 0))
+    recs = [r for r in check.measurements(coll, ctx.plan) if r.metric == "ib_counter_delta"]
+    # the storage port mlx5_9 is not a compute port of the plan: not judged here
+    assert [(r.peer, r.value) for r in recs] == [(f"{dev}/1", 0.0), (f"{dev}/1", 5.0)]
+    assert recs[1].max == 0.0 and "symbol_error: 4 -> 9" in (recs[1].detail or "")
