@@ -11,10 +11,12 @@ from typing import Any
 
 from provision.checks.base import Context, Needs
 from provision.checks.collected import Collected, CollectorCheck, command
-from provision.checks.reference import annotate, exact, threshold
+from provision.checks.reference import annotate, exact, judged, threshold
 from provision.expectations import NodePlan
 from provision.measurement import Measurement
 from provision.parsers import get as parser
+
+P2P = "p2p:"
 
 
 class NvlinkTopology(CollectorCheck):
@@ -23,7 +25,8 @@ class NvlinkTopology(CollectorCheck):
     tags = ("gpu", "nvlink", "topology")
     needs = Needs(gpu=True, nvlink=True)
     timeout_s = 60.0
-    references = ("nvlink_links_up", "nvlink_link_speed")
+    references = ("nvlink_links_up", "nvlink_link_speed", "nvlink_p2p_bandwidth")
+    disruptive = True  # nvbandwidth loads the bridges
 
     def request(self, ctx: Context) -> dict[str, Any]:
         return {"tools": ["nvidia-smi"], "commands": {
@@ -31,7 +34,11 @@ class NvlinkTopology(CollectorCheck):
             "nvlink": command(["nvidia-smi", "nvlink", "-s"]),
             # replay, recovery and CRC counters since the driver loaded: a marginal
             # bridge shows errors long before a link drops
-            "errors": command(["nvidia-smi", "nvlink", "-e"])}}
+            "errors": command(["nvidia-smi", "nvlink", "-e"]),
+            # P2P bandwidth of each bridge alone (copy engines read across the bridge)
+            **{f"{P2P}{a}-{b}": command(["nvbandwidth", "-t", "device_to_device_memcpy_read_ce"],
+                                        timeout=180, env={"CUDA_VISIBLE_DEVICES": f"{a},{b}"})
+               for a, b in (ctx.plan.nvlink_pairs if ctx.plan else ())}}}
 
     def sanity(self, data: Collected) -> list[str]:
         missing = [n for n in ("topo", "nvlink") if data.missing(n)]
@@ -83,4 +90,26 @@ class NvlinkTopology(CollectorCheck):
             recs += [r for r in parser("nvidia-smi-nvlink").measurements(res, check=self.name)
                      if r.max == 0.0 and r.metric not in ("nvlink_links_down",)
                      and (r.gpu is None or r.gpu in bridged)]
-        return out + annotate(plan, recs, self.name)
+        return out + annotate(plan, recs, self.name) + self._p2p(data, plan)
+
+    def _p2p(self, data: Collected, plan: NodePlan) -> list[Measurement]:
+        """nvbandwidth per bridged pair: the slower direction, judged against the bridge."""
+        out: list[Measurement] = []
+        for name in (n for n in data.commands if n.startswith(P2P)):
+            pair = name[len(P2P):]
+            if data.missing(name):
+                out.append(exact(plan, "tool_present", 0, 1, check=self.name,
+                                 source="nvbandwidth measures NVLink P2P bandwidth",
+                                 detail=f"nvbandwidth: not installed ({pair})"))
+                continue
+            res = parser("nvbandwidth").parse(data.output(name) or "", node=plan.node,
+                                              source_name=f"{plan.node}:{name}")
+            cells = [r.value for r in parser("nvbandwidth").measurements(res, check=self.name)
+                     if r.metric == "nvbandwidth" and r.value > 0]
+            if cells:
+                a = int(pair.split("-")[0])
+                out.append(judged(plan, "nvlink_p2p_bandwidth", min(cells), check=self.name,
+                                  gpu=a, peer=f"{plan.node}:{pair.split('-')[1]}",
+                                  detail=f"GPUs {pair} device_to_device_memcpy_read_ce, "
+                                         f"slower of {len(cells)} directions"))
+        return out

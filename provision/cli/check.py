@@ -148,7 +148,9 @@ def run_checks(site: Site, selected: list[Check], chosen: list[Node], *, via: st
         submit = _submit_node(site, submit_host)
         cluster = _ssh(site, [submit])
         cluster_node = submit.name
-        gpus = {p.node: p.gpu_count for p in plan.nodes}
+        # every GPU Slurm knows on the node: the profile's, or the lab's placeholders
+        gpus = {n.name: n.profile.gpu.count if n.profile.gpu else n.profile.fake_gpus
+                for n in site.nodes}
         launcher = SlurmLauncher(cluster, submit.name, gpus=gpus, reservation=reservation)
     try:
         if not force:
@@ -172,8 +174,14 @@ def _guard(site: Site, selected: list[Check], nodes: list[str], via: str, cluste
            cluster_node: str, reservation: str | None) -> None:
     """Refuse disruptive checks on nodes in service (asks the scheduler where it runs)."""
     from provision.checks import ownership
+    from provision.expectations import plan_site
 
-    if not ownership.disruptive(selected):
+    plans = [plan_site(site).for_node(n) for n in nodes]
+    # only checks that apply to these nodes disturb them (a GPU check skips a CPU node)
+    applicable = [c for c in selected
+                  if any(c.needs.unmet(site, [p] if c.scope == "node" else plans) is None
+                         for p in plans)]
+    if not ownership.disruptive(applicable):
         return
     runner = scheduler_runner(site, via, cluster, cluster_node)
     states = _scheduler(site, runner).states(nodes)
@@ -184,7 +192,7 @@ def _guard(site: Site, selected: list[Check], nodes: list[str], via: str, cluste
             raise InputError(f"--reservation {reservation}: "
                              f"{(res.stderr or res.stdout).strip()[:200]}")
         reserved = ownership.parse_reservation(res.stdout)
-    ownership.guard(selected, nodes, states, reserved)
+    ownership.guard(applicable, nodes, states, reserved)
 
 
 def scheduler_runner(site: Site, via: str, cluster: Launcher, cluster_node: str) -> Any:

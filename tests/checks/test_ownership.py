@@ -15,7 +15,8 @@ SINFO = ("gpu001|idle|none\ngpu002|drained|acceptance\ngpu003|allocated|none\n"
 
 def test_disruptive_checks_are_the_ones_that_take_gpus_or_fabric() -> None:
     names = set(ownership.disruptive(list(registry.CATALOG)))
-    assert names == {"dcgm", "gpudirect", "rdma-pairs", "hbm", "sdc", "nccl", "nccl-multinode"}
+    assert names == {"dcgm", "gpudirect", "rdma-pairs", "hbm", "sdc", "nccl", "nccl-multinode",
+                     "nvlink"}
 
 
 def test_idle_and_allocated_nodes_are_refused() -> None:
