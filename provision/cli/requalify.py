@@ -74,13 +74,16 @@ def requalify(spec: Path, node: str, via: str, submit_host: str | None,
                "reservation": reservation}
     report, path = run_checks(site, selected, [target], via=via, submit_host=submit_host,
                               out=out, options=options, force=False, quiet=as_json)
+    ran = [o.check for o in report.outcomes if not o.skipped]
     doc: dict[str, object] = {"node": node, "run_dir": str(path), "checks": names,
-                              "passed": report.all_passed, "counts": report.counts()}
+                              "ran": ran, "passed": report.all_passed and bool(ran),
+                              "counts": report.counts()}
     if report.unreachable:
         _finish(doc, as_json, "unreachable: nothing changed")
         raise click.exceptions.Exit(int(ExitCode.HOSTS_UNREACHABLE))
-    if not report.all_passed:
-        _finish(doc, as_json, "re-qualification failed: the drain stays")
+    if not report.all_passed or not ran:
+        why = "failed" if ran else "proved nothing (every check was skipped on this node)"
+        _finish(doc, as_json, f"re-qualification {why}: the drain stays")
         raise click.exceptions.Exit(int(ExitCode.CHECKS_FAILED))
     ssh = _ssh(site, [target, *site.with_role("controller")])
     try:
