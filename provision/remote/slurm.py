@@ -1,9 +1,9 @@
 """Slurm as a launcher: ``srun`` argv builders and per-node job steps.
 
 Per-node checks run as one ``srun -N1 --nodelist=NODE --exclusive
---gpus-per-node=<all> --immediate`` step per node (the node to itself, every GPU
-and, because srun creates the allocation, every CPU of it: without this a step
-gets one CPU and, under ``ConstrainDevices=yes``, no GPU at all), submitted
+--gpus-per-node=<all> --cpus-per-task=<all> --immediate`` step per node (the node
+to itself, every GPU and every CPU Slurm counts there: without this a step gets
+one CPU and, under ``ConstrainDevices=yes``, no GPU at all), submitted
 from a submit host (this machine, or a login/controller node reached over
 SSH), so compute nodes need no SSH from forge at all.
 Multi-node programs get a single ``srun -N<n>`` argv from :func:`srun_argv`.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -108,9 +109,15 @@ class SlurmLauncher:
                            partition=self.partition, job_name=f"forge-{node}", exclusive=True,
                            gpus_per_node=self.gpus.get(node, 0), reservation=self.reservation)
         # `timeout` stops srun (which forwards SIGTERM to the step) at the check's
-        # own limit; Slurm's --time is the backstop, the submit launcher's the last one
+        # own limit; Slurm's --time is the backstop, the submit launcher's the last one.
+        # The one task asks for every CPU Slurm counts on the node (sinfo %c): an
+        # exclusive job alone still gives its step one CPU per task
         argv = ["timeout", "--kill-after=5", f"{cmd.timeout:g}", *srun_argv(opts, cmd.argv)]
-        return Command(tuple(argv), cmd.timeout + self.immediate_s + GRACE_S, cmd.stdin)
+        at = argv.index("--")
+        line = (shlex.join(argv[:at]) + ' --cpus-per-task="$(sinfo -h -N -n ' +
+                shlex.quote(node) + ' -o %c | head -n1)" ' + shlex.join(argv[at:]))
+        return Command(("sh", "-c", line), cmd.timeout + self.immediate_s + GRACE_S,
+                       cmd.stdin)
 
     def run(self, commands: Mapping[str, Command]) -> dict[str, Result]:
         # The submit launcher runs every step on the submit host; results are keyed

@@ -64,7 +64,8 @@ systemctl restart munge
 """
 #: what the step prints about the resources Slurm gave it
 PROBE = ('echo "gpus=${CUDA_VISIBLE_DEVICES:-none} job_cpus=${SLURM_JOB_CPUS_PER_NODE:-?} '
-         'on_node=${SLURM_CPUS_ON_NODE:-?} nproc=$(nproc)"')
+         'step_cpus=${SLURM_CPUS_ON_NODE:-?} per_task=${SLURM_CPUS_PER_TASK:-1} '
+         'nproc=$(nproc)"')
 
 
 def must(node: str, script: str, timeout: float = 60) -> str:
@@ -152,12 +153,13 @@ def test_a_check_step_gets_the_node_its_gpus_and_cpus(lab: LabConfig) -> None:
         assert res.returncode == 0, res.stderr
         seen = dict(kv.split("=", 1) for kv in res.stdout.split())
         assert seen["gpus"] == "0,1"                 # both placeholder GPUs
-        assert seen["job_cpus"] == seen["on_node"] == "2" and int(seen["nproc"]) > 1
+        assert seen["job_cpus"] == seen["step_cpus"] == seen["per_task"] == "2"
+        assert int(seen["nproc"]) > 1
         # the step as forge built it before: one CPU and no GPU (the test can fail)
         old = launcher.run_one("f13-n1", Command(
             ("srun", "-N1", "--nodelist=f13-n2", "--ntasks-per-node=1", "sh", "-c", PROBE), 60))
         before = dict(kv.split("=", 1) for kv in old.stdout.split())
-        assert before["gpus"] == "none" and before["job_cpus"] == "1"
+        assert before["gpus"] == "none" and before["step_cpus"] == before["per_task"] == "1"
     finally:
         launcher.close()
 
