@@ -111,6 +111,8 @@ _ALL: list[MetricInfo] = [
        "PCIe link width sampled while a host copy runs", zero_spread=True),
     _m("gpudirect_bw_aggregate", "Gb/s", "higher",
        "GPUDirect RDMA write bandwidth per port while every compute port runs at once"),
+    _m("pcie_replay_delta", "count", "lower",
+       "PCIe replays of a GPU's link while a workload ran (NVML replay counter)"),
     _m("ib_counter_delta", "count", "lower",
        "increase of an IB port error counter while the GPUDirect runs ran"),
     _m("topology_match", "bool", "higher",

@@ -54,6 +54,15 @@ def counter_records(plan: NodePlan, check: str, before: dict[str, Any],
                                    max=fatal_max, profile=plan.profile,
                                    detail=f"{delta:+g} during the {check} run",
                                    **_gpu_fields(g)))
+        if g.get("pcie_replay_counter") is not None and b.get("pcie_replay_counter") is not None:
+            # a PCIe link that retransmits under load is marginal (riser, slot, cable)
+            delta = float(g["pcie_replay_counter"]) - float(b["pcie_replay_counter"])
+            out.append(Measurement(node=plan.node, metric="pcie_replay_delta", value=delta,
+                                   check=check, max=0.0, unit="count", profile=plan.profile,
+                                   source="NVML nvmlDeviceGetPcieReplayCounter before/after",
+                                   detail=f"{b['pcie_replay_counter']} -> "
+                                          f"{g['pcie_replay_counter']} during the {check} run",
+                                   **_gpu_fields(g)))
     return out
 
 

@@ -112,6 +112,7 @@ def _gpu(nv: Any, index: int) -> dict[str, Any]:
         "pcie_gen_max": _try(nv.nvmlDeviceGetMaxPcieLinkGeneration, h),
         "pcie_width": _try(nv.nvmlDeviceGetCurrPcieLinkWidth, h),
         "pcie_width_max": _try(nv.nvmlDeviceGetMaxPcieLinkWidth, h),
+        "pcie_replay_counter": _try(nv.nvmlDeviceGetPcieReplayCounter, h),
         "temperature_c": _try(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
         "power_w": power / 1000 if power is not None else None,
         "power_limit_w": limit / 1000 if limit is not None else None,

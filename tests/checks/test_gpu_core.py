@@ -137,3 +137,22 @@ def test_burnin_fails_on_hardware_clock_events_and_judges_mean_power() -> None:
     assert not failed(recs["clocks_event_hw_slowdown"]) and not failed(recs["sdc_mismatch"])
     # 300 W mean < 0.85 x 400 W: a capped board fails although it peaked at the limit
     assert recs["gpu_power"].value == 300.0 and failed(recs["gpu_power"])
+
+
+def test_pcie_replays_during_a_workload_fail() -> None:
+    from pathlib import Path
+
+    from provision.checks.gpuwork import counter_records
+    from provision.checks.reference import failed
+    from provision.expectations import plan_site
+    from provision.spec import load_site
+
+    site = load_site(Path(__file__).resolve().parents[2] / "inventory/examples/small.yaml")
+    plan = plan_site(site).for_node("gpu001")
+    before = {"gpus": [{"index": 0, "pcie_replay_counter": 12},
+                       {"index": 1, "pcie_replay_counter": 3}]}
+    after = {"gpus": [{"index": 0, "pcie_replay_counter": 12},
+                      {"index": 1, "pcie_replay_counter": 40}]}
+    recs = {r.gpu: r for r in counter_records(plan, "hbm", before, after)
+            if r.metric == "pcie_replay_delta"}
+    assert not failed(recs[0]) and failed(recs[1]) and recs[1].value == 37
