@@ -56,22 +56,34 @@ def one_way_gbs(size_bytes: int, seconds: float) -> float:
     return size_bytes / seconds / 1e9
 
 
-def link_sample(dev: int) -> dict[str, Any]:
-    """The PCIe link of NVML device ``dev`` now (call while a copy runs)."""
-    from provision.gpu import nvml
+class LinkReader:
+    """Reads the PCIe link of CUDA device ``dev`` through an NVML handle opened in advance,
+    so a reading takes microseconds and lands while an asynchronous copy is in flight."""
 
-    try:
-        nv = nvml._nvml()
-    except nvml.NvmlUnavailable as exc:
-        return {"error": str(exc)}
-    try:
-        h = nv.nvmlDeviceGetHandleByIndex(dev)
-        return {"gen": nvml._try(nv.nvmlDeviceGetCurrPcieLinkGeneration, h),
-                "width": nvml._try(nv.nvmlDeviceGetCurrPcieLinkWidth, h),
-                "gen_max": nvml._try(nv.nvmlDeviceGetMaxPcieLinkGeneration, h),
-                "width_max": nvml._try(nv.nvmlDeviceGetMaxPcieLinkWidth, h)}
-    finally:
-        nv.nvmlShutdown()
+    def __init__(self, dev: int) -> None:
+        from provision.gpu import nvml
+
+        self.nvml = nvml
+        self.nv: Any = None
+        self.error = ""
+        try:
+            self.nv = nvml._nvml()
+            self.h = self.nv.nvmlDeviceGetHandleByIndex(nvml.nvml_index(dev))
+        except Exception as exc:  # NVML missing: the copies still run, the link is unknown
+            self.error = str(exc)
+
+    def read(self) -> dict[str, Any]:
+        if self.nv is None:
+            return {"error": self.error}
+        t, nv, h = self.nvml._try, self.nv, self.h
+        return {"gen": t(nv.nvmlDeviceGetCurrPcieLinkGeneration, h),
+                "width": t(nv.nvmlDeviceGetCurrPcieLinkWidth, h),
+                "gen_max": t(nv.nvmlDeviceGetMaxPcieLinkGeneration, h),
+                "width_max": t(nv.nvmlDeviceGetMaxPcieLinkWidth, h)}
+
+    def close(self) -> None:
+        if self.nv is not None:
+            self.nv.nvmlShutdown()
 
 
 def _host_copies(lib: Any, name: str, dev: int, size: int, repeat: int) -> dict[str, Any]:
@@ -110,6 +122,7 @@ def _host_copies(lib: Any, name: str, dev: int, size: int, repeat: int) -> dict[
 
         def elapsed(a: Any, b: Any) -> float:
             return float(lib.cuda.get_elapsed_time(a, b)) / 1e3
+    reader = LinkReader(dev)
     with ctx:
         for direction in ("h2d", "d2h"):
             times = []
@@ -119,12 +132,13 @@ def _host_copies(lib: Any, name: str, dev: int, size: int, repeat: int) -> dict[
                 copy(direction == "h2d")
                 b.record()
                 if i == 2 and direction == "h2d":
-                    link = link_sample(dev)       # the copy is in flight
+                    link = reader.read()          # the copy is in flight
                 b.synchronize()
                 if i >= 2:
                     times.append(elapsed(a, b))
             t = best(times)
             out[direction] = {"best_s": t, "bandwidth_gbs": round(one_way_gbs(n * 4, t), 2)}
+    reader.close()
     return {**out, "link_under_load": link}
 
 

@@ -32,6 +32,19 @@ def decode_reasons(mask: int) -> list[str]:
     return [name for bit, name in CLOCKS_EVENT_BITS if mask & bit]
 
 
+def nvml_index(cuda_index: int) -> int:
+    """The NVML index of CUDA device ``cuda_index``: CUDA enumerates only the GPUs of
+    ``CUDA_VISIBLE_DEVICES`` (in PCI order with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``), NVML all
+    of them. UUID lists are not mapped (index returned as is)."""
+    import os
+
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+               if v.strip()]
+    if cuda_index < len(visible) and visible[cuda_index].isdigit():
+        return int(visible[cuda_index])
+    return cuda_index
+
+
 class NvmlUnavailable(RuntimeError):
     """pynvml is not installed or NVML cannot initialise (no driver, no GPU)."""
 

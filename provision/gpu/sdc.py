@@ -178,7 +178,7 @@ class _GpuWorker:
                 raw = self.results[0].view(lib.uint8)
                 (raw.view(-1) if torch else raw.ravel())[0] ^= 1
             counts = [wrong_elements(lib, c, self.golden, self.int_dtype) for c in self.results]
-            stacked = lib.stack(counts) if torch else lib.asarray(counts)
+            stacked = lib.stack(counts)
             bad_gemms = int((stacked > 0).sum())
             bad_elems = int(stacked.sum())            # the one host sync of the iteration
             seconds = (s.elapsed_time(e) / 1e3 if torch else
@@ -194,8 +194,10 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, mem_fraction: float = 0
     name, lib = arrays.backend(prefer)
     _deterministic(name, lib)
     count = lib.cuda.device_count() if name == "torch" else lib.cuda.runtime.getDeviceCount()
-    static = nvml.snapshot()
-    models = {g["index"]: g["name"] or "?" for g in static["gpus"]}
+    snap = nvml.snapshot()
+    # CUDA index d is NVML index nvml_index(d) (CUDA_VISIBLE_DEVICES may pick GPUs)
+    static = {**snap, "gpus": [snap["gpus"][nvml.nvml_index(d)] for d in range(count)]}
+    models = {d: g["name"] or "?" for d, g in enumerate(static["gpus"])}
     workers = [_GpuWorker(name, lib, d, n, seed, mem_fraction, max_slots)
                for d in range(count)]
     start_sums = {w.dev: checksum(w.golden_bytes()) for w in workers}
@@ -246,7 +248,7 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, mem_fraction: float = 0
             "cohort_mismatch_iterations": v["cohort_mismatch_iterations"],
             "tflops_mean": round(tflops(n, slots * len(ts), sum(ts)), 2) if ts else None,
             "tflops_best": round(tflops(n, slots, min(ts)), 2) if ts else None,
-            "samples": samples.get(d, {}),
+            "samples": samples.get(nvml.nvml_index(d), {}),
             "power_limit_w": static["gpus"][d].get("power_limit_w"),
         })
     return {"schema_version": SCHEMA_VERSION, "backend": f"{name} {lib.__version__}",

@@ -156,3 +156,14 @@ def test_pcie_replays_during_a_workload_fail() -> None:
     recs = {r.gpu: r for r in counter_records(plan, "hbm", before, after)
             if r.metric == "pcie_replay_delta"}
     assert not failed(recs[0]) and failed(recs[1]) and recs[1].value == 37
+
+
+def test_cuda_index_maps_to_the_nvml_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    from provision.gpu import nvml
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert [nvml.nvml_index(0), nvml.nvml_index(1)] == [3, 5]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1c2d,GPU-9f")
+    assert nvml.nvml_index(1) == 1           # UUIDs are not mapped
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert nvml.nvml_index(2) == 2
