@@ -183,8 +183,16 @@ def _guard(site: Site, selected: list[Check], nodes: list[str], via: str, cluste
                          for p in plans)]
     if not ownership.disruptive(applicable):
         return
+    from provision.errors import ForgeError
+
     runner = scheduler_runner(site, via, cluster, cluster_node)
-    states = _scheduler(site, runner).states(nodes)
+    try:
+        states = _scheduler(site, runner).states(nodes)
+    except ForgeError as exc:
+        raise InputError(f"{', '.join(ownership.disruptive(applicable))}: cannot ask the "
+                         f"scheduler whether the nodes are drained ({exc.message})",
+                         hint="run where the scheduler answers, or pass --force for nodes "
+                              "you know are idle") from None
     reserved: list[str] = []
     if reservation and site.stack.scheduler == "slurm":
         res = runner(["scontrol", "show", "reservation", reservation, "-o"], 30.0)

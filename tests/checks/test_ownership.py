@@ -41,3 +41,20 @@ def test_guard_raises_only_for_disruptive_checks() -> None:
     ownership.guard([registry.get("conformance")], ["n1"], states)  # not disruptive
     with pytest.raises(InputError, match="sdc would disturb nodes in service: n1: idle"):
         ownership.guard([registry.get("sdc")], ["n1"], states)
+
+
+def test_cli_refuses_without_an_answer_from_the_scheduler_and_force_overrides(
+        forge, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("sinfo"):
+        pytest.skip("a Slurm client is installed here: the scheduler would answer")
+    spec = str(Path(__file__).resolve().parents[2] / "inventory/examples/small.yaml")
+    run = tmp_path / "run"
+    code, _, err = forge("check", spec, "--via", "local", "--checks", "hbm", "--nodes",
+                         "gpu001", "-o", str(run))
+    assert code == 2 and "hbm: cannot ask the scheduler" in err and not run.exists()
+    code, _, err = forge("check", spec, "--via", "local", "--checks", "hbm", "--nodes",
+                         "gpu001", "-o", str(run), "--force", "--timeout", "60")
+    assert code != 2 and (run / "verdict.json").exists()
