@@ -256,7 +256,7 @@ class Conformance(CollectorCheck):
                 ports = devices[i * int(spec["ports"]):(i + 1) * int(spec["ports"])]
                 affinity = spec["gpu_affinity"][i] if i < len(spec["gpu_affinity"]) else []
                 i += 1
-                for dev in ports[:1]:
+                for dev in ports:  # every port: each is its own PCI function
                     # without a NIC Legend, NICk is taken to be mlx5_k (nvidia-smi's order)
                     m = re.fullmatch(r"mlx5_(\d+)", dev)
                     col = column.get(dev) or (column.get(f"NIC{m.group(1)}") if m else None)

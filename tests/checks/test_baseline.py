@@ -95,3 +95,19 @@ def test_baseline_calibrates_the_plan_and_conformance_compares_fingerprints(
     code, _, err = forge("baseline", str(SMALL), str(run), "--node", "gpu001",  # type: ignore[misc]
                          "-o", str(tmp_path / "golden.json"))
     assert code == 2 and "exists" in err
+
+
+@needs_topo
+def test_gpu_nic_locality_covers_every_compute_port() -> None:
+    from provision.checks import registry
+    from provision.checks.base import Raw
+
+    plan = plan_site(load_site(SMALL)).for_node("gpu001")
+    check = registry.get("conformance")
+    doc = {"schema_version": 1, "hostname": "gpu001", "facts": {}, "tools": {},
+           "commands": {"topo": {"argv": ["nvidia-smi"], "missing": None, "returncode": 0,
+                                 "stdout": H100_TOPO.read_text(), "stderr": ""}}}
+    data = check.parse(Raw("gpu001", json.dumps(doc), "", 0))
+    recs = check._locality(data, plan)  # type: ignore[attr-defined]
+    # 4 compute adapters x 2 ports x their 2 nearest GPUs: no port left unchecked
+    assert len(recs) == 16 and len({r.peer for r in recs}) == 8
