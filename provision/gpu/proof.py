@@ -1,7 +1,8 @@
 """One prepared GPU proof: every GPU code path of forge on one GPU, one JSON document.
 
-``python -m provision.gpu.proof [--gpu 0] [--burnin-seconds 120]`` runs, in
-well under 8 minutes on one H100/H200:
+``python -m provision.gpu.proof [--gpu 0] [--burnin-seconds 120]`` runs, sized to
+finish well under 8 minutes on one H100/H200 (about 3 by the arithmetic; to be
+measured on a GPU):
 
 1. ``cpu_core``: the pure cores on the CPU (every-GEMM comparison catching a
    flipped bit, result-buffer arithmetic, clocks-event judging, Xid catalog);
