@@ -23,6 +23,9 @@ _FELL = re.compile(r"NVRM: GPU (?:at )?(?:PCI:)?([0-9a-fA-F:.]+)?.*has fallen of
 _UUID = re.compile(r"NVRM: GPU at PCI:([0-9a-fA-F:.]+): (GPU-[0-9a-f-]+)")
 _TS = re.compile(r"^\s*(?:kern\s*:\s*\w+\s*:\s*)?(\[[^\]]+\]|\d{4}-\d\d-\d\dT[\d:,.+]+|"
                  r"[A-Z][a-z]{2}\s+\d+\s[\d:]{8}\s\S+\s+kernel:)?\s*")
+#: journalctl / syslog name the host: ``Mar 01 12:00:00 gpu017 kernel: ...`` (ISO form too)
+_JOURNAL_HOST = re.compile(r"^\s*(?:[A-Z][a-z]{2}\s+\d+\s[\d:]{8}|\d{4}-\d\d-\d\dT[\d:,.+-]+)"
+                           r"\s+([A-Za-z0-9][\w.-]*)\s+kernel:")
 _LOG_LINE = re.compile(r"NVRM:|nvidia|kernel:|^\s*\[[\s\d.]+\]|^\s*\[\w{3} \w{3}|"
                        r"^\s*\d{4}-\d\d-\d\dT|^kern\s*:|^\w{3}\s+\d+ [\d:]{8} ")
 
@@ -60,11 +63,14 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
     events: list[XidEvent] = []
     uuids: dict[str, str] = {}
     log_lines = 0
+    host: str | None = None
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         if _LOG_LINE.search(raw):
             log_lines += 1
+            if host is None and (h := _JOURNAL_HOST.match(raw)):
+                host = h[1]
         ts = _TS.match(raw)
         time = ts[1].strip("[]") if ts and ts[1] else None
         if m := _XID.search(raw):
@@ -77,7 +83,7 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
             uuids[m[1]] = m[2]
     if not log_lines:
         raise parse_error(TOOL, source_name, 1, "no kernel log line (NVRM:, timestamps) found")
-    return XidResult(resolve_node(TOOL, source_name, None, node), tuple(events),
+    return XidResult(resolve_node(TOOL, source_name, host, node), tuple(events),
                      tuple(uuids.items()), log_lines)
 
 
@@ -97,6 +103,6 @@ def measurements(result: XidResult, check: str | None = None) -> list[Measuremen
         first = evs[0]
         when = f" first at {first.time}" if first.time else ""
         out.append(record(result.node, metric, len(evs), check=check, max=0.0,
-                          uuid=uuids.get(pci),
+                          uuid=uuids.get(pci), bus_id=None if pci == "?" else pci,
                           detail=f"{kind} {xid} on PCI:{pci}{when}: {first.message}"[:300]))
     return out

@@ -196,9 +196,11 @@ def measurements(result: NcclResult, check: str | None = None) -> list[Measureme
     peer = fold_hosts(others) if others else None
     name = result.test or "nccl-tests"
     out: list[Measurement] = []
+    # a failure is the run's, not a link's: no peer (the hosts are named in the detail)
+    with_hosts = f" (with {peer})" if peer else ""
     if result.errors:
-        out.append(record(result.node, "tool_ran_ok", 0, check=check, min=1.0, peer=peer,
-                          detail=f"{name}: {result.errors[0]}"[:300]))
+        out.append(record(result.node, "tool_ran_ok", 0, check=check, min=1.0,
+                          detail=f"{name}{with_hosts}: {result.errors[0]}"[:300]))
     big = result.largest
     if big is not None:
         where = f"{name} {big.size} B, {len(result.devices) or '?'} ranks"
@@ -213,11 +215,12 @@ def measurements(result: NcclResult, check: str | None = None) -> list[Measureme
                           peer=peer, detail=name))
     wrong = result.wrong_total
     if wrong is not None:
-        out.append(record(result.node, "nccl_wrong", wrong, check=check, max=0.0, peer=peer,
-                          detail=f"{name}: sum of #wrong over {len(result.rows)} sizes"))
+        out.append(record(result.node, "nccl_wrong", wrong, check=check, max=0.0,
+                          detail=f"{name}{with_hosts}: sum of #wrong over "
+                                 f"{len(result.rows)} sizes"))
     if result.out_of_bounds is not None:
         out.append(record(result.node, "nccl_out_of_bounds", result.out_of_bounds, check=check,
-                          max=0.0, peer=peer, detail=name))
+                          max=0.0, detail=f"{name}{with_hosts}"))
     for r in result.rows:
         for place, bw in (("out-of-place", r.oop_busbw), ("in-place", r.ip_busbw)):
             if bw is not None:

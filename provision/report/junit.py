@@ -8,6 +8,7 @@ the test suite validates against: ``testsuites/testsuite`` with ``properties``,
 
 from __future__ import annotations
 
+import re
 import socket
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -34,6 +35,20 @@ def tested(a: Analysis) -> dict[str, list[str]]:
     for k in np.unique(key).tolist():
         out[uniq[k % len(uniq)]].append(cols.nodes[k // len(uniq)])
     return out
+
+
+def _failure_text(f: Finding) -> str:
+    """A failing finding, the tool's words and the part's identity, one per line."""
+    lines = [f"{f.severity.upper()} {f.entity} {f.metric}: {f.reason}"]
+    if f.detail:
+        lines.append(f"  tool: {f.detail}")
+    if ident := f.identity():
+        lines.append("  " + ", ".join(f"{k} {v}" for k, v in ident.items()))
+    return _XML_BAD.sub("?", "\n".join(lines))
+
+
+#: characters XML 1.0 cannot carry (a tool's output can hold them)
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def junit_xml(a: Analysis, *, timestamp: datetime | None = None,
@@ -70,8 +85,7 @@ def junit_xml(a: Analysis, *, timestamp: datetime | None = None,
                 fl = ET.SubElement(tc, "failure", {
                     "type": failing[0].kind,
                     "message": f"{failing[0].entity} {failing[0].metric}: {failing[0].reason}"})
-                fl.text = "\n".join(f"{f.severity.upper()} {f.entity} {f.metric}: {f.reason}"
-                                    for f in failing)
+                fl.text = "\n".join(_failure_text(f) for f in failing)
         ET.SubElement(ts, "system-out").text = "\n".join(warn_lines)
         ET.SubElement(ts, "system-err").text = ""
     ET.indent(root)
