@@ -18,6 +18,7 @@ from provision.errors import InputError
 from provision.measurement import Measurement
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CR_EOL = re.compile(r"\r+$", re.M)
 _NUM = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
 
@@ -35,6 +36,14 @@ class ToolParser:
     parse: Callable[..., Any]
     measurements: Callable[..., list[Measurement]]
     detect: Callable[[str], bool]
+    #: every result in the text, for tools whose logs hold several runs (nccl-tests)
+    parse_all: Callable[..., list[Any]] | None = None
+
+    def results(self, text: str, *, node: str | None = None,
+                source_name: str = "<stdin>") -> list[Any]:
+        if self.parse_all is not None:
+            return self.parse_all(text, node=node, source_name=source_name)
+        return [self.parse(text, node=node, source_name=source_name)]
 
 
 def parse_error(tool: str, source: str, line: int | None, why: str,
@@ -50,7 +59,12 @@ def require_text(tool: str, text: str, source: str) -> list[str]:
         raise parse_error(tool, source, None, "the file is empty")
     if "\x00" in text:
         raise parse_error(tool, source, None, "the file is binary, not tool output")
-    return [_ANSI.sub("", ln).rstrip("\r") for ln in text.split("\n")]
+    # whole-text passes, only when needed: a 50 MB log is 600,000 lines
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    if "\r" in text:
+        text = _CR_EOL.sub("", text)
+    return text.split("\n")
 
 
 def resolve_node(tool: str, source: str, found: str | None, given: str | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from provision.measurement import Measurement
 from provision.parsers.base import (
@@ -32,6 +33,10 @@ _ERROR = re.compile(
     r"Test (?:NCCL|CUDA) failure|NCCL failure|Test failure|NCCL WARN|"
     r"There are not enough slots|mpirun (?:noticed|was unable|detected)|srun: error|"
     r"PMIX ERROR|ORTE_ERROR")
+_AVG = re.compile(r"Avg bus bandwidth\s*:\s*(\S+)")
+_OOB = re.compile(r"Out of bounds values\s*:\s*(\d+)")
+_STARTING = re.compile(r"Collective test starting:\s*(\S+)")
+_VERSION = re.compile(r"NCCL version\s+(\S+)")
 _HOST_PREFIX = re.compile(r"^\s*(?:\.\.\s+)?([A-Za-z0-9][\w.-]*)(?::|\s+pid\s)")
 
 
@@ -45,10 +50,11 @@ class NcclDevice:
     model: str
 
 
-@dataclass(frozen=True)
-class NcclRow:
+class NcclRow(NamedTuple):
+    """One result row (a tuple: a 50 MB log has 100,000s of them)."""
+
     size: int
-    count: int
+    count: int  # type: ignore[assignment]  # the column's name; shadows tuple.count
     dtype: str
     redop: str
     oop_time_us: float | None
@@ -72,6 +78,11 @@ class NcclResult:
     out_of_bounds: int | None
     errors: tuple[str, ...]
     nccl_version: str | None
+    #: lines that looked like result rows but did not fit the header (kept out, not guessed)
+    skipped: tuple[int, ...] = ()
+    #: the run's first and last line in the file (a log can hold several runs)
+    first_line: int = 1
+    last_line: int = 1
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -102,92 +113,171 @@ def _columns(header: str) -> dict[str, int] | None:
     toks = header.lstrip("#").split()
     if not toks or toks[0] != "size" or "time" not in toks:
         return None
-    cols: dict[str, int] = {}
+    cols: dict[str, int] = {"size": 0, "count": 1, "type": 2}
+    if "redop" in toks:
+        cols["redop"] = toks.index("redop")
     times = [i for i, t in enumerate(toks) if t == "time"]
     for prefix, start in zip(("oop", "ip"), times, strict=False):
         cols[f"{prefix}_time"] = start
         for j in range(start + 1, min(start + 4, len(toks))):
-            name = {"algbw": "algbw", "busbw": "busbw", "#wrong": "wrong"}.get(toks[j])
+            name = {"algbw": "algbw", "busbw": "busbw", "#wrong": "wrong",
+                    "error": "error"}.get(toks[j])
             if name:
                 cols[f"{prefix}_{name}"] = j
     cols["_width"] = len(toks)
     return cols
 
 
-_DEFAULT_COLS = _columns("# size count type redop root time algbw busbw #wrong "
-                         "time algbw busbw #wrong")
+#: layouts by field count, for a fragment whose column header was not pasted
+def _layout(header: str) -> dict[str, int]:
+    cols = _columns(header)
+    assert cols is not None
+    return cols
+
+
+_HEADERLESS = {
+    13: _layout("# size count type redop root time algbw busbw #wrong time algbw busbw #wrong"),
+    12: _layout("# size count type redop time algbw busbw error time algbw busbw error"),
+    11: _layout("# size count type time algbw busbw error time algbw busbw error"),
+}
+_DEFAULT_COLS = _HEADERLESS[13]
+
+
+def _num(t: str) -> float | None:
+    """A number cell; ``N/A`` and other words are None."""
+    try:
+        return float(t) if t[0] in "0123456789.-+" else None
+    except ValueError:
+        return None
 
 
 def _row(toks: list[str], cols: dict[str, int], line: int) -> NcclRow:
+    g = cols.get
+
     def f(key: str) -> float | None:
-        i = cols.get(key)
-        return to_float(toks[i]) if i is not None and i < len(toks) else None
+        i = g(key)
+        return _num(toks[i]) if i is not None and i < len(toks) else None
 
     def w(key: str) -> int | None:
         v = f(key)
         return int(v) if v is not None else None
 
-    return NcclRow(int(toks[0]), int(toks[1]), toks[2], toks[3],
+    r = g("redop")
+    return NcclRow(int(toks[0]), int(toks[1]), toks[2], toks[r] if r is not None else "-",
                    f("oop_time"), f("oop_algbw"), f("oop_busbw"), w("oop_wrong"),
                    f("ip_time"), f("ip_algbw"), f("ip_busbw"), w("ip_wrong"), line)
 
 
-def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -> NcclResult:
+_HEADER_START = ("# nThread", "# Collective test starting")
+
+
+class _Run:
+    """What one run has shown so far, while the file is read top to bottom."""
+
+    def __init__(self, first: int, cols: dict[str, int]) -> None:
+        self.first = first
+        self.last = first
+        self.devices: list[NcclDevice] = []
+        self.rows: list[NcclRow] = []
+        self.errors: list[str] = []
+        self.skipped: list[int] = []
+        self.error_host: str | None = None
+        self.cols = cols
+        self.headerless = True
+        self.avg: float | None = None
+        self.oob: int | None = None
+        self.test: str | None = None
+        self.version: str | None = None
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.rows or self.avg is not None or self.errors)
+
+    @property
+    def anything(self) -> bool:
+        return self.has_output or bool(self.devices)
+
+
+def parse_runs(text: str, *, node: str | None = None,
+               source_name: str = "<stdin>") -> list[NcclResult]:
+    """Every run in ``text``, in order: a log of several ``*_perf`` runs (one Slurm job
+    running them one after another, or files concatenated) is several results."""
     lines = require_text(TOOL, text, source_name)
-    devices: list[NcclDevice] = []
-    rows: list[NcclRow] = []
-    errors: list[str] = []
-    error_host: str | None = None
-    cols = _DEFAULT_COLS
-    assert cols is not None
-    avg = oob = None
-    test = version = None
+    runs = [_Run(1, _DEFAULT_COLS)]
+    run = runs[0]
     last = max((i for i, ln in enumerate(lines) if ln.strip()), default=0)
     for i, raw in enumerate(lines):
         ln = raw.strip()
         if not ln:
             continue
-        if m := _RANK.match(ln):
-            devices.append(NcclDevice(int(m[1]), int(m[2]), m[3], int(m[4]), m[5], m[6].strip()))
-        elif ln.startswith("#"):
-            if (c := _columns(ln)) is not None and len(c) > 3:
-                cols = c
-            elif m := re.search(r"Avg bus bandwidth\s*:\s*(\S+)", ln):
-                avg = to_float(m[1])
-            elif m := re.search(r"Out of bounds values\s*:\s*(\d+)", ln):
-                oob = int(m[1])
-            elif m := re.search(r"Collective test starting:\s*(\S+)", ln):
-                test = m[1]
-        elif m := re.match(r"NCCL version\s+(\S+)", ln):
-            version = m[1]
-        elif _ERROR.search(ln):
-            errors.append(ln)
-            if error_host is None and (h := _HOST_PREFIX.match(ln)):
-                error_host = h[1]
-        elif re.match(r"\d+\s", ln):
+        c = ln[0]
+        if "0" <= c <= "9":  # most lines of a log are result rows: read those first
             toks = ln.split()
-            if len(toks) != cols["_width"] or not toks[1].isdigit():
-                if i == last:  # the file was cut inside its last row: keep what is complete
-                    continue
-                raise parse_error(TOOL, source_name, i + 1,
-                                  f"result row has {len(toks)} fields, the header "
-                                  f"names {cols['_width']}")
-            rows.append(_row(toks, cols, i + 1))
-        if test is None and (m := _TEST.search(ln)):
-            test = m[1]
-    ranks = [d.rank for d in devices]
-    if len(set(ranks)) < len(ranks) and len({d.host for d in devices}) > 1:
-        errors.append("several processes report the same rank (nccl-tests built without "
-                      "MPI support but launched by mpirun?)")
-    if not rows and not errors:
+            cols = run.cols
+            if len(toks) != cols["_width"] and run.headerless and len(toks) in _HEADERLESS:
+                cols = run.cols = _HEADERLESS[len(toks)]
+            if len(toks) == cols["_width"] and toks[1].isdigit() and toks[0].isdigit():
+                run.rows.append(_row(toks, cols, i + 1))
+                run.last = i + 1
+                continue
+            if len(toks) >= 3 and toks[0].isdigit() and toks[1].isdigit():
+                if i != last:  # a cut last row is a truncated paste, not a bad row
+                    run.skipped.append(i + 1)
+                continue
+        if run.test is None and (m := _TEST.search(ln)):
+            run.test = m[1]
+        if c == "#":
+            if ln.startswith(_HEADER_START) and run.has_output:
+                run = _Run(i + 1, run.cols)  # the previous run is complete: a new one starts
+                runs.append(run)
+            if m := _RANK.match(ln):
+                run.devices.append(NcclDevice(int(m[1]), int(m[2]), m[3], int(m[4]), m[5],
+                                              m[6].strip()))
+            elif (cols2 := _columns(ln)) is not None and len(cols2) > 5:
+                run.cols = cols2
+                run.headerless = False
+            elif m := _AVG.search(ln):
+                run.avg = to_float(m[1])
+            elif m := _OOB.search(ln):
+                run.oob = int(m[1])
+            elif m := _STARTING.search(ln):
+                run.test = m[1]
+        elif m := _VERSION.match(ln):
+            run.version = m[1]
+        elif _ERROR.search(ln):
+            run.errors.append(ln)
+            if run.error_host is None and (h := _HOST_PREFIX.match(ln)):
+                run.error_host = h[1]
+        else:
+            continue
+        run.last = i + 1
+    for r in runs:
+        ranks = [d.rank for d in r.devices]
+        if len(set(ranks)) < len(ranks) and len({d.host for d in r.devices}) > 1:
+            r.errors.append("several processes report the same rank (nccl-tests built without "
+                            "MPI support but launched by mpirun?)")
+    found = [r for r in runs if r.anything]
+    if not any(r.has_output for r in found):
+        # the file was cut before the first result: nothing to judge
         raise parse_error(TOOL, source_name, last + 1,
                           "no result rows and no error message (truncated before the first "
-                          "result?)" if devices or avg is not None else
+                          "result?)" if found else
                           "no nccl-tests header, result rows or NCCL error found")
+    return [_result(r, node, source_name) for r in found if r.has_output or len(found) == 1]
+
+
+def _result(run: _Run, node: str | None, source_name: str) -> NcclResult:
+    devices = run.devices
     hosts = list(dict.fromkeys(d.host for d in devices))
-    found = error_host if errors and error_host else (hosts[0] if hosts else None)
-    return NcclResult(resolve_node(TOOL, source_name, found, node), test, tuple(devices),
-                      tuple(rows), avg, oob, tuple(errors), version)
+    found = run.error_host if run.errors and run.error_host else (hosts[0] if hosts else None)
+    return NcclResult(resolve_node(TOOL, source_name, found, node), run.test, tuple(devices),
+                      tuple(run.rows), run.avg, run.oob, tuple(run.errors), run.version,
+                      tuple(run.skipped), run.first, run.last)
+
+
+def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -> NcclResult:
+    """The first run in ``text`` (see :func:`parse_runs` for logs of several runs)."""
+    return parse_runs(text, node=node, source_name=source_name)[0]
 
 
 def measurements(result: NcclResult, check: str | None = None) -> list[Measurement]:
