@@ -111,9 +111,9 @@ def ingest_parts(tool: str, text: str, *, node: str | None = None,
         return [_parse(tool, text, node, source_name, check, "")]
     if not text.strip():
         raise InputError(f"{source_name}: the file is empty")
-    segments = split(text)
+    marks = starts(text)
+    segments = split(text, marks)
     if not segments:
-        marks = starts(text)
         found = marks[0][1] if marks else detect_tool(text)
         if found is None:
             raise InputError(f"{source_name}:1: cannot tell which tool wrote this file",

@@ -168,6 +168,15 @@ def _row(toks: list[str], cols: dict[str, int], line: int) -> NcclRow:
                    f("ip_time"), f("ip_algbw"), f("ip_busbw"), w("ip_wrong"), line)
 
 
+def _fast_row(t: list[str], line: int) -> NcclRow:
+    """A row of the current layout (size count type redop root time algbw busbw #wrong x2)."""
+    n = _num
+    ow, iw = n(t[8]), n(t[12])
+    return NcclRow(int(t[0]), int(t[1]), t[2], t[3], n(t[5]), n(t[6]), n(t[7]),
+                   None if ow is None else int(ow), n(t[9]), n(t[10]), n(t[11]),
+                   None if iw is None else int(iw), line)
+
+
 _HEADER_START = ("# nThread", "# Collective test starting")
 
 
@@ -203,9 +212,14 @@ def parse_runs(text: str, *, node: str | None = None,
     """Every run in ``text``, in order: a log of several ``*_perf`` runs (one Slurm job
     running them one after another, or files concatenated) is several results."""
     lines = require_text(TOOL, text, source_name)
+    fast_cols = _DEFAULT_COLS
     runs = [_Run(1, _DEFAULT_COLS)]
     run = runs[0]
-    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=0)
+    last = len(lines) - 1
+    while last > 0 and not lines[last].strip():
+        last -= 1
+    rows = run.rows
+    width = run.cols["_width"]
     for i, raw in enumerate(lines):
         ln = raw.strip()
         if not ln:
@@ -213,43 +227,51 @@ def parse_runs(text: str, *, node: str | None = None,
         c = ln[0]
         if "0" <= c <= "9":  # most lines of a log are result rows: read those first
             toks = ln.split()
-            cols = run.cols
-            if len(toks) != cols["_width"] and run.headerless and len(toks) in _HEADERLESS:
-                cols = run.cols = _HEADERLESS[len(toks)]
-            if len(toks) == cols["_width"] and toks[1].isdigit() and toks[0].isdigit():
-                run.rows.append(_row(toks, cols, i + 1))
+            if len(toks) == width and toks[1].isdigit() and toks[0].isdigit():
+                cols = run.cols
+                rows.append(_fast_row(toks, i + 1) if cols is fast_cols
+                            else _row(toks, cols, i + 1))
                 run.last = i + 1
                 continue
+            if run.headerless and len(toks) in _HEADERLESS and toks[0].isdigit():
+                run.cols = _HEADERLESS[len(toks)]
+                width = len(toks)
+                if toks[1].isdigit():
+                    rows.append(_row(toks, run.cols, i + 1))
+                    run.last = i + 1
+                    continue
             if len(toks) >= 3 and toks[0].isdigit() and toks[1].isdigit():
                 if i != last:  # a cut last row is a truncated paste, not a bad row
                     run.skipped.append(i + 1)
                 continue
-        if run.test is None and (m := _TEST.search(ln)):
-            run.test = m[1]
         if c == "#":
+            if len(ln) < 4:
+                continue
             if ln.startswith(_HEADER_START) and run.has_output:
                 run = _Run(i + 1, run.cols)  # the previous run is complete: a new one starts
                 runs.append(run)
-            if m := _RANK.match(ln):
+                rows = run.rows
+            if "Rank" in ln and (m := _RANK.match(ln)):
                 run.devices.append(NcclDevice(int(m[1]), int(m[2]), m[3], int(m[4]), m[5],
                                               m[6].strip()))
-            elif (cols2 := _columns(ln)) is not None and len(cols2) > 5:
-                run.cols = cols2
+            elif "size" in ln and (cols2 := _columns(ln)) is not None and len(cols2) > 5:
+                run.cols = fast_cols if cols2 == fast_cols else cols2
+                width = run.cols["_width"]
                 run.headerless = False
-            elif m := _AVG.search(ln):
+            elif "Avg bus" in ln and (m := _AVG.search(ln)):
                 run.avg = to_float(m[1])
-            elif m := _OOB.search(ln):
+            elif "Out of bounds" in ln and (m := _OOB.search(ln)):
                 run.oob = int(m[1])
-            elif m := _STARTING.search(ln):
+            elif "test starting" in ln and (m := _STARTING.search(ln)):
                 run.test = m[1]
-        elif m := _VERSION.match(ln):
+        elif ln.startswith("NCCL version") and (m := _VERSION.match(ln)):
             run.version = m[1]
         elif _ERROR.search(ln):
             run.errors.append(ln)
             if run.error_host is None and (h := _HOST_PREFIX.match(ln)):
                 run.error_host = h[1]
-        else:
-            continue
+        if run.test is None and "_perf" in ln and (m := _TEST.search(ln)):
+            run.test = m[1]
         run.last = i + 1
     for r in runs:
         ranks = [d.rank for d in r.devices]
@@ -311,9 +333,18 @@ def measurements(result: NcclResult, check: str | None = None) -> list[Measureme
     if result.out_of_bounds is not None:
         out.append(record(result.node, "nccl_out_of_bounds", result.out_of_bounds, check=check,
                           max=0.0, detail=f"{name}{with_hosts}"))
+    # the bulk of a log: one record per size and placement, the shared fields looked up once
+    unit = _BY_SIZE_UNIT
+    node = result.node
+    add = out.append
     for r in result.rows:
-        for place, bw in (("out-of-place", r.oop_busbw), ("in-place", r.ip_busbw)):
-            if bw is not None:
-                out.append(record(result.node, "nccl_busbw_by_size", bw, check=check, peer=peer,
-                                  detail=f"{name} {r.size} B {place}"))
+        if r.oop_busbw is not None:
+            add(Measurement(node, "nccl_busbw_by_size", r.oop_busbw, unit=unit, peer=peer,
+                            check=check, detail=f"{name} {r.size} B out-of-place"))
+        if r.ip_busbw is not None:
+            add(Measurement(node, "nccl_busbw_by_size", r.ip_busbw, unit=unit, peer=peer,
+                            check=check, detail=f"{name} {r.size} B in-place"))
     return out
+
+
+_BY_SIZE_UNIT = record("-", "nccl_busbw_by_size", 0).unit

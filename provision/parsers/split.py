@@ -37,6 +37,12 @@ _STARTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((t, re.compile(p)) for 
                              r"driver_version|serial)\s*,\s*[\w.]+\s*(?:,|$)"),
 ))
 _START_OF = dict(_STARTS)
+_ALL_TOOLS = tuple(_START_OF)
+#: which tools a prefilter literal can start (the rest: try every tool)
+_CANDIDATES = {"# nThread": ("nccl-tests",), "# Collective test": ("nccl-tests",),
+               "# nccl-tests version": ("nccl-tests",), "hca_id:": ("ibv_devinfo",),
+               "CA '": ("ibstat",), "Infiniband device '": ("ibstatus",),
+               "NVSMI LOG": ("nvidia-smi-q",), "Link 0: ": ("nvidia-smi-nvlink",)}
 #: lines a block's start may reach back over: blank lines, and a table's top border or the
 #: ``GPU N: ...`` line that heads an nvlink block
 _BLANK = re.compile(r"^\s*$")
@@ -73,16 +79,6 @@ class Segment:
         return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in self.lines)
 
 
-def _line_starts(text: str) -> list[int]:
-    out = [0]
-    find = text.find
-    i = find("\n")
-    while i >= 0:
-        out.append(i + 1)
-        i = find("\n", i + 1)
-    return out
-
-
 def starts(text: str) -> list[tuple[int, str]]:
     """(0-based line index, tool) of every line that starts a tool's output, in order."""
     found: list[tuple[int, str]] = []
@@ -93,16 +89,18 @@ def starts(text: str) -> list[tuple[int, str]]:
             continue
         hi = text.find("\n", m.end())
         line = text[lo:hi if hi >= 0 else len(text)]
-        for tool, rx in _STARTS:
-            if rx.search(line):
+        for tool in _CANDIDATES.get(m[0], _ALL_TOOLS):
+            if _START_OF[tool].search(line):
                 found.append((lo, tool))
                 last_line = lo
                 break
-    if not found:
-        return []
-    offsets = _line_starts(text)
-    from bisect import bisect_right
-    return [(bisect_right(offsets, off) - 1, tool) for off, tool in found]
+    out = []
+    index = prev = 0
+    for off, tool in found:
+        index += text.count("\n", prev, off)
+        prev = off
+        out.append((index, tool))
+    return out
 
 
 def _ranges(indexes: list[int]) -> tuple[tuple[int, int], ...]:
@@ -115,10 +113,11 @@ def _ranges(indexes: list[int]) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in out)
 
 
-def split(text: str) -> list[Segment]:
+def split(text: str, marks: list[tuple[int, str]] | None = None) -> list[Segment]:
     """The tools' blocks in ``text``; empty when fewer than two tools are in it (the
-    caller then reads the whole file as one tool)."""
-    marks = starts(text)
+    caller then reads the whole file as one tool). ``marks`` are :func:`starts`, when the
+    caller has them already."""
+    marks = starts(text) if marks is None else marks
     has_kernel = _KERNEL_EVENT.search(text) is not None
     if len({t for _, t in marks}) + has_kernel < 2:
         return []
