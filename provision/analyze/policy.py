@@ -9,6 +9,7 @@ for ``--spec`` and carry the physical figure they were derived from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,6 +26,9 @@ UNIT_FLOORS: Mapping[str, float] = {
     "W": 1.0,
     "MHz": 1.0,
     "us": 0.05,
+    # an index names (a NUMA node), it does not measure: a dual-socket node has GPUs on
+    # both nodes by design, so an index is never an outlier (limits still apply)
+    "index": math.inf,
 }
 
 

@@ -29,7 +29,7 @@ from provision.parsers import (
     nvidia_smi_topo,
     perftest,
 )
-from provision.parsers.base import ToolParser
+from provision.parsers.base import ToolParser, clean_text
 from provision.parsers.split import split, starts
 
 __all__ = ["PARSERS", "Part", "ToolParser", "detect_tool", "get", "ingest_parts", "ingest_text",
@@ -77,6 +77,7 @@ def get(name: str) -> ToolParser:
 
 def detect_tool(text: str) -> str | None:
     """The name of the first parser whose markers appear in ``text``, or None."""
+    text = clean_text(text)
     return next((p.name for p in PARSERS if p.detect(text)), None)
 
 
@@ -111,6 +112,7 @@ def ingest_parts(tool: str, text: str, *, node: str | None = None,
         return [_parse(tool, text, node, source_name, check, "")]
     if not text.strip():
         raise InputError(f"{source_name}: the file is empty")
+    text = clean_text(text)
     marks = starts(text)
     segments = split(text, marks)
     if not segments:

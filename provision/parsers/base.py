@@ -19,6 +19,7 @@ from provision.measurement import Measurement
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CR_EOL = re.compile(r"\r+$", re.M)
+_TAG_PREFIX = re.compile(r"^\[\d+,\d+\]<std(?:out|err)>:", re.M)
 _NUM = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
 
@@ -59,12 +60,20 @@ def require_text(tool: str, text: str, source: str) -> list[str]:
         raise parse_error(tool, source, None, "the file is empty")
     if "\x00" in text:
         raise parse_error(tool, source, None, "the file is binary, not tool output")
-    # whole-text passes, only when needed: a 50 MB log is 600,000 lines
+    return clean_text(text).split("\n")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without ANSI escapes, CRs at line ends and the per-line prefixes launchers
+    add (``mpirun --tag-output``'s ``[1,0]<stdout>:``). Whole-text passes, each only when
+    needed: a 50 MB log is 600,000 lines."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
     if "\r" in text:
         text = _CR_EOL.sub("", text)
-    return text.split("\n")
+    if "]<std" in text:
+        text = _TAG_PREFIX.sub("", text)
+    return text
 
 
 def resolve_node(tool: str, source: str, found: str | None, given: str | None) -> str:

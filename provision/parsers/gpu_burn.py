@@ -68,7 +68,8 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
             summary = True
         elif summary and (m := _VERDICT.match(ln)):
             verdicts[int(m[1])] = m[2]
-        elif ln.startswith("Couldn't init") or re.search(r"\bError in\b|CUDA_ERROR|FATAL", ln):
+        elif ln.startswith("Couldn't init") or re.search(
+                r"\bError in\b|CUDA_ERROR|FATAL|No clients are alive", ln):
             errors.append(ln)
     if not info and last is None and not verdicts and not errors:
         raise parse_error(TOOL, source_name, 1, "no GPU, progress or verdict line found")
@@ -81,9 +82,16 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
         temp = last[3][k] if last and k < len(last[3]) else ""
         tm = re.match(r"(-?\d+)", temp)
         model, uuid = info.get(k, (None, None))
+        em = re.match(r"(-?\d+)\s*(?:\((DIED!|WARNING!)\))?", err)
+        n_err = int(em[1]) if em else None
+        verdict = verdicts.get(k)
+        # gpu-burn's own alarms, in its words, when the run ended without its summary
+        # (DIED!: the worker process is gone; a negative count cannot be a count)
+        if verdict is None and em and (em[2] == "DIED!" or (n_err is not None and n_err < 0)):
+            verdict = f"{em[2] or 'impossible error count'} (errors: {n_err})"
         gpus.append(BurnGpu(k, model, uuid, float(gm[1]) if gm else None,
-                            int(err) if err.isdigit() else None,
-                            float(tm[1]) if tm else None, verdicts.get(k)))
+                            n_err if n_err is not None and n_err >= 0 else None,
+                            float(tm[1]) if tm else None, verdict))
     return GpuBurnResult(resolve_node(TOOL, source_name, None, node), tuple(gpus),
                          last[0] if last else None, summary, tuple(errors))
 

@@ -105,7 +105,13 @@ def detect(text: str) -> bool:
     return bool(re.search(
         r"^# nThread|Avg bus bandwidth|^#\s+Rank\s+\d+|Test (?:NCCL|CUDA) failure|NCCL WARN|"
         r"NCCL failure|\b(?:all_reduce|all_gather|alltoall|reduce_scatter|sendrecv|broadcast|"
-        r"reduce|gather|scatter|hypercube)_perf\b", text, re.M))
+        r"reduce|gather|scatter|hypercube)_perf\b", text, re.M)) or bool(_BARE_ROW.search(text))
+
+
+#: a result row of a fragment pasted without its header: size count type redop ...
+_BARE_ROW = re.compile(r"^\s*\d+\s+\d+\s+(?:float|double|half|bfloat16|int8|uint8|int32|uint32|"
+                       r"int64|uint64|fp8_e4m3|fp8_e5m2)\s+(?:sum|prod|min|max|avg|none)\s+\S",
+                       re.M)
 
 
 def _columns(header: str) -> dict[str, int] | None:
