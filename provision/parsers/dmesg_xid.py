@@ -24,7 +24,7 @@ _FELL = re.compile(r"NVRM: GPU (?:at )?(?:PCI:)?([0-9a-fA-F:.]+)?.*has fallen of
 #: off the bus and is not responding to commands.' a line or two later
 _GPU_NAMED = re.compile(r"NVRM: The NVIDIA GPU ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F.]+)")
 _UUID = re.compile(r"NVRM: GPU at PCI:([0-9a-fA-F:.]+): (GPU-[0-9a-f-]+)")
-_TS = re.compile(r"^\s*(?:kern\s*:\s*\w+\s*:\s*)?(\[[^\]]+\]|\d{4}-\d\d-\d\dT[\d:,.+]+|"
+_TS = re.compile(r"^\s*(?:>\s*)?(?:kern\s*:\s*\w+\s*:\s*)?(\[[^\]]+\]|\d{4}-\d\d-\d\dT[\d:,.+]+|"
                  r"[A-Z][a-z]{2}\s+\d+\s[\d:]{8}\s\S+\s+kernel:)?\s*")
 #: journalctl / syslog name the host: ``Mar 01 12:00:00 gpu017 kernel: ...`` (ISO form too)
 _JOURNAL_HOST = re.compile(r"^\s*(?:[A-Z][a-z]{2}\s+\d+\s[\d:]{8}|\d{4}-\d\d-\d\dT[\d:,.+-]+)"
@@ -76,7 +76,7 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
             if host is None and (h := _JOURNAL_HOST.match(raw)):
                 host = h[1]
         ts = _TS.match(raw)
-        time = ts[1].strip("[]") if ts and ts[1] else None
+        time = ts[1].strip("[]").strip() if ts and ts[1] else None
         if m := _XID.search(raw):
             events.append(XidEvent(m[1], int(m[2]), m[3].strip(), time, i))
         elif m := _SXID.search(raw):

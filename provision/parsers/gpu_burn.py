@@ -47,6 +47,11 @@ def detect(text: str) -> bool:
                           r"Initialized device \d+ with", text, re.M))
 
 
+#: one GPU's error cell: '0', '-524288000  (WARNING!)', '1579  (DIED!)'; gpu-burn joins them
+#: with ' - ' but writes '(DIED!)- ' after an alarm, so they are found, not split
+_ERR_CELL = re.compile(r"-?\d+(?:\s*\((?:DIED!|WARNING!)\))?")
+
+
 def _split(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\s+-\s+", text.strip())] if text else []
 
@@ -63,7 +68,7 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
         if m := _GPU.match(ln):
             info[int(m[1])] = (m[2], m[3])
         elif m := _PROGRESS.match(ln):
-            last = (float(m[1]), _split(m[2]), _split(m[3]), _split(m[4] or ""))
+            last = (float(m[1]), _split(m[2]), _ERR_CELL.findall(m[3]), _split(m[4] or ""))
         elif re.match(r"Tested \d+ GPUs", ln):
             summary = True
         elif summary and (m := _VERDICT.match(ln)):

@@ -25,9 +25,10 @@ from provision.parsers.base import (
 
 TOOL = "nccl-tests"
 
+# 'Pid' came in 2018: the NCCL 1.x era printed '#   Rank  0 on node03 device  0 [0x00] ...'
 _RANK = re.compile(
-    r"^#\s+Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+"
-    r"\[([^\]]*)\]\s*(.*)$")
+    r"^#\s+Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?(?:Pid\s+(\d+)\s+)?on\s+(\S+)\s+device\s+"
+    r"(\d+)\s+\[([^\]]*)\]\s*(.*)$")
 _TEST = re.compile(r"\b(\w+_perf)\b")
 _ERROR = re.compile(
     r"Test (?:NCCL|CUDA) failure|NCCL failure|Test failure|NCCL WARN|"
@@ -117,8 +118,8 @@ _BARE_ROW = re.compile(r"^\s*\d+\s+\d+\s+(?:float|double|half|bfloat16|int8|uint
 def _columns(header: str) -> dict[str, int] | None:
     """Column positions from the ``# size count type ...`` header line."""
     toks = header.lstrip("#").split()
-    if not toks or toks[0] != "size" or "time" not in toks:
-        return None
+    if not toks or toks[0] not in ("size", "bytes") or "time" not in toks:
+        return None  # 'bytes N type op ... res' is the 2017 layout
     cols: dict[str, int] = {"size": 0, "count": 1, "type": 2}
     if "redop" in toks:
         cols["redop"] = toks.index("redop")
@@ -258,9 +259,10 @@ def parse_runs(text: str, *, node: str | None = None,
                 runs.append(run)
                 rows = run.rows
             if "Rank" in ln and (m := _RANK.match(ln)):
-                run.devices.append(NcclDevice(int(m[1]), int(m[2]), m[3], int(m[4]), m[5],
+                run.devices.append(NcclDevice(int(m[1]), int(m[2] or 0), m[3], int(m[4]), m[5],
                                               m[6].strip()))
-            elif "size" in ln and (cols2 := _columns(ln)) is not None and len(cols2) > 5:
+            elif ("size" in ln or "bytes" in ln) and (cols2 := _columns(ln)) is not None \
+                    and len(cols2) > 5:
                 run.cols = fast_cols if cols2 == fast_cols else cols2
                 width = run.cols["_width"]
                 run.headerless = False

@@ -149,8 +149,13 @@ def measurements(result: QueryGpuResult, check: str | None = None) -> list[Measu
             out.append(record(result.node, "retired_pages", n, check=check, detail=cause))
         return out
     if not result.elided:
-        out.append(record(result.node, "gpu_count", len(result.gpus), check=check,
-                          detail=", ".join(sorted({g.name or "?" for g in result.gpus}))))
+        # a looped query (-l / -lms) prints the same GPUs again and again: count GPUs, not rows
+        ids = {g.uuid or g.bus_id or (g.index if g.index is not None else k)
+               for k, g in enumerate(result.gpus)}
+        samples = f", {len(result.gpus)} rows" if len(ids) < len(result.gpus) else ""
+        out.append(record(result.node, "gpu_count", len(ids), check=check,
+                          detail=", ".join(sorted({g.name or "?" for g in result.gpus}))
+                          + samples))
     for g in result.gpus:
         out.extend(gpu_records(result.node, g, check))
     return out
