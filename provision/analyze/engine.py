@@ -29,6 +29,7 @@ from provision.analyze.stats import (
     judge,
 )
 from provision.analyze.text import num, pct, qty, rel, side
+from provision.analyze.units import normalize
 from provision.measurement import BadLine, Measurement
 
 _SEV: dict[int, Severity] = {FAIL: "fail", WARN: "warn"}
@@ -39,7 +40,7 @@ def analyze(records: Iterable[Measurement | Mapping[str, Any]], baseline: Baseli
             inputs: Sequence[str] = ()) -> Analysis:
     """Judge measurement records (dicts as read from JSONL, or :class:`Measurement`)."""
     t0 = time.perf_counter()
-    cols = build_columns(records)
+    cols = build_columns(normalize(records))
     t1 = time.perf_counter()
     result = analyze_columns(cols, baseline, policy, bad_lines=bad_lines, inputs=inputs)
     result.timings["columns"] = t1 - t0
@@ -159,7 +160,8 @@ class _Builder:
                     f" (fails beyond {pct(pol.tiny_rel * pol.fail_z / pol.outlier_z)})")
         else:
             why += (f"; {score:.1f}x the cohort spread of {qty(scale, unit)}"
-                    f" (flag at {num(pol.outlier_z)}x, fail at {num(pol.fail_z)}x)")
+                    f" (flag at {num(pol.outlier_z)}x, fail at {num(float(st.fail_at[c]))}x"
+                    + (", a heavy-tailed cohort" if st.fail_at[c] > pol.fail_z else "") + ")")
         return Finding(value=v, reason=why, severity=sev, kind="outlier", expected=med,
                        limit=threshold, source=self._median_source(c), score=score,
                        deviation=dev, **base)
