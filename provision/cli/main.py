@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("provision.cli.check", "check"),
     "ingest": ("provision.cli.ingest", "ingest"),
     "analyze": ("provision.cli.analyze", "analyze"),
+    "rma": ("provision.cli.rma", "rma"),
     "sweep": ("provision.cli.sweep", "sweep"),
     "history": ("provision.cli.history", "history"),
     "bmc": ("provision.cli.bmc", "bmc"),

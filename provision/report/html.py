@@ -217,7 +217,7 @@ def _topologies(a: Analysis) -> tuple[list[dict[str, Any]], int]:
 
 def html_report(a: Analysis, *, generated_at: datetime | None = None,
                 title: str = "forge acceptance report", cluster: str | None = None,
-                run: str | None = None) -> str:
+                run: str | None = None, identity: dict[str, Any] | None = None) -> str:
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     rows = [{"sev": f.severity, "where": nodes + where(f), "metric": f.metric,
              "measured": qty(f.value, f.unit), "expected": expected_text(f), "kind": f.kind,
@@ -229,6 +229,7 @@ def html_report(a: Analysis, *, generated_at: datetime | None = None,
     counts = a.counts()
     return _env().get_template("report.html.j2").render(
         title=title, when=when, version=__version__, verdict=a.verdict, cluster=cluster,
+        identity={k: v for k, v in (identity or {}).items() if v is not None},
         run=run or ", ".join(a.inputs),
         verdict_line=verdict_line(a), counts=counts, rows=rows[:MAX_ROWS],
         more_rows=max(0, len(rows) - MAX_ROWS), node_lines=node_lines(a),
