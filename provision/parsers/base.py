@@ -8,6 +8,7 @@ do that around them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,8 +112,14 @@ def record(node: str, metric: str, value: float, *, check: str | None = None,
 
 def fold_hosts(hosts: list[str]) -> str:
     """Host names folded as a node set where ClusterShell can, else comma-joined."""
+    return _fold(tuple(hosts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold(hosts: tuple[str, ...]) -> str:
+    # cached: a log of thousands of runs names the same few host sets again and again
     from provision.nodes import fold
     try:
-        return fold(hosts)
+        return fold(list(hosts))
     except Exception:  # names with characters ClusterShell rejects ({host1} placeholders)
         return ",".join(hosts)

@@ -51,13 +51,15 @@ _LEAD: dict[str, re.Pattern[str]] = {
     "dcgmi-diag": _BORDER, "perftest": _BORDER, "nvbandwidth": _BORDER,
     "nvidia-smi-nvlink": re.compile(r"^\s*$|^GPU \d+: .*\(UUID"),
 }
-#: the literals that begin or mark every start line above, found in one regex pass
+#: the words that begin every start line above (after blanks or table borders), found in
+#: one regex pass that only tries them at line starts
+_LEADING = " \t|+*=>{\"-"
 _PREFILTER = re.compile(
-    r"# nThread|# Collective test|# nccl-tests version|Diagnostic|Successfully ran|"
-    r"BW Test|Latency Test|Lat Test|nvbandwidth Version|Running |Burning for|"
-    r"Initialized device|Couldn't init|"
+    r"^[ \t|+*=>{\"-]*(?:# nThread|# Collective test|# nccl-tests version|Diagnostic|"
+    r"DCGM GPU Diagnostic|Successfully ran|RDMA_Write|RDMA_Read|Send |Atomic|"
+    r"nvbandwidth Version|Running |Burning for|Initialized device|Couldn't init|"
     r"Infiniband device '|hca_id:|CA '|ibpanic:|GPU0|Link 0: |NVSMI LOG|name, |index, |"
-    r"pci.bus_id|uuid, |timestamp, |driver_version, |serial, ")
+    r"pci.bus_id|uuid, |timestamp, |driver_version, |serial, )", re.M)
 #: a kernel-log line about a GPU, and the time-stamped lines around it
 _KERNEL_EVENT = re.compile(r"NVRM: Xid|SXid \(|NVRM: GPU|fallen off the bus")
 _KERNEL_LINE = re.compile(r"^\s*\[\s*\d+\.\d+\]|^\s*\[\w{3} \w{3}|"
@@ -82,17 +84,13 @@ class Segment:
 def starts(text: str) -> list[tuple[int, str]]:
     """(0-based line index, tool) of every line that starts a tool's output, in order."""
     found: list[tuple[int, str]] = []
-    last_line = -1
     for m in _PREFILTER.finditer(text):
-        lo = text.rfind("\n", 0, m.start()) + 1
-        if lo == last_line:
-            continue
+        lo = m.start()  # the regex only matches at a line start
         hi = text.find("\n", m.end())
         line = text[lo:hi if hi >= 0 else len(text)]
-        for tool in _CANDIDATES.get(m[0], _ALL_TOOLS):
+        for tool in _CANDIDATES.get(m[0].lstrip(_LEADING), _ALL_TOOLS):
             if _START_OF[tool].search(line):
                 found.append((lo, tool))
-                last_line = lo
                 break
     out = []
     index = prev = 0
