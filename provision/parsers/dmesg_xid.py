@@ -29,7 +29,7 @@ _TS = re.compile(r"^\s*(?:>\s*)?(?:kern\s*:\s*\w+\s*:\s*)?(\[[^\]]+\]|\d{4}-\d\d
 #: journalctl / syslog name the host: ``Mar 01 12:00:00 gpu017 kernel: ...`` (ISO form too)
 _JOURNAL_HOST = re.compile(r"^\s*(?:[A-Z][a-z]{2}\s+\d+\s[\d:]{8}|\d{4}-\d\d-\d\dT[\d:,.+-]+)"
                            r"\s+([A-Za-z0-9][\w.-]*)\s+kernel:")
-_LOG_LINE = re.compile(r"NVRM:|kernel:|^\s*\[[\s\d.]+\]|^\s*\[\w{3} \w{3}|"
+_LOG_LINE = re.compile(r"NVRM:|kernel:|^\s*\[\s*\d+\.\d+\]|^\s*\[\w{3} \w{3}|"
                        r"^\s*\d{4}-\d\d-\d\dT|^kern\s*:|^\w{3}\s+\d+ [\d:]{8} ")
 
 

@@ -76,8 +76,10 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
         elif ln.startswith("Couldn't init") or re.search(
                 r"\bError in\b|CUDA_ERROR|FATAL|No clients are alive", ln):
             errors.append(ln)
-    if not info and last is None and not verdicts and not errors:
-        raise parse_error(TOOL, source_name, 1, "no GPU, progress or verdict line found")
+    if last is None and not verdicts and not errors:
+        # 'GPU 0: ... (UUID: ...)' alone is nvidia-smi -L (or an nvlink listing), not a burn
+        raise parse_error(TOOL, source_name, 1, "no progress, verdict or gpu-burn error line "
+                          "found")
     count = max([len(last[1]) if last else 0, *(k + 1 for k in info), *(k + 1 for k in verdicts)])
     gpus = []
     for k in range(count):

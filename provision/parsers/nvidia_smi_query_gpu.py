@@ -66,7 +66,12 @@ def parse(text: str, *, node: str | None = None,
     body = [(i, ln) for i, ln in enumerate(lines, 1) if ln.strip() and ln.strip() != "[...]"]
     if not body:
         raise parse_error(TOOL, source_name, 1, "no CSV rows")
-    table = list(csv.reader(io.StringIO("\n".join(ln for _, ln in body)), skipinitialspace=True))
+    try:
+        table = list(csv.reader(io.StringIO("\n".join(ln for _, ln in body)),
+                                skipinitialspace=True))
+    except csv.Error as exc:  # a 128 KiB cell: not nvidia-smi's
+        raise parse_error(TOOL, source_name, body[0][0] if body else 1,
+                          f"not CSV output of nvidia-smi ({exc})") from None
     if _is_header([c.strip() for c in table[0]]):
         columns = [_name(c) for c in table[0]]
         data = list(zip(body[1:], table[1:], strict=True))
