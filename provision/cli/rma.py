@@ -18,9 +18,11 @@ from provision.errors import InputError
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
               help="History store to quote the part's earlier readings from.")
 @click.option("--cluster", help="Cluster name for the report.")
+@click.option("--bmc-inventory", type=click.Path(dir_okay=False, path_type=Path),
+              help="Saved 'forge bmc inventory --json': the node's serial joins the identity.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
 def rma(part: str, results: tuple[Path, ...], output: Path | None, db: Path | None,
-        cluster: str | None, force: bool) -> None:
+        cluster: str | None, bmc_inventory: Path | None, force: bool) -> None:
     """Write the evidence bundle for one node or GPU: identity, every failing reading
     with its limit and source, raw output excerpts, history, and the commands the
     vendor asks for next.
@@ -39,6 +41,13 @@ def rma(part: str, results: tuple[Path, ...], output: Path | None, db: Path | No
     records, bad, files = load(list(results), strict=True)
     if not records:
         raise InputError(f"no measurements in {', '.join(files)}")
+    if bmc_inventory is not None:
+        from provision.bmc.report import node_serials
+
+        serials = node_serials(bmc_inventory)
+        for r in records:
+            if r["node"] in serials and not r.get("node_serial"):
+                r["node_serial"] = serials[r["node"]]
     result = analyze(records, bad_lines=bad, inputs=files)
     runs = [p for p in results if p.is_dir()]
     doc = evidence(result, records, which, runs=runs, db=db)

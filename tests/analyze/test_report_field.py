@@ -103,13 +103,20 @@ def _rma_run(tmp_path: Path) -> Path:
 def test_rma_bundle_reads_back(tmp_path: Path) -> None:
     run = _rma_run(tmp_path)
     out = tmp_path / "bundle"
-    _forge("rma", "gpu017:0", run, "-o", out, "--cluster", "lab-a", cwd=tmp_path, ok=(0,))
+    # the shape 'forge bmc inventory --json' writes (provision/bmc/report.py inventory_json)
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps({"schema_version": 1, "kind": "bmc-inventory", "nodes": {
+        "gpu017": {"address": "10.0.0.17", "status": "ok", "message": None, "elapsed_s": 0.1,
+                   "inventory": {"node": "gpu017", "serial": "J900XYZ1"}, "findings": []}}}))
+    _forge("rma", "gpu017:0", run, "-o", out, "--cluster", "lab-a", "--bmc-inventory", inv,
+           cwd=tmp_path, ok=(0,))
     doc = json.loads((out / "evidence.json").read_text())
     part = doc["part"]
     assert (part["node"], part["gpu"]) == ("gpu017", 0)
     assert part["serial"] == "1324521052681"
     assert part["uuid"] == "GPU-73d12ef7-f589-f867-4259-c7090ab44736"
     assert part["bus_id"] == "00000000:07:00.0" and part["vbios"] == "94.02.5C.00.04"
+    assert part["node_serial"] == "J900XYZ1"
     assert doc["verdict"] == "fail"
     metrics = {f["metric"]: f for f in doc["findings"]}
     assert metrics["remapped_rows_pending"]["severity"] == "fail"
