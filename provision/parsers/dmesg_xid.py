@@ -58,7 +58,10 @@ class XidResult:
 
 
 def detect(text: str) -> bool:
-    return bool(re.search(r"NVRM: Xid|SXid \(|NVRM: GPU|fallen off the bus", text))
+    # a GPU event, else a kernel log at all (journalctl -k, dmesg): one without events is news
+    return bool(re.search(r"NVRM: Xid|SXid \(|NVRM: GPU|fallen off the bus", text)) or bool(
+        re.search(r"^[A-Z][a-z]{2}\s+\d+ [\d:]{8} \S+ kernel: |^\s*\[\s*\d+\.\d{6}\] ", text,
+                  re.M))
 
 
 def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -> XidResult:

@@ -192,3 +192,13 @@ def test_failing_samples_keep_the_tools_message_in_the_finding() -> None:
     details = {f.detail for f in result.failing}
     assert any(d and "No clients are alive" in d for d in details)
     assert pick(parsers.ingest_text("auto", text, node="n1"), "gpu_burn_ok", value=0.0)
+
+
+def test_journalctl_names_the_node_and_a_log_without_events_passes() -> None:
+    rel = "dmesg-xid/pop3363-journalctl-k-host-nvidia-stack-no-xid.txt"
+    recs = parsers.ingest_text("dmesg-xid", (EXTRA / rel).read_text(encoding="utf-8"),
+                               node="given")
+    x = one(recs, "xid_events")
+    assert x.node == "oryx.wonder.boy" and x.value == 0 and "14 kernel log lines" in (x.detail or "")
+    assert not analyze(recs).failed
+    assert f"## {Path(rel).name}" in (EXTRA / "dmesg-xid" / "SOURCES.md").read_text()
