@@ -41,8 +41,9 @@ _VERSION = re.compile(r"NCCL version\s+(\S+)")
 _HOST_PREFIX = re.compile(r"^\s*(?:\.\.\s+)?([A-Za-z0-9][\w.-]*)(?::|\s+pid\s)")
 
 
-@dataclass(frozen=True)
-class NcclDevice:
+class NcclDevice(NamedTuple):
+    """One '#  Rank N ... on HOST device D [bus] model' line (a tuple: 100,000s in a big log)."""
+
     rank: int
     pid: int
     host: str
@@ -260,7 +261,7 @@ def parse_runs(text: str, *, node: str | None = None,
                 rows = run.rows
             if "Rank" in ln and (m := _RANK.match(ln)):
                 run.devices.append(NcclDevice(int(m[1]), int(m[2] or 0), m[3], int(m[4]), m[5],
-                                              m[6].strip()))
+                                              m[6].rstrip()))
             elif ("size" in ln or "bytes" in ln) and (cols2 := _columns(ln)) is not None \
                     and len(cols2) > 5:
                 run.cols = fast_cols if cols2 == fast_cols else cols2
