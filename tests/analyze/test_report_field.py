@@ -147,3 +147,21 @@ def test_rma_of_an_unmeasured_part_is_refused(tmp_path: Path) -> None:
     p = _forge("rma", "gpu099:1", run, cwd=tmp_path, ok=(2,))
     assert "gpu099 GPU 1: no readings of this part" in p.stderr
     assert not (tmp_path / "rma-gpu099-gpu1").exists()
+
+
+def test_rma_quotes_the_parts_history(tmp_path: Path) -> None:
+    from provision.history.store import HistoryStore, RunInfo
+    from provision.measurement import iter_records
+
+    run = _rma_run(tmp_path)
+    db = tmp_path / "history.db"
+    with HistoryStore(db) as store:
+        store.record(RunInfo(run_id="sweep-1", started=1.7e9, kind="import"),
+                     list(iter_records(run / "measurements.jsonl")))
+    out = tmp_path / "bundle"
+    _forge("rma", "gpu017:0", run, "-o", out, "--db", db, cwd=tmp_path, ok=(0,))
+    hist = json.loads((out / "evidence.json").read_text())["history"]
+    assert hist and all(h["uuid"] in (None, "GPU-73d12ef7-f589-f867-4259-c7090ab44736")
+                        for h in hist)
+    assert any(h["metric"] == "remapped_rows_pending" and h["value"] == 1 for h in hist)
+    assert {h["run_id"] for h in hist} == {"sweep-1"}
