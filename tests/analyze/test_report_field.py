@@ -165,3 +165,17 @@ def test_rma_quotes_the_parts_history(tmp_path: Path) -> None:
                         for h in hist)
     assert any(h["metric"] == "remapped_rows_pending" and h["value"] == 1 for h in hist)
     assert {h["run_id"] for h in hist} == {"sweep-1"}
+
+
+def test_junit_stays_well_formed_with_control_characters() -> None:
+    import xml.etree.ElementTree as ET
+
+    from provision.analyze import analyze
+    from provision.report.junit import junit_xml
+
+    recs = [{"node": f"n\x01{i}", "gpu": None, "metric": "tool_ran_ok", "value": 0.0,
+             "min": 1.0, "detail": "gpu-burn: \x1b[31mCouldn't init\x07"} for i in range(2)]
+    root = ET.fromstring(junit_xml(analyze(recs)).split("\n", 2)[2])
+    cases = root.findall(".//testcase")
+    assert [c.get("name") for c in cases] == ["n?0", "n?1"]
+    assert "Couldn't init" in (cases[0].find("failure").text or "")
