@@ -5,7 +5,9 @@
 
 Prints:
 1. precision / recall / false flags per fault class and magnitude on 512-node fleets;
-2. false flags on clean fleets of 512 nodes, one GPU model and two mixed;
+   1b. the 4-6 % faults again with heavy-tailed healthy noise;
+2. failing findings and flags on clean fleets of 512 nodes, one GPU model and two mixed,
+   with Gaussian and with heavy-tailed noise;
 3. time and peak memory of the analysis core on 100,000 GPUs x 40 metrics;
 4. end-to-end ``forge analyze`` time on a ~20 MB / ~200,000-record JSONL file.
 """
@@ -34,13 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BUCKETS = {"2-3 %": (0.02, 0.03), "4-6 %": (0.04, 0.06), ">=10 %": (0.10, 0.30)}
 
 
-def quality(seeds: list[int], n_nodes: int = 512, per_class: int = 6) -> bool:
+def quality(seeds: list[int], n_nodes: int = 512, per_class: int = 6,
+            buckets: dict[str, tuple[float, float]] = BUCKETS) -> bool:
     print(f"\n== 1. detection on {n_nodes}-node fleets ({len(seeds)} seeds x {per_class} faults"
           " per class, each fault on its own node)")
     print(f"{'fault class':18s} {'magnitude':>10s} {'faults':>6s} {'found':>5s} {'recall':>6s}"
           f" {'precision':>9s} {'false':>5s}")
     ok = True
-    for bucket, mag in BUCKETS.items():
+    for bucket, mag in buckets.items():
         totals = fs.Score()
         per_all: dict[str, fs.Score] = {}
         false_total = 0
@@ -85,41 +88,51 @@ def quality(seeds: list[int], n_nodes: int = 512, per_class: int = 6) -> bool:
             print(f"   bar: precision and recall >= 0.95 on faults of 10 % and more:"
                   f" {'MET' if good else 'MISSED'}")
         else:
-            good = c_recall >= 0.9
-            print(f"   bar: recall >= 0.9 on faults of 4-6 %: {'MET' if good else 'MISSED'}")
+            good = c_recall >= 0.95 and totals.recall >= 0.95
+            print(f"   bar: recall >= 0.95 on faults of 4-6 % (about five spreads), noise"
+                  f" {fs.NOISE['shape']}: {'MET' if good else 'MISSED'}")
         ok &= good
     return ok
 
 
+def heavy_quality(seeds: list[int]) -> bool:
+    """Section 1 for 4-6 % faults again, the healthy readings heavy-tailed."""
+    print("\n== 1b. the same with heavy-tailed healthy noise (Student t, 5 dof, same spread)")
+    fs.NOISE["shape"] = "t5"
+    try:
+        return quality(seeds, buckets={"4-6 %": BUCKETS["4-6 %"]})
+    finally:
+        fs.NOISE["shape"] = "gauss"
+
+
 def clean(seeds: list[int], n_nodes: int = 512) -> bool:
-    print(f"\n== 2. false flags on clean {n_nodes}-node fleets")
+    print(f"\n== 2. failing findings on clean {n_nodes}-node fleets (flags = warnings + fails)")
     ok = True
-    for models in (("h100",), ("h100", "l40s")):
-        flags = 0
-        records = 0
-        for seed in seeds:
-            fleet = fs.generate(n_nodes, models=models, seed=100 + seed)
-            result = analyze(fleet.records)
-            flags += len(result.findings)
-            records += len(fleet.records)
-        label = " + ".join(fs.MODELS[m].model for m in models)
-        print(f"{label:40s} {len(seeds)} fleets, {records} readings: {flags} false flags")
-        ok &= flags == 0
+    for shape, label_noise in (("gauss", "Gaussian"),
+                               ("t5", "heavy-tailed (Student t, 5 dof, same spread)")):
+        fs.NOISE["shape"] = shape
+        try:
+            for models in (("h100",), ("h100", "l40s")):
+                fails = flags = records = 0
+                for seed in seeds:
+                    fleet = fs.generate(n_nodes, models=models, seed=100 + seed)
+                    result = analyze(fleet.records)
+                    flags += len(result.findings)
+                    fails += len(result.failing)
+                    records += len(fleet.records)
+                label = " + ".join(fs.MODELS[m].model for m in models)
+                print(f"{label_noise:45s} {label:30s} {len(seeds)} fleets, {records} readings:"
+                      f" {fails} failing, {flags} flagged")
+                ok &= fails == 0 and (shape != "gauss" or flags == 0)
+        finally:
+            fs.NOISE["shape"] = "gauss"
     fleet = fs.generate(n_nodes, models=("h100", "l40s"), seed=100)
     blind = [{k: v for k, v in r.items() if k not in ("model", "profile")} for r in fleet.records]
     n_blind = len(analyze(blind).findings)
-    print(f"{'(same mixed fleet with model/profile removed':40s} {n_blind} flags: why cohorts are"
+    print(f"{'(same mixed fleet with model/profile removed':45s} {n_blind} flags: why cohorts are"
           " per GPU model)")
-    print(f"   bar: zero false flags on a clean fleet, mixed models included:"
-          f" {'MET' if ok else 'MISSED'}")
-    fs.NOISE["shape"] = "t5"
-    try:
-        heavy = sum(len(analyze(fs.generate(n_nodes, seed=200 + s).records).findings)
-                    for s in seeds)
-    finally:
-        fs.NOISE["shape"] = "gauss"
-    print(f"(no bar) heavy-tailed healthy noise (Student t, 5 dof, same spread):"
-          f" {heavy} flags on {len(seeds)} clean fleets")
+    print("   bar: zero failing findings on clean fleets, Gaussian and heavy-tailed noise (and no"
+          f" flag at all with Gaussian noise): {'MET' if ok else 'MISSED'}")
     return ok
 
 
@@ -247,7 +260,7 @@ def main() -> int:
     seeds = [1, 2] if args.quick else [1, 2, 3, 4]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
           " (wall times grow with load; CPU times much less)")
-    results = [quality(seeds), clean(seeds[:2] if args.quick else seeds[:3]),
+    results = [quality(seeds), heavy_quality(seeds), clean(seeds[:2] if args.quick else seeds[:3]),
                core(n_gpus=20_000 if args.quick else 100_000), end_to_end()]
     print(f"\nall bars met: {all(results)}")
     return 0

@@ -29,6 +29,7 @@ from provision.analyze.stats import (
     judge,
 )
 from provision.analyze.text import num, pct, qty, rel, side
+from provision.analyze.units import normalize
 from provision.measurement import BadLine, Measurement
 
 _SEV: dict[int, Severity] = {FAIL: "fail", WARN: "warn"}
@@ -39,7 +40,7 @@ def analyze(records: Iterable[Measurement | Mapping[str, Any]], baseline: Baseli
             inputs: Sequence[str] = ()) -> Analysis:
     """Judge measurement records (dicts as read from JSONL, or :class:`Measurement`)."""
     t0 = time.perf_counter()
-    cols = build_columns(records)
+    cols = build_columns(normalize(records))
     t1 = time.perf_counter()
     result = analyze_columns(cols, baseline, policy, bad_lines=bad_lines, inputs=inputs)
     result.timings["columns"] = t1 - t0
@@ -87,7 +88,15 @@ class _Builder:
         g = int(cols.gpu[i])
         return dict(node=cols.nodes[cols.node[i]], gpu=None if g < 0 else g, metric=coh.metric,
                     unit=coh.unit, model=coh.model, check=coh.check, cohort=coh.label,
-                    cohort_size=int(st.n[c]), fatal=bool(st.fatal[c]))
+                    cohort_size=int(st.n[c]), fatal=bool(st.fatal[c]), **self._identity(i))
+
+    def _identity(self, i: int, *, part: bool = True) -> dict[str, Any]:
+        """The tool's words and the part's identity from reading ``i``'s record."""
+        field = self.cols.field
+        out = {"detail": field(i, "detail"), "node_serial": field(i, "node_serial")}
+        if part:
+            out.update({k: field(i, k) for k in ("serial", "uuid", "bus_id", "vbios")})
+        return out
 
     def _median_source(self, c: int) -> str:
         coh = self.cols.cohorts[c]
@@ -151,7 +160,8 @@ class _Builder:
                     f" (fails beyond {pct(pol.tiny_rel * pol.fail_z / pol.outlier_z)})")
         else:
             why += (f"; {score:.1f}x the cohort spread of {qty(scale, unit)}"
-                    f" (flag at {num(pol.outlier_z)}x, fail at {num(pol.fail_z)}x)")
+                    f" (flag at {num(pol.outlier_z)}x, fail at {num(float(st.fail_at[c]))}x"
+                    + (", a heavy-tailed cohort" if st.fail_at[c] > pol.fail_z else "") + ")")
         return Finding(value=v, reason=why, severity=sev, kind="outlier", expected=med,
                        limit=threshold, source=self._median_source(c), score=score,
                        deviation=dev, **base)
@@ -177,7 +187,7 @@ class _Builder:
                    f" {grp.score:.1f}x the node-to-node spread (flag at {num(pol.node_z)}x);"
                    " one node-level cause (power mode, cooling, firmware, a shared PCIe switch)")
             base = self._common(int(members[0]))
-            base["gpu"] = None
+            base.update(gpu=None, detail=None, serial=None, uuid=None, bus_id=None, vbios=None)
             self.findings.append(Finding(
                 value=v, reason=why, severity=sev, kind="node-group", expected=med,
                 source=self._median_source(c), gpus=gpus, score=grp.score,
@@ -251,7 +261,10 @@ class _Builder:
             else:
                 tail = f"only this pair is slow ({p.a}: 1 of {na} pairs, {p.b}: 1 of {nb})"
             med = float(st.median[c])
+            worst = max(p.flagged, key=lambda i: (self.jd.severity[i],
+                                                  np.nan_to_num(self.jd.score[i], nan=0)))
             self.findings.append(Finding(
+                **self._identity(int(worst), part=bool(g)),
                 node=node, gpu=int(g) if g else None, metric=coh.metric, value=p.value,
                 reason=f"{self._pair_reason(p)}; {tail}", severity=_SEV.get(p.severity, "warn"),
                 kind="pair-link", expected=med, source=self._median_source(c), unit=coh.unit,

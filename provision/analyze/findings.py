@@ -12,6 +12,9 @@ from provision.analyze.stats import CohortStats, Judgement
 from provision.errors import ExitCode
 from provision.measurement import BadLine
 
+#: the identity fields a finding copies from its reading, in the order reports show them
+IDENTITY = ("serial", "uuid", "bus_id", "vbios", "node_serial")
+
 Kind = Literal["limit", "outlier", "pair-node", "pair-link", "node-group", "drift"]
 KINDS: tuple[Kind, ...] = ("limit", "outlier", "pair-node", "pair-link", "node-group", "drift")
 
@@ -52,6 +55,18 @@ class Finding:
     fatal: bool = False
     #: how many readings this finding stands for (repeated samples, both directions of a pair)
     count: int = 1
+    #: the tool's own words for the reading (an Xid message, the error that stopped a test)
+    detail: str | None = None
+    #: the part's identity, as a vendor's RMA form asks for it (None where no record said)
+    serial: str | None = None
+    uuid: str | None = None
+    bus_id: str | None = None
+    vbios: str | None = None
+    node_serial: str | None = None
+
+    def identity(self) -> dict[str, str]:
+        """The identity fields this finding carries, by name (for reports and labels)."""
+        return {k: v for k in IDENTITY if (v := getattr(self, k))}
 
     @property
     def entity(self) -> str:

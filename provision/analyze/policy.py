@@ -9,6 +9,7 @@ for ``--spec`` and carry the physical figure they were derived from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,6 +26,9 @@ UNIT_FLOORS: Mapping[str, float] = {
     "W": 1.0,
     "MHz": 1.0,
     "us": 0.05,
+    # an index names (a NUMA node), it does not measure: a dual-socket node has GPUs on
+    # both nodes by design, so an index is never an outlier (limits still apply)
+    "index": math.inf,
 }
 
 
@@ -52,6 +56,13 @@ class Policy:
     outlier_z: float = 6.0
     #: robust score at which a flagged outlier fails acceptance (below: a warning)
     fail_z: float = 10.0
+    #: heavy tails: a cohort of at least ``tail_min_n`` readings whose tail index (from its
+    #: 95th and 99.5th percentiles of |deviation|) is below ``tail_alpha`` has occasional far
+    #: readings by nature; one reading fails only beyond where the fitted tail puts one healthy
+    #: reading in ``tail_guard`` such cohorts (it is still flagged from ``outlier_z``)
+    tail_min_n: int = 200
+    tail_alpha: float = 5.0
+    tail_guard: float = 1000.0
     #: floor of the spread as a fraction of |median|: 0.5 % => nothing within 3 % is flagged
     rel_floor: float = 0.005
     #: cohorts smaller than this are "tiny": no MAD, a fixed relative rule instead

@@ -45,6 +45,7 @@ class CohortStats:
     direction: np.ndarray   # int8: +1 higher is better, -1 lower is better, 0 two-sided
     zero_spread: np.ndarray  # bool
     fatal: np.ndarray       # bool
+    fail_at: np.ndarray     # score from which an outlier fails (fail_z, higher in heavy tails)
     lim_lo: np.ndarray      # policy limits per cohort (nan: none)
     lim_hi: np.ndarray
     order: np.ndarray       # reading indices sorted by cohort (stable)
@@ -90,6 +91,7 @@ def cohort_stats(cols: Columns, policy: Policy) -> CohortStats:
     unit_floor = np.array([UNIT_FLOORS.get(c.unit or "", 0.0) for c in cols.cohorts])
     lim_lo = np.full(ncoh, np.nan)
     lim_hi = np.full(ncoh, np.nan)
+    tail_dev = np.full((ncoh, 2), np.nan)  # 95th and 99.5th percentile of |dev| / MAD
     for c, coh in enumerate(cols.cohorts):
         lim = policy.limit_for(coh.metric, coh.model)
         if lim is not None:
@@ -106,7 +108,10 @@ def cohort_stats(cols: Columns, policy: Policy) -> CohortStats:
             continue
         med = float(np.median(v))
         median[c] = med
-        mad[c] = float(np.median(np.abs(v - med)))
+        dev = np.abs(v - med)
+        mad[c] = float(np.median(dev))
+        if e - s >= policy.tail_min_n and mad[c] > 0:
+            tail_dev[c] = np.quantile(dev, (0.95, 0.995)) / mad[c]
     absmed = np.abs(median)
     floor = np.maximum(np.maximum(policy.rel_floor * absmed, unit_floor), _EPS)
     tiny = (n >= 3) & (n < policy.min_cohort)
@@ -114,9 +119,32 @@ def cohort_stats(cols: Columns, policy: Policy) -> CohortStats:
     tiny_scale = np.maximum(policy.tiny_rel / policy.outlier_z * absmed,
                             np.maximum(unit_floor, _EPS))
     scale = np.where(tiny, tiny_scale, scale)
+    fail_at = _fail_at(tail_dev, n, mad, scale, policy)
     return CohortStats(n=n, median=median, mad=mad, scale=scale, floor=floor, const=const,
                        tiny=tiny, direction=direction, zero_spread=zero_spread, fatal=fatal,
-                       lim_lo=lim_lo, lim_hi=lim_hi, order=order, starts=starts, ends=ends)
+                       fail_at=fail_at, lim_lo=lim_lo, lim_hi=lim_hi, order=order,
+                       starts=starts, ends=ends)
+
+
+def _fail_at(tail_dev: np.ndarray, n: np.ndarray, mad: np.ndarray, scale: np.ndarray,
+             policy: Policy) -> np.ndarray:
+    """Per cohort, the score from which one outlier fails.
+
+    A Pareto tail P(|dev| > x) ~ x^-alpha puts the 99.5th percentile 10^(1/alpha) times the
+    95th: alpha = ln 10 / ln(q99.5 / q95). A Gaussian gives alpha ~ 6.4 there, Student t
+    with 5 degrees of freedom ~ 3.7. Below ``tail_alpha`` the tail is extrapolated from
+    q99.5 to where one healthy reading in ``tail_guard`` cohorts of this size would fall,
+    and an outlier fails only beyond that (and beyond ``fail_z``).
+    """
+    out = np.full(n.shape[0], policy.fail_z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = tail_dev[:, 1] / tail_dev[:, 0]
+        alpha = np.log(10.0) / np.log(ratio)
+        heavy = np.isfinite(alpha) & (alpha > 0) & (alpha < policy.tail_alpha)
+        reach = tail_dev[:, 1] * (0.005 * n * policy.tail_guard) ** (1.0 / alpha)
+        in_scores = reach * mad / scale
+    out[heavy] = np.maximum(policy.fail_z, in_scores[heavy])
+    return out
 
 
 def _expected_constant(v: np.ndarray, direction: int) -> float:
@@ -174,7 +202,8 @@ def judge(cols: Columns, st: CohortStats, policy: Policy) -> Judgement:
         out_idx = np.nonzero(score >= policy.outlier_z)[0]
     if out_idx.shape[0]:
         kind[out_idx] = OUTLIER
-        fail = (score[out_idx] >= policy.fail_z) | st.fatal[cols.cohort[out_idx]]
+        coh = cols.cohort[out_idx]
+        fail = (score[out_idx] >= st.fail_at[coh]) | st.fatal[coh]
         severity[out_idx] = np.where(fail, FAIL, WARN)
 
     if const_idx:

@@ -32,6 +32,14 @@ def qty(x: float | None, unit: str | None) -> str:
     return f"{s} {unit}"
 
 
+def whole_limit(limit: float, expected: float | None, below: bool) -> float:
+    """A threshold on a whole-number quantity (lanes, a count) as the first whole value
+    that passes: ``15.52 lanes`` below a median of 16 reads ``>= 16``, not ``>= 15.52``."""
+    if expected is None or not float(expected).is_integer() or float(limit).is_integer():
+        return limit
+    return float(math.ceil(limit) if below else math.floor(limit))
+
+
 def pct(x: float) -> str:
     """An unsigned percentage with sensible precision."""
     ax = abs(x) * 100

@@ -11,7 +11,9 @@ Exit codes (``docs/bmc.md``), the most severe wins:
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from provision.bmc.actions import ActionResult
@@ -136,6 +138,23 @@ def inventory_json(outcomes: Sequence[Outcome[NodeInventory]],
     return {"schema_version": SCHEMA_VERSION, "kind": "bmc-inventory", "nodes": nodes,
             "summary": _summary(outcomes, sum(
                 1 for fs in findings.values() for f in fs if f.severity == "mismatch"))}
+
+
+def node_serials(path: Path) -> dict[str, str]:
+    """Node -> the system serial number, from a saved ``forge bmc inventory --json``."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a forge bmc inventory --json document ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "bmc-inventory":
+        raise InputError(f"{path}: not a forge bmc inventory --json document",
+                         hint="save it with: forge bmc inventory SPEC --json > inventory.json")
+    out: dict[str, str] = {}
+    for node, entry in (doc.get("nodes") or {}).items():
+        inv = entry.get("inventory") if isinstance(entry, dict) else None
+        if isinstance(inv, dict) and isinstance(inv.get("serial"), str) and inv["serial"]:
+            out[str(node)] = inv["serial"]
+    return out
 
 
 def _summary(outcomes: Sequence[Outcome[Any]], differences: int) -> dict[str, Any]:

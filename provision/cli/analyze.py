@@ -38,9 +38,10 @@ def _guard(path: Path, marker: str, force: bool) -> None:
 @click.option("--fail-on", type=click.Choice(["fail", "warn"]), default="fail",
               show_default=True, help="Which severity fails acceptance (exit 1).")
 @click.option("--force", is_flag=True, help="Replace report files not written by forge.")
+@click.option("--cluster", help="Cluster name for the HTML report's title.")
 def analyze(results: tuple[Path, ...], as_json: bool, junit: Path | None, html: Path | None,
             prom: Path | None, baseline: Path | None, strict: bool, fail_on: str,
-            force: bool) -> None:
+            force: bool, cluster: str | None) -> None:
     """Judge measurements against hard limits, like parts, pairs and a baseline.
 
     RESULTS are measurement files (JSON Lines) or run directories holding
@@ -83,7 +84,7 @@ def analyze(results: tuple[Path, ...], as_json: bool, junit: Path | None, html: 
         atomic_write_text(prom, prom_text(result))
     if html is not None:
         from provision.report.html import html_report
-        atomic_write_text(html, html_report(result))
+        atomic_write_text(html, html_report(result, cluster=cluster))
     if as_json:
         from provision.report.json_report import to_json
         click.echo(to_json(result), nl=False)

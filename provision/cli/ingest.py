@@ -62,10 +62,18 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
     records: list[Measurement] = []
     for path in files:
         text, name = _read(path)
-        used = tool if tool != "auto" else (parsers.detect_tool(text) or "auto")
-        got = parsers.ingest_text(used, text, node=node, source_name=name, check=check_name)
-        click.echo(f"forge ingest: {name}: {used}: {len(got)} records", err=True)
-        records.extend(got)
+        for part in parsers.ingest_parts(tool, text, node=node, source_name=name,
+                                         check=check_name):
+            where = f"{name}:{part.where}" if part.where else name
+            runs = f" in {part.runs} runs" if part.runs > 1 else ""
+            click.echo(f"forge ingest: {where}: {part.tool}: {len(part.records)} records{runs}",
+                       err=True)
+            if part.skipped:
+                shown = ", ".join(map(str, part.skipped[:10]))
+                more = f" and {len(part.skipped) - 10} more" if len(part.skipped) > 10 else ""
+                click.echo(f"forge ingest: {name}: lines {shown}{more} look like {part.tool} "
+                           "data but do not fit its columns: kept out", err=True)
+            records.extend(part.records)
     if output is None:
         for r in records:
             click.echo(r.to_json())

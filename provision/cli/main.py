@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baseline": ("provision.cli.baseline", "baseline"),
     "ingest": ("provision.cli.ingest", "ingest"),
     "analyze": ("provision.cli.analyze", "analyze"),
+    "rma": ("provision.cli.rma", "rma"),
     "sweep": ("provision.cli.sweep", "sweep"),
     "history": ("provision.cli.history", "history"),
     "bmc": ("provision.cli.bmc", "bmc"),

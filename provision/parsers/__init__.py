@@ -10,6 +10,8 @@ no files, no processes; a file they cannot read raises
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from provision.errors import InputError
 from provision.measurement import Measurement
 from provision.parsers import (
@@ -27,14 +29,17 @@ from provision.parsers import (
     nvidia_smi_topo,
     perftest,
 )
-from provision.parsers.base import ToolParser
+from provision.parsers.base import ToolParser, clean_text
+from provision.parsers.split import split, starts
 
-__all__ = ["PARSERS", "ToolParser", "detect_tool", "get", "ingest_text", "names"]
+__all__ = ["PARSERS", "Part", "ToolParser", "detect_tool", "get", "ingest_parts", "ingest_text",
+           "names"]
 
 
 def _p(name: str, module: object, description: str) -> ToolParser:
     return ToolParser(name, description, module.parse, module.measurements,  # type: ignore[attr-defined]
-                      module.detect)  # type: ignore[attr-defined]
+                      module.detect,  # type: ignore[attr-defined]
+                      getattr(module, "parse_runs", None))
 
 
 #: in detection order: tools whose markers are most specific come first
@@ -72,21 +77,65 @@ def get(name: str) -> ToolParser:
 
 def detect_tool(text: str) -> str | None:
     """The name of the first parser whose markers appear in ``text``, or None."""
+    text = clean_text(text)
     return next((p.name for p in PARSERS if p.detect(text)), None)
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one tool's block of a file gave: the tool, which lines, how many runs, records."""
+
+    tool: str
+    where: str  # "1-40", or "" for the whole file
+    runs: int
+    records: list[Measurement]
+    #: lines that looked like the tool's data but did not fit (kept out, not guessed)
+    skipped: tuple[int, ...] = ()
+
+
+def _parse(tool: str, text: str, node: str | None, source_name: str, check: str | None,
+           where: str) -> Part:
+    parser = get(tool)
+    results = parser.results(text, node=node, source_name=source_name)
+    records: list[Measurement] = []
+    skipped: list[int] = []
+    for r in results:
+        records.extend(parser.measurements(r, check=check))
+        skipped.extend(getattr(r, "skipped", ()))
+    return Part(tool, where, len(results), records, tuple(skipped))
+
+
+def ingest_parts(tool: str, text: str, *, node: str | None = None,
+                 source_name: str = "<stdin>", check: str | None = None) -> list[Part]:
+    """Parse ``text`` as ``tool``, or with ``auto`` as every tool found in it, in order."""
+    if tool != "auto":
+        return [_parse(tool, text, node, source_name, check, "")]
+    if not text.strip():
+        raise InputError(f"{source_name}: the file is empty")
+    text = clean_text(text)
+    marks = starts(text)
+    segments = split(text, marks)
+    if not segments:
+        found = marks[0][1] if marks else detect_tool(text)
+        if found is None:
+            raise InputError(f"{source_name}:1: cannot tell which tool wrote this file",
+                             hint="name the tool: forge ingest TOOL FILE (TOOL one of "
+                                  + ", ".join(names()) + ")")
+        return [_parse(found, text, node, source_name, check, "")]
+    parts = []
+    for seg in segments:
+        try:
+            parts.append(_parse(seg.tool, seg.text, node, source_name, check, seg.where()))
+        except InputError:
+            other = detect_tool(seg.text)  # a start line that misled: let the markers decide
+            if other is None or other == seg.tool:
+                raise
+            parts.append(_parse(other, seg.text, node, source_name, check, seg.where()))
+    return parts
 
 
 def ingest_text(tool: str, text: str, *, node: str | None = None, source_name: str = "<stdin>",
                 check: str | None = None) -> list[Measurement]:
     """Parse ``text`` as ``tool`` (or ``auto``) and return its measurement records."""
-    if tool == "auto":
-        if not text.strip():
-            raise InputError(f"{source_name}: the file is empty")
-        found = detect_tool(text)
-        if found is None:
-            raise InputError(f"{source_name}:1: cannot tell which tool wrote this file",
-                             hint="name the tool: forge ingest TOOL FILE (TOOL one of "
-                                  + ", ".join(names()) + ")")
-        tool = found
-    parser = get(tool)
-    result = parser.parse(text, node=node, source_name=source_name)
-    return parser.measurements(result, check=check)
+    return [r for p in ingest_parts(tool, text, node=node, source_name=source_name, check=check)
+            for r in p.records]

@@ -8,6 +8,7 @@ do that around them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from provision.errors import InputError
 from provision.measurement import Measurement
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CR_EOL = re.compile(r"\r+$", re.M)
+_TAG_PREFIX = re.compile(r"^\[\d+,\d+\]<std(?:out|err)>:", re.M)
 _NUM = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
 
@@ -35,6 +38,14 @@ class ToolParser:
     parse: Callable[..., Any]
     measurements: Callable[..., list[Measurement]]
     detect: Callable[[str], bool]
+    #: every result in the text, for tools whose logs hold several runs (nccl-tests)
+    parse_all: Callable[..., list[Any]] | None = None
+
+    def results(self, text: str, *, node: str | None = None,
+                source_name: str = "<stdin>") -> list[Any]:
+        if self.parse_all is not None:
+            return self.parse_all(text, node=node, source_name=source_name)
+        return [self.parse(text, node=node, source_name=source_name)]
 
 
 def parse_error(tool: str, source: str, line: int | None, why: str,
@@ -50,7 +61,20 @@ def require_text(tool: str, text: str, source: str) -> list[str]:
         raise parse_error(tool, source, None, "the file is empty")
     if "\x00" in text:
         raise parse_error(tool, source, None, "the file is binary, not tool output")
-    return [_ANSI.sub("", ln).rstrip("\r") for ln in text.split("\n")]
+    return clean_text(text).split("\n")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without ANSI escapes, CRs at line ends and the per-line prefixes launchers
+    add (``mpirun --tag-output``'s ``[1,0]<stdout>:``). Whole-text passes, each only when
+    needed: a 50 MB log is 600,000 lines."""
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    if "\r" in text:
+        text = _CR_EOL.sub("", text)
+    if "]<std" in text:
+        text = _TAG_PREFIX.sub("", text)
+    return text
 
 
 def resolve_node(tool: str, source: str, found: str | None, given: str | None) -> str:
@@ -88,8 +112,14 @@ def record(node: str, metric: str, value: float, *, check: str | None = None,
 
 def fold_hosts(hosts: list[str]) -> str:
     """Host names folded as a node set where ClusterShell can, else comma-joined."""
+    return _fold(tuple(hosts))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fold(hosts: tuple[str, ...]) -> str:
+    # cached: a log of thousands of runs names the same few host sets again and again
     from provision.nodes import fold
     try:
-        return fold(hosts)
+        return fold(list(hosts))
     except Exception:  # names with characters ClusterShell rejects ({host1} placeholders)
         return ",".join(hosts)

@@ -20,10 +20,16 @@ TOOL = "dmesg-xid"
 _XID = re.compile(r"NVRM: Xid \((?:PCI:)?([0-9a-fA-F:.]+)\): (\d+),\s*(.*)$")
 _SXID = re.compile(r"SXid \((?:PCI:)?([0-9a-fA-F:.]+)\): (\d+),\s*(.*)$")
 _FELL = re.compile(r"NVRM: GPU (?:at )?(?:PCI:)?([0-9a-fA-F:.]+)?.*has fallen off the bus")
+#: the newer drivers' multi-line form: 'NVRM: The NVIDIA GPU 0000:b3:00.0' ... 'NVRM: fallen
+#: off the bus and is not responding to commands.' a line or two later
+_GPU_NAMED = re.compile(r"NVRM: The NVIDIA GPU ([0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F.]+)")
 _UUID = re.compile(r"NVRM: GPU at PCI:([0-9a-fA-F:.]+): (GPU-[0-9a-f-]+)")
-_TS = re.compile(r"^\s*(?:kern\s*:\s*\w+\s*:\s*)?(\[[^\]]+\]|\d{4}-\d\d-\d\dT[\d:,.+]+|"
+_TS = re.compile(r"^\s*(?:>\s*)?(?:kern\s*:\s*\w+\s*:\s*)?(\[[^\]]+\]|\d{4}-\d\d-\d\dT[\d:,.+]+|"
                  r"[A-Z][a-z]{2}\s+\d+\s[\d:]{8}\s\S+\s+kernel:)?\s*")
-_LOG_LINE = re.compile(r"NVRM:|nvidia|kernel:|^\s*\[[\s\d.]+\]|^\s*\[\w{3} \w{3}|"
+#: journalctl / syslog name the host: ``Mar 01 12:00:00 gpu017 kernel: ...`` (ISO form too)
+_JOURNAL_HOST = re.compile(r"^\s*(?:[A-Z][a-z]{2}\s+\d+\s[\d:]{8}|\d{4}-\d\d-\d\dT[\d:,.+-]+)"
+                           r"\s+([A-Za-z0-9][\w.-]*)\s+kernel:")
+_LOG_LINE = re.compile(r"NVRM:|kernel:|^\s*\[\s*\d+\.\d+\]|^\s*\[\w{3} \w{3}|"
                        r"^\s*\d{4}-\d\d-\d\dT|^kern\s*:|^\w{3}\s+\d+ [\d:]{8} ")
 
 
@@ -52,7 +58,10 @@ class XidResult:
 
 
 def detect(text: str) -> bool:
-    return bool(re.search(r"NVRM: Xid|SXid \(|NVRM: GPU|fallen off the bus", text))
+    # a GPU event, else a kernel log at all (journalctl -k, dmesg): one without events is news
+    return bool(re.search(r"NVRM: Xid|SXid \(|NVRM: GPU|fallen off the bus", text)) or bool(
+        re.search(r"^[A-Z][a-z]{2}\s+\d+ [\d:]{8} \S+ kernel: |^\s*\[\s*\d+\.\d{6}\] ", text,
+                  re.M))
 
 
 def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -> XidResult:
@@ -60,24 +69,32 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
     events: list[XidEvent] = []
     uuids: dict[str, str] = {}
     log_lines = 0
+    host: str | None = None
+    named: str | None = None  # the GPU an 'NVRM: The NVIDIA GPU ...' line just named
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         if _LOG_LINE.search(raw):
             log_lines += 1
+            if host is None and (h := _JOURNAL_HOST.match(raw)):
+                host = h[1]
         ts = _TS.match(raw)
-        time = ts[1].strip("[]") if ts and ts[1] else None
+        time = ts[1].strip("[]").strip() if ts and ts[1] else None
         if m := _XID.search(raw):
             events.append(XidEvent(m[1], int(m[2]), m[3].strip(), time, i))
         elif m := _SXID.search(raw):
             events.append(XidEvent(m[1], int(m[2]), m[3].strip(), time, i, "SXid"))
         elif m := _FELL.search(raw):
             events.append(XidEvent(m[1] or "?", 79, raw.strip(), time, i, "fallen off the bus"))
+        elif "fallen off the bus" in raw:
+            events.append(XidEvent(named or "?", 79, raw.strip(), time, i, "fallen off the bus"))
+        elif m := _GPU_NAMED.search(raw):
+            named = m[1]
         elif m := _UUID.search(raw):
             uuids[m[1]] = m[2]
     if not log_lines:
         raise parse_error(TOOL, source_name, 1, "no kernel log line (NVRM:, timestamps) found")
-    return XidResult(resolve_node(TOOL, source_name, None, node), tuple(events),
+    return XidResult(resolve_node(TOOL, source_name, host, node), tuple(events),
                      tuple(uuids.items()), log_lines)
 
 
@@ -97,6 +114,6 @@ def measurements(result: XidResult, check: str | None = None) -> list[Measuremen
         first = evs[0]
         when = f" first at {first.time}" if first.time else ""
         out.append(record(result.node, metric, len(evs), check=check, max=0.0,
-                          uuid=uuids.get(pci),
+                          uuid=uuids.get(pci), bus_id=None if pci == "?" else pci,
                           detail=f"{kind} {xid} on PCI:{pci}{when}: {first.message}"[:300]))
     return out

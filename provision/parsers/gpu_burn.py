@@ -47,6 +47,11 @@ def detect(text: str) -> bool:
                           r"Initialized device \d+ with", text, re.M))
 
 
+#: one GPU's error cell: '0', '-524288000  (WARNING!)', '1579  (DIED!)'; gpu-burn joins them
+#: with ' - ' but writes '(DIED!)- ' after an alarm, so they are found, not split
+_ERR_CELL = re.compile(r"-?\d+(?:\s*\((?:DIED!|WARNING!)\))?")
+
+
 def _split(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"\s+-\s+", text.strip())] if text else []
 
@@ -63,15 +68,18 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
         if m := _GPU.match(ln):
             info[int(m[1])] = (m[2], m[3])
         elif m := _PROGRESS.match(ln):
-            last = (float(m[1]), _split(m[2]), _split(m[3]), _split(m[4] or ""))
+            last = (float(m[1]), _split(m[2]), _ERR_CELL.findall(m[3]), _split(m[4] or ""))
         elif re.match(r"Tested \d+ GPUs", ln):
             summary = True
         elif summary and (m := _VERDICT.match(ln)):
             verdicts[int(m[1])] = m[2]
-        elif ln.startswith("Couldn't init") or re.search(r"\bError in\b|CUDA_ERROR|FATAL", ln):
+        elif ln.startswith("Couldn't init") or re.search(
+                r"\bError in\b|CUDA_ERROR|FATAL|No clients are alive", ln):
             errors.append(ln)
-    if not info and last is None and not verdicts and not errors:
-        raise parse_error(TOOL, source_name, 1, "no GPU, progress or verdict line found")
+    if last is None and not verdicts and not errors:
+        # 'GPU 0: ... (UUID: ...)' alone is nvidia-smi -L (or an nvlink listing), not a burn
+        raise parse_error(TOOL, source_name, 1, "no progress, verdict or gpu-burn error line "
+                          "found")
     count = max([len(last[1]) if last else 0, *(k + 1 for k in info), *(k + 1 for k in verdicts)])
     gpus = []
     for k in range(count):
@@ -81,9 +89,16 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
         temp = last[3][k] if last and k < len(last[3]) else ""
         tm = re.match(r"(-?\d+)", temp)
         model, uuid = info.get(k, (None, None))
+        em = re.match(r"(-?\d+)\s*(?:\((DIED!|WARNING!)\))?", err)
+        n_err = int(em[1]) if em else None
+        verdict = verdicts.get(k)
+        # gpu-burn's own alarms, in its words, when the run ended without its summary
+        # (DIED!: the worker process is gone; a negative count cannot be a count)
+        if verdict is None and em and (em[2] == "DIED!" or (n_err is not None and n_err < 0)):
+            verdict = f"{em[2] or 'impossible error count'} (errors: {n_err})"
         gpus.append(BurnGpu(k, model, uuid, float(gm[1]) if gm else None,
-                            int(err) if err.isdigit() else None,
-                            float(tm[1]) if tm else None, verdicts.get(k)))
+                            n_err if n_err is not None and n_err >= 0 else None,
+                            float(tm[1]) if tm else None, verdict))
     return GpuBurnResult(resolve_node(TOOL, source_name, None, node), tuple(gpus),
                          last[0] if last else None, summary, tuple(errors))
 

@@ -76,7 +76,8 @@ _POWER = ("sw_power_cap", "hw_power_brake_slowdown")
 
 
 def gpu_records(node: str, g: GpuInfo, check: str) -> list[Measurement]:
-    kw = {"gpu": g.index, "model": g.name, "uuid": g.uuid, "serial": g.serial, "check": check}
+    kw = {"gpu": g.index, "model": g.name, "uuid": g.uuid, "serial": g.serial, "check": check,
+          "bus_id": g.bus_id, "vbios": g.vbios}
     out: list[Measurement] = []
 
     def add(metric: str, value: float | bool | None, **extra: object) -> None:

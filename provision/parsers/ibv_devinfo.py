@@ -49,7 +49,7 @@ def parse(text: str, *, node: str | None = None,
     lines = require_text(TOOL, text, source_name)
     hcas: list[tuple[dict[str, str], list[tuple[int, dict[str, str]]]]] = []
     target: dict[str, str] | None = None
-    for i, raw in enumerate(lines, 1):
+    for raw in lines:
         ln = raw.strip()
         if not ln or ln == "Device ports:":
             continue
@@ -63,8 +63,7 @@ def parse(text: str, *, node: str | None = None,
             hcas[-1][1].append((int(value), target))
         elif sep and target is not None:
             target[key] = value
-        else:
-            raise parse_error(TOOL, source_name, i, f"unexpected line {ln[:60]!r}")
+        # else: -v capability flag lines, a fragment's lines before its first hca_id, prompts
     if not hcas:
         raise parse_error(TOOL, source_name, 1, "no 'hca_id:' block found")
     cas = tuple(IbCA(name=h["hca_id"], ca_type=h.get("vendor_part_id"), firmware=h.get("fw_ver"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from provision.measurement import Measurement
 from provision.parsers.base import (
@@ -24,19 +25,25 @@ from provision.parsers.base import (
 
 TOOL = "nccl-tests"
 
+# 'Pid' came in 2018: the NCCL 1.x era printed '#   Rank  0 on node03 device  0 [0x00] ...'
 _RANK = re.compile(
-    r"^#\s+Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?Pid\s+(\d+)\s+on\s+(\S+)\s+device\s+(\d+)\s+"
-    r"\[([^\]]*)\]\s*(.*)$")
+    r"^#\s+Rank\s+(\d+)\s+(?:Group\s+\d+\s+)?(?:Pid\s+(\d+)\s+)?on\s+(\S+)\s+device\s+"
+    r"(\d+)\s+\[([^\]]*)\]\s*(.*)$")
 _TEST = re.compile(r"\b(\w+_perf)\b")
 _ERROR = re.compile(
     r"Test (?:NCCL|CUDA) failure|NCCL failure|Test failure|NCCL WARN|"
     r"There are not enough slots|mpirun (?:noticed|was unable|detected)|srun: error|"
     r"PMIX ERROR|ORTE_ERROR")
+_AVG = re.compile(r"Avg bus bandwidth\s*:\s*(\S+)")
+_OOB = re.compile(r"Out of bounds values\s*:\s*(\d+)")
+_STARTING = re.compile(r"Collective test starting:\s*(\S+)")
+_VERSION = re.compile(r"NCCL version\s+(\S+)")
 _HOST_PREFIX = re.compile(r"^\s*(?:\.\.\s+)?([A-Za-z0-9][\w.-]*)(?::|\s+pid\s)")
 
 
-@dataclass(frozen=True)
-class NcclDevice:
+class NcclDevice(NamedTuple):
+    """One '#  Rank N ... on HOST device D [bus] model' line (a tuple: 100,000s in a big log)."""
+
     rank: int
     pid: int
     host: str
@@ -45,10 +52,11 @@ class NcclDevice:
     model: str
 
 
-@dataclass(frozen=True)
-class NcclRow:
+class NcclRow(NamedTuple):
+    """One result row (a tuple: a 50 MB log has 100,000s of them)."""
+
     size: int
-    count: int
+    count: int  # type: ignore[assignment]  # the column's name; shadows tuple.count
     dtype: str
     redop: str
     oop_time_us: float | None
@@ -72,6 +80,11 @@ class NcclResult:
     out_of_bounds: int | None
     errors: tuple[str, ...]
     nccl_version: str | None
+    #: lines that looked like result rows but did not fit the header (kept out, not guessed)
+    skipped: tuple[int, ...] = ()
+    #: the run's first and last line in the file (a log can hold several runs)
+    first_line: int = 1
+    last_line: int = 1
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -94,100 +107,208 @@ def detect(text: str) -> bool:
     return bool(re.search(
         r"^# nThread|Avg bus bandwidth|^#\s+Rank\s+\d+|Test (?:NCCL|CUDA) failure|NCCL WARN|"
         r"NCCL failure|\b(?:all_reduce|all_gather|alltoall|reduce_scatter|sendrecv|broadcast|"
-        r"reduce|gather|scatter|hypercube)_perf\b", text, re.M))
+        r"reduce|gather|scatter|hypercube)_perf\b", text, re.M)) or bool(_BARE_ROW.search(text))
+
+
+#: a result row of a fragment pasted without its header: size count type redop ...
+_BARE_ROW = re.compile(r"^\s*\d+\s+\d+\s+(?:float|double|half|bfloat16|int8|uint8|int32|uint32|"
+                       r"int64|uint64|fp8_e4m3|fp8_e5m2)\s+(?:sum|prod|min|max|avg|none)\s+\S",
+                       re.M)
 
 
 def _columns(header: str) -> dict[str, int] | None:
     """Column positions from the ``# size count type ...`` header line."""
     toks = header.lstrip("#").split()
-    if not toks or toks[0] != "size" or "time" not in toks:
-        return None
-    cols: dict[str, int] = {}
+    if not toks or toks[0] not in ("size", "bytes") or "time" not in toks:
+        return None  # 'bytes N type op ... res' is the 2017 layout
+    cols: dict[str, int] = {"size": 0, "count": 1, "type": 2}
+    if "redop" in toks:
+        cols["redop"] = toks.index("redop")
     times = [i for i, t in enumerate(toks) if t == "time"]
     for prefix, start in zip(("oop", "ip"), times, strict=False):
         cols[f"{prefix}_time"] = start
         for j in range(start + 1, min(start + 4, len(toks))):
-            name = {"algbw": "algbw", "busbw": "busbw", "#wrong": "wrong"}.get(toks[j])
+            name = {"algbw": "algbw", "busbw": "busbw", "#wrong": "wrong",
+                    "error": "error"}.get(toks[j])
             if name:
                 cols[f"{prefix}_{name}"] = j
     cols["_width"] = len(toks)
     return cols
 
 
-_DEFAULT_COLS = _columns("# size count type redop root time algbw busbw #wrong "
-                         "time algbw busbw #wrong")
+#: layouts by field count, for a fragment whose column header was not pasted
+def _layout(header: str) -> dict[str, int]:
+    cols = _columns(header)
+    assert cols is not None
+    return cols
+
+
+_HEADERLESS = {
+    13: _layout("# size count type redop root time algbw busbw #wrong time algbw busbw #wrong"),
+    12: _layout("# size count type redop time algbw busbw error time algbw busbw error"),
+    11: _layout("# size count type time algbw busbw error time algbw busbw error"),
+}
+_DEFAULT_COLS = _HEADERLESS[13]
+
+
+def _num(t: str) -> float | None:
+    """A number cell; ``N/A`` and other words are None."""
+    try:
+        return float(t) if t[0] in "0123456789.-+" else None
+    except ValueError:
+        return None
 
 
 def _row(toks: list[str], cols: dict[str, int], line: int) -> NcclRow:
+    g = cols.get
+
     def f(key: str) -> float | None:
-        i = cols.get(key)
-        return to_float(toks[i]) if i is not None and i < len(toks) else None
+        i = g(key)
+        return _num(toks[i]) if i is not None and i < len(toks) else None
 
     def w(key: str) -> int | None:
         v = f(key)
         return int(v) if v is not None else None
 
-    return NcclRow(int(toks[0]), int(toks[1]), toks[2], toks[3],
+    r = g("redop")
+    return NcclRow(int(toks[0]), int(toks[1]), toks[2], toks[r] if r is not None else "-",
                    f("oop_time"), f("oop_algbw"), f("oop_busbw"), w("oop_wrong"),
                    f("ip_time"), f("ip_algbw"), f("ip_busbw"), w("ip_wrong"), line)
 
 
-def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -> NcclResult:
+def _fast_row(t: list[str], line: int) -> NcclRow:
+    """A row of the current layout (size count type redop root time algbw busbw #wrong x2)."""
+    n = _num
+    ow, iw = n(t[8]), n(t[12])
+    return NcclRow(int(t[0]), int(t[1]), t[2], t[3], n(t[5]), n(t[6]), n(t[7]),
+                   None if ow is None else int(ow), n(t[9]), n(t[10]), n(t[11]),
+                   None if iw is None else int(iw), line)
+
+
+_HEADER_START = ("# nThread", "# Collective test starting")
+
+
+class _Run:
+    """What one run has shown so far, while the file is read top to bottom."""
+
+    def __init__(self, first: int, cols: dict[str, int]) -> None:
+        self.first = first
+        self.last = first
+        self.devices: list[NcclDevice] = []
+        self.rows: list[NcclRow] = []
+        self.errors: list[str] = []
+        self.skipped: list[int] = []
+        self.error_host: str | None = None
+        self.cols = cols
+        self.headerless = True
+        self.avg: float | None = None
+        self.oob: int | None = None
+        self.test: str | None = None
+        self.version: str | None = None
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.rows or self.avg is not None or self.errors)
+
+    @property
+    def anything(self) -> bool:
+        return self.has_output or bool(self.devices)
+
+
+def parse_runs(text: str, *, node: str | None = None,
+               source_name: str = "<stdin>") -> list[NcclResult]:
+    """Every run in ``text``, in order: a log of several ``*_perf`` runs (one Slurm job
+    running them one after another, or files concatenated) is several results."""
     lines = require_text(TOOL, text, source_name)
-    devices: list[NcclDevice] = []
-    rows: list[NcclRow] = []
-    errors: list[str] = []
-    error_host: str | None = None
-    cols = _DEFAULT_COLS
-    assert cols is not None
-    avg = oob = None
-    test = version = None
-    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=0)
+    fast_cols = _DEFAULT_COLS
+    runs = [_Run(1, _DEFAULT_COLS)]
+    run = runs[0]
+    last = len(lines) - 1
+    while last > 0 and not lines[last].strip():
+        last -= 1
+    rows = run.rows
+    width = run.cols["_width"]
     for i, raw in enumerate(lines):
         ln = raw.strip()
         if not ln:
             continue
-        if m := _RANK.match(ln):
-            devices.append(NcclDevice(int(m[1]), int(m[2]), m[3], int(m[4]), m[5], m[6].strip()))
-        elif ln.startswith("#"):
-            if (c := _columns(ln)) is not None and len(c) > 3:
-                cols = c
-            elif m := re.search(r"Avg bus bandwidth\s*:\s*(\S+)", ln):
-                avg = to_float(m[1])
-            elif m := re.search(r"Out of bounds values\s*:\s*(\d+)", ln):
-                oob = int(m[1])
-            elif m := re.search(r"Collective test starting:\s*(\S+)", ln):
-                test = m[1]
-        elif m := re.match(r"NCCL version\s+(\S+)", ln):
-            version = m[1]
-        elif _ERROR.search(ln):
-            errors.append(ln)
-            if error_host is None and (h := _HOST_PREFIX.match(ln)):
-                error_host = h[1]
-        elif re.match(r"\d+\s", ln):
+        c = ln[0]
+        if "0" <= c <= "9":  # most lines of a log are result rows: read those first
             toks = ln.split()
-            if len(toks) != cols["_width"] or not toks[1].isdigit():
-                if i == last:  # the file was cut inside its last row: keep what is complete
+            if len(toks) == width and toks[1].isdigit() and toks[0].isdigit():
+                cols = run.cols
+                rows.append(_fast_row(toks, i + 1) if cols is fast_cols
+                            else _row(toks, cols, i + 1))
+                run.last = i + 1
+                continue
+            if run.headerless and len(toks) in _HEADERLESS and toks[0].isdigit():
+                run.cols = _HEADERLESS[len(toks)]
+                width = len(toks)
+                if toks[1].isdigit():
+                    rows.append(_row(toks, run.cols, i + 1))
+                    run.last = i + 1
                     continue
-                raise parse_error(TOOL, source_name, i + 1,
-                                  f"result row has {len(toks)} fields, the header "
-                                  f"names {cols['_width']}")
-            rows.append(_row(toks, cols, i + 1))
-        if test is None and (m := _TEST.search(ln)):
-            test = m[1]
-    ranks = [d.rank for d in devices]
-    if len(set(ranks)) < len(ranks) and len({d.host for d in devices}) > 1:
-        errors.append("several processes report the same rank (nccl-tests built without "
-                      "MPI support but launched by mpirun?)")
-    if not rows and not errors:
+            if len(toks) >= 3 and toks[0].isdigit() and toks[1].isdigit():
+                if i != last:  # a cut last row is a truncated paste, not a bad row
+                    run.skipped.append(i + 1)
+                continue
+        if c == "#":
+            if len(ln) < 4:
+                continue
+            if ln.startswith(_HEADER_START) and run.has_output:
+                run = _Run(i + 1, run.cols)  # the previous run is complete: a new one starts
+                runs.append(run)
+                rows = run.rows
+            if "Rank" in ln and (m := _RANK.match(ln)):
+                run.devices.append(NcclDevice(int(m[1]), int(m[2] or 0), m[3], int(m[4]), m[5],
+                                              m[6].rstrip()))
+            elif ("size" in ln or "bytes" in ln) and (cols2 := _columns(ln)) is not None \
+                    and len(cols2) > 5:
+                run.cols = fast_cols if cols2 == fast_cols else cols2
+                width = run.cols["_width"]
+                run.headerless = False
+            elif "Avg bus" in ln and (m := _AVG.search(ln)):
+                run.avg = to_float(m[1])
+            elif "Out of bounds" in ln and (m := _OOB.search(ln)):
+                run.oob = int(m[1])
+            elif "test starting" in ln and (m := _STARTING.search(ln)):
+                run.test = m[1]
+        elif ln.startswith("NCCL version") and (m := _VERSION.match(ln)):
+            run.version = m[1]
+        elif _ERROR.search(ln):
+            run.errors.append(ln)
+            if run.error_host is None and (h := _HOST_PREFIX.match(ln)):
+                run.error_host = h[1]
+        if run.test is None and "_perf" in ln and (m := _TEST.search(ln)):
+            run.test = m[1]
+        run.last = i + 1
+    for r in runs:
+        ranks = [d.rank for d in r.devices]
+        if len(set(ranks)) < len(ranks) and len({d.host for d in r.devices}) > 1:
+            r.errors.append("several processes report the same rank (nccl-tests built without "
+                            "MPI support but launched by mpirun?)")
+    found = [r for r in runs if r.anything]
+    if not any(r.has_output for r in found):
+        # the file was cut before the first result: nothing to judge
         raise parse_error(TOOL, source_name, last + 1,
                           "no result rows and no error message (truncated before the first "
-                          "result?)" if devices or avg is not None else
+                          "result?)" if found else
                           "no nccl-tests header, result rows or NCCL error found")
+    return [_result(r, node, source_name) for r in found if r.has_output or len(found) == 1]
+
+
+def _result(run: _Run, node: str | None, source_name: str) -> NcclResult:
+    devices = run.devices
     hosts = list(dict.fromkeys(d.host for d in devices))
-    found = error_host if errors and error_host else (hosts[0] if hosts else None)
-    return NcclResult(resolve_node(TOOL, source_name, found, node), test, tuple(devices),
-                      tuple(rows), avg, oob, tuple(errors), version)
+    found = run.error_host if run.errors and run.error_host else (hosts[0] if hosts else None)
+    return NcclResult(resolve_node(TOOL, source_name, found, node), run.test, tuple(devices),
+                      tuple(run.rows), run.avg, run.oob, tuple(run.errors), run.version,
+                      tuple(run.skipped), run.first, run.last)
+
+
+def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -> NcclResult:
+    """The first run in ``text`` (see :func:`parse_runs` for logs of several runs)."""
+    return parse_runs(text, node=node, source_name=source_name)[0]
 
 
 def measurements(result: NcclResult, check: str | None = None) -> list[Measurement]:
@@ -196,9 +317,11 @@ def measurements(result: NcclResult, check: str | None = None) -> list[Measureme
     peer = fold_hosts(others) if others else None
     name = result.test or "nccl-tests"
     out: list[Measurement] = []
+    # a failure is the run's, not a link's: no peer (the hosts are named in the detail)
+    with_hosts = f" (with {peer})" if peer else ""
     if result.errors:
-        out.append(record(result.node, "tool_ran_ok", 0, check=check, min=1.0, peer=peer,
-                          detail=f"{name}: {result.errors[0]}"[:300]))
+        out.append(record(result.node, "tool_ran_ok", 0, check=check, min=1.0,
+                          detail=f"{name}{with_hosts}: {result.errors[0]}"[:300]))
     big = result.largest
     if big is not None:
         where = f"{name} {big.size} B, {len(result.devices) or '?'} ranks"
@@ -213,14 +336,24 @@ def measurements(result: NcclResult, check: str | None = None) -> list[Measureme
                           peer=peer, detail=name))
     wrong = result.wrong_total
     if wrong is not None:
-        out.append(record(result.node, "nccl_wrong", wrong, check=check, max=0.0, peer=peer,
-                          detail=f"{name}: sum of #wrong over {len(result.rows)} sizes"))
+        out.append(record(result.node, "nccl_wrong", wrong, check=check, max=0.0,
+                          detail=f"{name}{with_hosts}: sum of #wrong over "
+                                 f"{len(result.rows)} sizes"))
     if result.out_of_bounds is not None:
         out.append(record(result.node, "nccl_out_of_bounds", result.out_of_bounds, check=check,
-                          max=0.0, peer=peer, detail=name))
+                          max=0.0, detail=f"{name}{with_hosts}"))
+    # the bulk of a log: one record per size and placement, the shared fields looked up once
+    unit = _BY_SIZE_UNIT
+    node = result.node
+    add = out.append
     for r in result.rows:
-        for place, bw in (("out-of-place", r.oop_busbw), ("in-place", r.ip_busbw)):
-            if bw is not None:
-                out.append(record(result.node, "nccl_busbw_by_size", bw, check=check, peer=peer,
-                                  detail=f"{name} {r.size} B {place}"))
+        if r.oop_busbw is not None:
+            add(Measurement(node, "nccl_busbw_by_size", r.oop_busbw, unit=unit, peer=peer,
+                            check=check, detail=f"{name} {r.size} B out-of-place"))
+        if r.ip_busbw is not None:
+            add(Measurement(node, "nccl_busbw_by_size", r.ip_busbw, unit=unit, peer=peer,
+                            check=check, detail=f"{name} {r.size} B in-place"))
     return out
+
+
+_BY_SIZE_UNIT = record("-", "nccl_busbw_by_size", 0).unit

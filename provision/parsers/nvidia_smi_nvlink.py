@@ -42,6 +42,8 @@ class NvlinkGpu:
     uuid: str | None
     links: tuple[NvLink, ...]
     note: str | None = None  # "Device does not have or support Nvlink", MIG refusal
+    #: the block was cut by an elision ('......'): its link count is not the GPU's
+    partial: bool = False
 
     @property
     def links_up(self) -> int:
@@ -56,6 +58,10 @@ class NvlinkResult:
 
     def gpu(self, index: int) -> NvlinkGpu | None:
         return next((g for g in self.gpus if g.index == index), None)
+
+
+#: where a paste was cut short: '...', '....', '[...]', '......'
+_ELIDED = re.compile(r"^\[?\.{3,}\]?$")
 
 
 def detect(text: str) -> bool:
@@ -76,16 +82,21 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
     if any("NvLink Link Status" in ln for ln in lines):
         return _parse_dcgmi(lines, node, source_name)
     gpus: list[dict] = []
-    for i, raw in enumerate(lines, 1):
+    for raw in lines:
         ln = raw.strip()
-        if not ln or ln in ("[...]", "..."):
+        if not ln:
+            continue
+        if _ELIDED.match(ln):
+            if gpus:
+                gpus[-1]["partial"] = True
             continue
         if m := _GPU.match(ln):
-            gpus.append({"index": int(m[1]), "model": m[2], "uuid": m[3], "links": {},
-                         "note": None})
+            uuid = m[3] if m[3] and m[3].startswith(("GPU-", "MIG-")) else None  # not '...'
+            gpus.append({"index": int(m[1]), "model": m[2], "uuid": uuid, "links": {},
+                         "note": None, "partial": False})
             continue
         if not gpus:
-            raise parse_error(TOOL, source_name, i, f"expected 'GPU N: ...', got {ln[:60]!r}")
+            continue  # before the first GPU: a prompt, a note, a fragment's cut head
         g = gpus[-1]
         if m := _LINK.match(ln):
             num, rest = int(m[1]), m[2].strip()
@@ -101,14 +112,13 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
                 entry["up"], entry["speed"], entry["state"] = _link_state(rest)
         elif re.search(r"nvlink", ln, re.I):
             g["note"] = ln
-        else:
-            raise parse_error(TOOL, source_name, i, f"unexpected line {ln[:60]!r}")
+        # else: a line of something else pasted in; the links read so far stand
     if not gpus:
         raise parse_error(TOOL, source_name, 1, "no 'GPU N: ...' line found")
     result = tuple(
         NvlinkGpu(g["index"], g["model"], g["uuid"], tuple(
             NvLink(n, e["up"], e["speed"], e["state"], tuple(e["counters"]))
-            for n, e in sorted(g["links"].items())), g["note"])
+            for n, e in sorted(g["links"].items())), g["note"], g["partial"])
         for g in gpus)
     return NvlinkResult(resolve_node(TOOL, source_name, None, node), result, "nvidia-smi")
 
@@ -149,10 +159,13 @@ def measurements(result: NvlinkResult, check: str | None = None) -> list[Measure
             else:  # the query was refused (MIG): nothing is known about the links
                 out.append(record(result.node, "tool_ran_ok", 0, min=1.0, detail=g.note, **kw))
             continue
-        if status_known:
+        if status_known and not g.partial:
             out.append(record(result.node, "nvlink_links_up", g.links_up,
                               detail=f"{g.links_up}/{len(g.links)} links up", **kw))
+        if status_known:
             down = [lk.link for lk in g.links if lk.state == "down"]
+            if g.links_up:  # some links work: the inactive ones are down, not absent
+                down += [lk.link for lk in g.links if lk.state == "inactive"]
             if result.source_tool == "dcgmi" or down:
                 out.append(record(result.node, "nvlink_links_down", len(down), max=0.0,
                                   detail="links down: " + ",".join(map(str, down)), **kw))

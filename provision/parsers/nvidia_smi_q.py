@@ -21,7 +21,11 @@ TOOL = "nvidia-smi-q"
 _KV = re.compile(r"^(\S.*?)\s+:(?:\s(.*))?$")
 _KNOWN = re.compile(r"^(Product Name|Driver Version|Clocks (?:Event|Throttle) Reasons|ECC Errors|"
                     r"FB Memory Usage|Link Width|PCIe Generation|Remapped Rows|Retired Pages|"
-                    r"Temperature|Persistence Mode|Attached GPUs)\b")
+                    r"Temperature|Persistence Mode|Attached GPUs|Max Clocks|Clocks$|ECC Mode|"
+                    r"Applications Clocks|Power Readings|GPU Power Readings)\b")
+#: what nvidia-smi prints in place of a value it could not read: the tool's own words
+_UNREADABLE = re.compile(r":\s*(GPU access blocked by the operating system|Unknown Error|ERR!|"
+                         r"GPU requires reset|Unable to determine the device handle[^\n]*)\s*$")
 
 
 @dataclass
@@ -61,6 +65,8 @@ class NvidiaSmiQResult:
     cuda_version: str | None
     attached_gpus: int | None
     gpus: tuple[GpuInfo, ...]
+    #: fields nvidia-smi could not read, in its words ('ECC Mode: GPU access blocked ...')
+    unreadable: tuple[str, ...] = ()
 
 
 def detect(text: str) -> bool:
@@ -193,8 +199,11 @@ def parse(text: str, *, node: str | None = None,
     gpus = tuple(_gpu(i, s, driver) for i, s in enumerate(sections)) if sections else (
         _gpu(None, root, driver),)
     attached = leading_float(root.get("Attached GPUs") or "")
+    unreadable = tuple(dict.fromkeys(" ".join(ln.split()) for ln in lines
+                                     if _UNREADABLE.search(ln)))
     return NvidiaSmiQResult(resolve_node(TOOL, source_name, None, node), driver,
-                            root.get("CUDA Version"), int(attached) if attached else None, gpus)
+                            root.get("CUDA Version"), int(attached) if attached else None, gpus,
+                            unreadable)
 
 
 def measurements(result: NvidiaSmiQResult, check: str | None = None) -> list[Measurement]:
@@ -205,4 +214,7 @@ def measurements(result: NvidiaSmiQResult, check: str | None = None) -> list[Mea
                           detail=f"driver {result.driver_version}"))
     for g in result.gpus:
         out.extend(gpu_records(result.node, g, check))
+    if result.unreadable:  # the tool said it could not read the GPU: a failure in its words
+        out.append(record(result.node, "tool_ran_ok", 0, check=check, min=1.0,
+                          detail=f"nvidia-smi -q: {'; '.join(result.unreadable)}"[:300]))
     return out

@@ -66,7 +66,12 @@ def parse(text: str, *, node: str | None = None,
     body = [(i, ln) for i, ln in enumerate(lines, 1) if ln.strip() and ln.strip() != "[...]"]
     if not body:
         raise parse_error(TOOL, source_name, 1, "no CSV rows")
-    table = list(csv.reader(io.StringIO("\n".join(ln for _, ln in body)), skipinitialspace=True))
+    try:
+        table = list(csv.reader(io.StringIO("\n".join(ln for _, ln in body)),
+                                skipinitialspace=True))
+    except csv.Error as exc:  # a 128 KiB cell: not nvidia-smi's
+        raise parse_error(TOOL, source_name, body[0][0] if body else 1,
+                          f"not CSV output of nvidia-smi ({exc})") from None
     if _is_header([c.strip() for c in table[0]]):
         columns = [_name(c) for c in table[0]]
         data = list(zip(body[1:], table[1:], strict=True))
@@ -149,8 +154,13 @@ def measurements(result: QueryGpuResult, check: str | None = None) -> list[Measu
             out.append(record(result.node, "retired_pages", n, check=check, detail=cause))
         return out
     if not result.elided:
-        out.append(record(result.node, "gpu_count", len(result.gpus), check=check,
-                          detail=", ".join(sorted({g.name or "?" for g in result.gpus}))))
+        # a looped query (-l / -lms) prints the same GPUs again and again: count GPUs, not rows
+        ids = {g.uuid or g.bus_id or (g.index if g.index is not None else k)
+               for k, g in enumerate(result.gpus)}
+        samples = f", {len(result.gpus)} rows" if len(ids) < len(result.gpus) else ""
+        out.append(record(result.node, "gpu_count", len(ids), check=check,
+                          detail=", ".join(sorted({g.name or "?" for g in result.gpus}))
+                          + samples))
     for g in result.gpus:
         out.extend(gpu_records(result.node, g, check))
     return out

@@ -78,6 +78,10 @@ def detect(text: str) -> bool:
                           re.M)) or "GNS  = GPU not supported" in text
 
 
+#: the words topo -m / -p2p print in a cell (X for self, NV# for bonded NVLinks)
+_KIND = re.compile(r"^(?:X|SYS|NODE|PHB|PXB|PIX|NV\d+|OK|CNS|GNS|TNS|NS|DR|U)$")
+
+
 def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -> TopoMatrix:
     lines = require_text(TOOL, text, source_name)
     head_at = next((i for i, ln in enumerate(lines) if re.match(r"\s*GPU0\b", ln)
@@ -100,13 +104,12 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
             break
         toks = ln.split()
         if toks[0] not in devices:
-            raise parse_error(TOOL, source_name, i + 1, f"row {toks[0]!r} is not in the header")
+            continue  # a cut row ('NIC'), a prompt, another tool's line
         cells = toks[1:1 + len(devices)]
-        if len(cells) < len(devices):
-            raise parse_error(TOOL, source_name, i + 1,
-                              f"{len(cells)} cells for {len(devices)} devices")
-        for col, kind in zip(devices, cells, strict=True):
-            if col != toks[0]:
+        # a row cut by the paste has fewer cells, its last one perhaps cut too ('SY'): only
+        # cells that are link kinds are read
+        for col, kind in zip(devices, cells, strict=False):
+            if col != toks[0] and _KIND.match(kind):
                 links.append(TopoLink(toks[0], col, kind))
                 p2p = p2p or kind in _P2P
         if toks[0].startswith("GPU"):

@@ -20,8 +20,9 @@ from provision.measurement import Measurement
 from provision.parsers.base import parse_error, record, require_text, resolve_node, to_float
 
 TOOL = "perftest"
-_BANNER = re.compile(r"^\s*(RDMA_Write|RDMA_Read|Send|Atomic(?: \w+)?|RDMA_Write_imm)\s+"
-                     r"(BW|Latency) Test\s*$")
+# 'RDMA_Write Post List BW Test' (--post_list), 'Send BW Test' ...: words between op and kind
+_BANNER = re.compile(r"^\s*(RDMA_Write_imm|RDMA_Write|RDMA_Read|Send|Atomic(?: \w+)?)\s+"
+                     r"(?:[A-Z][\w ]*?\s+)?(BW|Latency) Test\s*$")
 _COLUMNS = re.compile(r"#bytes|#iterations|BW peak|BW average|MsgRate|t_min|t_max|t_typical|"
                       r"t_avg|t_stdev|99% percentile|99\.9% percentile")
 _ERROR = re.compile(r"Couldn't|Unable to|Failed to|failed to|\bERROR\b|Error:|Conflicting "

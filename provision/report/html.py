@@ -7,6 +7,7 @@ file can be mailed, archived with a run, or opened on an air-gapped site.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from provision import __version__
 from provision.analyze.findings import Analysis, Finding
 from provision.analyze.pairs import attribute
-from provision.analyze.text import qty
+from provision.analyze.text import qty, whole_limit
 from provision.report import svg
 from provision.report.table import expected_text, grouped_rows, node_lines, verdict_line, where
 
@@ -27,6 +28,11 @@ MAX_FLAGGED_POINTS = 300
 MAX_HEAT = 64
 MAX_TOPO = 48
 MAX_ROWS = 500
+#: up to this many nodes the fleet squares carry their names (readable in print)
+MAX_LABELLED = 256
+#: how the report names each identity field
+IDENTITY_LABEL = {"serial": "serial", "uuid": "UUID", "bus_id": "PCI", "vbios": "VBIOS",
+                  "node_serial": "node serial"}
 _SEV = {"fail": 2, "warn": 1}
 
 
@@ -58,6 +64,8 @@ def _strips(a: Analysis) -> list[dict[str, Any]]:
         flag_at = None
         if math.isfinite(st.scale[c]) and coh.direction:
             flag_at = float(st.median[c] - coh.direction * a.policy.outlier_z * st.scale[c])
+            if np.all(np.mod(cols.value[idx], 1.0) == 0):  # lanes, counts: whole values only
+                flag_at = whole_limit(flag_at, float(st.median[c]), coh.direction > 0)
         plot = svg.strip_plot(cols.value[pick], jd.severity[pick], labels,
                               median=float(st.median[c]), flag_at=flag_at, unit=coh.unit, seed=c)
         out.append({"label": coh.label, "svg": plot, "n": int(st.n[c]),
@@ -121,6 +129,29 @@ def _heat_maps(a: Analysis) -> list[dict[str, Any]]:
     return out
 
 
+#: a NIC named in a record's detail (``mlx5_3 port 1 Down/Polling``, ``ibp12s0``)
+_NIC = re.compile(r"\b(?:mlx5_\d+|mlx4_\d+|ibp\w+|bnxt_re\d+|irdma\d+|rdmaP\w+)\b")
+
+
+def _nic_order(name: str) -> tuple[str, int]:
+    m = re.match(r"(\D*)(\d+)$", name)
+    return (m[1], int(m[2])) if m else (name, -1)
+
+
+def _nics(a: Analysis) -> dict[str, set[str]]:
+    """The NICs each node's records name (ibstat, ibv_devinfo, perftest), for its card."""
+    cols = a.columns
+    out: dict[str, set[str]] = defaultdict(set)
+    if not cols.records:
+        return out
+    for i in np.nonzero(cols.gpu < 0)[0].tolist():
+        if not cols.cohorts[cols.cohort[i]].metric.startswith(("nic_", "ib_", "rdma_")):
+            continue
+        for m in _NIC.findall(cols.field(i, "detail") or ""):
+            out[cols.nodes[cols.node[i]]].add(m)
+    return out
+
+
 def _topologies(a: Analysis) -> tuple[list[dict[str, Any]], int]:
     cols = a.columns
     per_node: dict[str, list[Finding]] = defaultdict(list)
@@ -145,12 +176,15 @@ def _topologies(a: Analysis) -> tuple[list[dict[str, Any]], int]:
         if coh.pair == "gpu" and pn == node and pg.isdigit() and cols.gpu[i] >= 0:
             x, y = int(cols.gpu[i]), int(pg)
             gpu_pairs_of[node].add((min(x, y), max(x, y)))
+    nics_of = _nics(a)
     out = []
     for node in ranked[:MAX_TOPO]:
-        k = node_ix[node]
-        gpus = sorted(set(np.unique(cols.gpu[cols.node == k]).tolist()) - {-1})
+        k = node_ix.get(node)  # a pair's far end may have no readings of its own
+        gpus = ([] if k is None else
+                sorted(set(np.unique(cols.gpu[cols.node == k]).tolist()) - {-1}))
         gpu_state: dict[int, tuple[int, str]] = {}
         node_sev, node_text = 0, []
+        nic_state: dict[str, tuple[int, str]] = {n: (0, "") for n in nics_of.get(node, ())}
         for f in per_node[node]:
             s = _SEV[f.severity]
             # a link finding colours the link, not the GPUs at its ends
@@ -159,9 +193,14 @@ def _topologies(a: Analysis) -> tuple[list[dict[str, Any]], int]:
             text = f"{f.metric}: {f.reason}"
             if f.kind == "pair-link" and f.peer and ":" in f.peer:
                 continue
+            nic = _NIC.search(f.detail or "") if f.gpu is None else None
+            if nic and not targets:
+                prev = nic_state.get(nic[0], (0, ""))
+                nic_state[nic[0]] = (max(prev[0], s), (prev[1] + "; " if prev[1] else "") + text)
             if not targets:
-                node_sev = max(node_sev, s)
                 node_text.append(text)
+            # the card is as red as the worst thing on the node, GPU findings included
+            node_sev = max(node_sev, s)
             for g in targets:
                 prev = gpu_state.get(g, (0, ""))
                 gpu_state[g] = (max(prev[0], s), (prev[1] + "; " if prev[1] else "") + text)
@@ -170,24 +209,31 @@ def _topologies(a: Analysis) -> tuple[list[dict[str, Any]], int]:
             ea, eb = sorted((f"{node}:{x}", f"{node}:{y}"))
             ls = slow_links.get((ea, eb), 0)
             links.append((x, y, ls, "slow" if ls else "ok"))
-        plot = svg.topology(node, gpus, gpu_state, links, (node_sev, "; ".join(node_text)))
+        plot = svg.topology(node, gpus, gpu_state, links, (node_sev, "; ".join(node_text)),
+                            nics=sorted(nic_state.items(), key=lambda kv: _nic_order(kv[0])))
         out.append({"node": node, "svg": plot})
     return out, max(0, len(ranked) - MAX_TOPO)
 
 
 def html_report(a: Analysis, *, generated_at: datetime | None = None,
-                title: str = "forge acceptance report") -> str:
+                title: str = "forge acceptance report", cluster: str | None = None,
+                run: str | None = None, identity: dict[str, Any] | None = None) -> str:
     when = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC")
     rows = [{"sev": f.severity, "where": nodes + where(f), "metric": f.metric,
              "measured": qty(f.value, f.unit), "expected": expected_text(f), "kind": f.kind,
-             "reason": f.reason, "source": f.source or ""}
+             "reason": f.reason, "source": f.source or "", "detail": f.detail or "",
+             "identity": ", ".join(f"{IDENTITY_LABEL[k]} {v}"
+                                   for k, v in f.identity().items())}
             for f, nodes, _ in grouped_rows(a.findings)]
     topos, more_topos = _topologies(a)
     counts = a.counts()
     return _env().get_template("report.html.j2").render(
-        title=title, when=when, version=__version__, verdict=a.verdict,
+        title=title, when=when, version=__version__, verdict=a.verdict, cluster=cluster,
+        identity={k: v for k, v in (identity or {}).items() if v is not None},
+        run=run or ", ".join(a.inputs),
         verdict_line=verdict_line(a), counts=counts, rows=rows[:MAX_ROWS],
         more_rows=max(0, len(rows) - MAX_ROWS), node_lines=node_lines(a),
-        grid=svg.fleet_grid(a.node_status()), strips=_strips(a), heats=_heat_maps(a),
+        grid=svg.fleet_grid(a.node_status(), labelled=len(a.node_status()) <= MAX_LABELLED),
+        strips=_strips(a), heats=_heat_maps(a),
         topos=topos, more_topos=more_topos, inputs=list(a.inputs),
         bad_lines=[str(b) for b in a.bad_lines[:200]], n_bad=len(a.bad_lines), policy=a.policy)

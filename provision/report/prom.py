@@ -7,6 +7,7 @@ file is written atomically (the collector may read it at any moment).
 
 from __future__ import annotations
 
+import re
 import time
 
 from provision.analyze.findings import Analysis
@@ -16,6 +17,9 @@ _PREFIX = "forge_acceptance"
 
 def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+_XID = re.compile(r"\bS?Xid (\d+)")
 
 
 def _labels(**kw: object) -> str:
@@ -50,8 +54,10 @@ def prom_text(a: Analysis, *, timestamp: float | None = None) -> str:
             f"# TYPE {_PREFIX}_finding_value gauge"]
     seen = set()
     for f in a.findings:
+        xid = _XID.search(f.detail or "") if f.metric in ("xid_events", "sxid_events") else None
         labels = _labels(node=f.node, gpu="" if f.gpu is None else f.gpu, metric=f.metric,
-                         kind=f.kind, severity=f.severity, peer=f.peer or "")
+                         kind=f.kind, severity=f.severity, peer=f.peer or "",
+                         xid=xid[1] if xid else None, **f.identity())
         if labels in seen:  # one sample per label set, as the format requires
             continue
         seen.add(labels)

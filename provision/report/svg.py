@@ -135,16 +135,19 @@ def _diverging(dev: float) -> str:
 
 def topology(node: str, gpus: Sequence[int], gpu_state: Mapping[int, tuple[int, str]],
              links: Sequence[tuple[int, int, int, str]], node_state: tuple[int, str],
-             width: int = 360) -> str:
-    """One node: its GPUs in slot order, NVLink bridges between pairs, coloured by severity.
+             width: int = 360, nics: Sequence[tuple[str, tuple[int, str]]] = ()) -> str:
+    """One node: its GPUs in slot order, NVLink bridges between pairs, its NICs (one rail
+    each, in name order) below, coloured by severity.
 
-    ``gpu_state[g] = (severity, text)``; ``links = [(a, b, severity, text)]``.
+    ``gpu_state[g] = (severity, text)``; ``links = [(a, b, severity, text)]``;
+    ``nics = [(name, (severity, text))]``.
     """
-    ncols = max(4, math.ceil(len(gpus) / 2))
+    ncols = max(4, math.ceil(len(gpus) / 2), len(nics))
     box_w, box_h, gap = 62, 40, 18
     inner_w = ncols * box_w + (ncols - 1) * gap
     width = max(width, inner_w + 24)
-    height = 2 * box_h + 3 * gap + 26
+    nic_h = 30
+    height = 2 * box_h + 3 * gap + 26 + (nic_h + gap if nics else 0)
     sev, text = node_state
     border = SEV_COLOUR[sev] if sev else PASS_COLOUR
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -164,6 +167,17 @@ def topology(node: str, gpus: Sequence[int], gpu_state: Mapping[int, tuple[int, 
                      f'fill="{fill}" stroke="#444">{_t(f"GPU {g}: {gt}")}</rect>'
                      f'<text x="{x + box_w / 2}" y="{y + box_h / 2 + 4:.1f}" font-size="11" '
                      f'text-anchor="middle">GPU {g}</text>')
+    ny = 26 + gap / 2 + 2 * (box_h + gap)
+    for k, (name, (ns, nt)) in enumerate(nics):
+        x = 12 + k * (box_w + gap)
+        fill = SEV_COLOUR[ns] if ns else "#e3ecf7"
+        tip = f"{name} (rail {k}): {nt or 'pass'}"
+        parts.append(f'<rect x="{x}" y="{ny:.1f}" width="{box_w}" height="{nic_h}" rx="3" '
+                     f'fill="{fill}" stroke="#2a6db0">{_t(tip)}'
+                     f'</rect><text x="{x + box_w / 2}" y="{ny + 13:.1f}" font-size="10" '
+                     f'text-anchor="middle">{escape(name)}</text><text x="{x + box_w / 2}" '
+                     f'y="{ny + 25:.1f}" font-size="9" text-anchor="middle" fill="#555">'
+                     f'rail {k}</text>')
     for a, b, ls, lt in links:
         if a not in centre or b not in centre:
             continue
@@ -180,19 +194,26 @@ def topology(node: str, gpus: Sequence[int], gpu_state: Mapping[int, tuple[int, 
     return "".join(parts)
 
 
-def fleet_grid(status: Mapping[str, str], cell: int = 12, per_row: int = 64) -> str:
-    """Every node as one square in its verdict colour (hover for the name)."""
+def fleet_grid(status: Mapping[str, str], cell: int = 12, per_row: int = 64,
+               labelled: bool = False) -> str:
+    """Every node as one square in its verdict colour; ``labelled`` writes each name in
+    its square, so the names survive printing (else hover for them)."""
     nodes = list(status)
+    cw = ch = cell
+    if labelled and nodes:
+        cw, ch = max(40, 7 * min(max(len(n) for n in nodes), 24) + 10), 18
+        per_row = max(1, 1200 // cw)
     rows = max(1, math.ceil(len(nodes) / per_row))
-    width = min(len(nodes), per_row) * cell + 2
-    height = rows * cell + 2
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'class="grid">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{min(len(nodes), per_row) * cw + 2}"'
+             f' height="{rows * ch + 2}" class="grid">']
     for k, n in enumerate(nodes):
         r, c = divmod(k, per_row)
-        parts.append(f'<rect x="{1 + c * cell}" y="{1 + r * cell}" width="{cell - 2}" '
-                     f'height="{cell - 2}" fill="{STATUS_COLOUR[status[n]]}">'
-                     f'{_t(f"{n}: {status[n]}")}</rect>')
+        x, y = 1 + c * cw, 1 + r * ch
+        parts.append(f'<rect x="{x}" y="{y}" width="{cw - 2}" height="{ch - 2}" '
+                     f'fill="{STATUS_COLOUR[status[n]]}">{_t(f"{n}: {status[n]}")}</rect>')
+        if labelled:
+            parts.append(f'<text x="{x + 4}" y="{y + 12}" font-size="10" fill="#fff" '
+                         f'font-family="monospace">{escape(n[:24])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

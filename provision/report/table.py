@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from provision.analyze.findings import SEVERITY_RANK, Analysis, Finding
-from provision.analyze.text import num, qty
+from provision.analyze.text import num, qty, whole_limit
 from provision.nodes import fold, group_by_text
 
 #: more rows than this go to --json / --html
@@ -50,8 +50,10 @@ def expected_text(f: Finding) -> str:
             text += f" of {qty(f.expected, u)}"
         return text
     if f.limit is not None and f.expected is not None:
-        op = ">=" if f.limit <= f.expected else "<="
-        return f"{op} {qty(f.limit, u)} (median {qty(f.expected, u)})"
+        below = f.limit <= f.expected
+        op = ">=" if below else "<="
+        limit = whole_limit(f.limit, f.expected, below)
+        return f"{op} {qty(limit, u)} (median {qty(f.expected, u)})"
     return f"~ {qty(f.expected, u)}" if f.expected is not None else "-"
 
 
@@ -60,11 +62,21 @@ def grouped_rows(findings: tuple[Finding, ...]) -> list[tuple[Finding, str, int]
     buckets: dict[tuple[str, ...], list[Finding]] = {}
     for f in findings:
         key = (f.severity, f.kind, where(f), f.metric, qty(f.value, f.unit), expected_text(f),
-               f.reason)
+               f.reason, f.detail or "")
         buckets.setdefault(key, []).append(f)
     rows = [(fs[0], fold([f.node for f in fs]), len(fs)) for fs in buckets.values()]
     # buckets keep the worst-first order of their first member
     return rows
+
+
+def why_text(f: Finding) -> str:
+    """The reason, then the tool's own words and the part's identity where the reading had them."""
+    text = f"{f.kind}: {f.reason}"
+    if f.detail:
+        text += f" | tool: {f.detail}"
+    if ident := f.identity():
+        text += " | " + ", ".join(f"{k} {v}" for k, v in ident.items())
+    return text
 
 
 def render(a: Analysis, con: Console) -> None:
@@ -77,7 +89,7 @@ def render(a: Analysis, con: Console) -> None:
         for f, nodes, _ in rows[:MAX_ROWS]:
             style = "bold red" if f.severity == "fail" else "yellow"
             t.add_row(f"[{style}]{f.severity.upper()}[/]", nodes + where(f), f.metric,
-                      qty(f.value, f.unit), expected_text(f), f"{f.kind}: {f.reason}")
+                      qty(f.value, f.unit), expected_text(f), why_text(f))
         con.print(t)
         if len(rows) > MAX_ROWS:
             con.print(f"... and {len(rows) - MAX_ROWS} more lines (use --json or --html for all)")

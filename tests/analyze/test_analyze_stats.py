@@ -125,3 +125,27 @@ def test_measurement_objects_are_accepted_too() -> None:
                           value=2900.0, model=H100, source="bench")
     [f] = analyze(recs).findings
     assert (f.node, f.gpu, f.value, f.model) == ("gpu001", 1, 2900.0, H100)
+
+
+def _cohort(noise: str, seed: int = 3, n: int = 2000) -> list[dict]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    z = rng.standard_t(5, n) / np.sqrt(5 / 3) if noise == "t5" else rng.normal(0, 1, n)
+    return [{"node": f"n{i // 8:04d}", "gpu": i % 8, "metric": "hbm_bandwidth", "unit": "GB/s",
+             "model": "H100", "value": float(3300 + 30 * x)} for i, x in enumerate(z)]
+
+
+def test_heavy_tailed_cohort_raises_its_fail_threshold_but_still_flags() -> None:
+    from provision.analyze import analyze
+
+    heavy = _cohort("t5")
+    heavy[5] = {**heavy[5], "value": 3300 - 30 * 15}       # 15 spreads low
+    result = analyze(heavy)
+    mine = [f for f in result.findings if f.node == "n0000" and f.gpu == 5]
+    assert mine and mine[0].severity == "warn" and "heavy-tailed" in mine[0].reason
+    assert not result.failing
+    gauss = _cohort("gauss")
+    gauss[5] = {**gauss[5], "value": 3300 - 30 * 15}
+    result = analyze(gauss)
+    assert [(f.node, f.gpu, f.severity) for f in result.failing] == [("n0000", 5, "fail")]

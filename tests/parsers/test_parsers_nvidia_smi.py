@@ -264,10 +264,12 @@ def test_topo_a10_nic_legend() -> None:
     assert one(m, "gpu_nic_distance", gpu=0, peer="n1:mlx5_1").value == 6
 
 
-def test_topo_row_short_of_cells() -> None:
-    with pytest.raises(InputError, match=r"x:3: .*1 cells for 2 devices"):
-        nvidia_smi_topo.parse("\tGPU0\tGPU1\tCPU Affinity\nGPU0\t X \tPHB\t0-3\nGPU1\tPHB\n",
-                              node="n", source_name="x")
+def test_topo_row_cut_short_keeps_what_is_whole() -> None:
+    t = nvidia_smi_topo.parse("\tGPU0\tGPU1\tNIC0\tCPU Affinity\nGPU0\t X \tPHB\tPIX\t0-3\n"
+                              "GPU1\tPHB\t X\tSY\n", node="n", source_name="x")
+    # the cut row's last cell ('SY', cut from SYS) is not read; the cells before it are
+    assert t.link("GPU0", "NIC0") == "PIX" and t.link("GPU1", "GPU0") == "PHB"
+    assert t.link("GPU1", "NIC0") is None and len(t.gpus) == 2
 
 
 # ---- nvlink

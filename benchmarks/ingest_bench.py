@@ -1,0 +1,117 @@
+"""Benchmark of ``forge ingest auto`` on a 50 MB nccl-tests log, beside a naive regex reader.
+
+    .venv/bin/python benchmarks/ingest_bench.py              # 50 MB, 3 alternating pairs
+    .venv/bin/python benchmarks/ingest_bench.py --mb 10 --pairs 5
+
+The log is the six real table-bearing nccl-tests outputs of the shared fixtures
+(CSCS GH200 2-node, GCM A100 1- and 2-node, three OCI BM.GPU4.8) concatenated
+until it reaches the size: thousands of runs, as a job that runs ``*_perf``
+binaries one after another writes them. Both sides run as fresh processes,
+A then B then A ..., and the medians are printed with their ratio:
+
+- A: ``forge ingest auto LOG -o OUT`` (every run found, every record written);
+- B: a naive reader: one regex per line for the result rows and one JSON line per
+  out-of-place/in-place bus bandwidth (a floor: no headers, no ranks, no runs,
+  no failures).
+
+Prints, never asserts: figures depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = Path(os.environ.get("FORGE_REAL_FIXTURES", ROOT.parent / "shared" / "fixtures" / "real"))
+SAMPLES = ("cscs-gh200-2node-8gpu-v2.17.1-no-ofi-plugin-slow.txt",
+           "gcm-a100-sxm4-80gb-1node-8gpu-nccl2.16.2-hostname-placeholder.txt",
+           "gcm-a100-sxm4-80gb-2node-16gpu-nccl2.12.12-hostname-placeholder.txt",
+           "oci-bm-gpu4.8-a100-1node-8gpu-10G.txt",
+           "oci-bm-gpu4.8-a100-2node-16gpu-10G-docker-older.txt",
+           "oci-bm-gpu4.8-a100-2node-16gpu-10G-ubuntu.txt")
+
+NAIVE = r'''
+import json, re, sys
+ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+(?:-?\d+\s+)?([\d.]+)\s+([\d.]+)\s+"
+                 r"([\d.]+)\s+\S+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
+with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
+    for line in f:
+        m = ROW.match(line)
+        if m:
+            size = int(m[1])
+            out.write(json.dumps({"metric": "nccl_busbw", "size": size, "value": float(m[7])}))
+            out.write("\n")
+            out.write(json.dumps({"metric": "nccl_busbw", "size": size, "value": float(m[10]),
+                                  "place": "in"}))
+            out.write("\n")
+'''
+
+
+def build_log(path: Path, megabytes: float) -> int:
+    one = "".join((REAL / "nccl-tests" / s).read_text(encoding="utf-8").rstrip("\n") + "\n"
+                  for s in SAMPLES)
+    target = int(megabytes * 1_000_000)
+    path.write_text(one * (target // len(one) + 1), encoding="utf-8")
+    return path.stat().st_size
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run: CPU time is what a loaded machine does not
+    inflate."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=float, default=50.0, help="log size in MB (default 50)")
+    ap.add_argument("--pairs", type=int, default=3, help="A/B pairs (default 3)")
+    args = ap.parse_args()
+    if not (REAL / "nccl-tests").is_dir():
+        sys.exit(f"no real fixtures at {REAL} (set FORGE_REAL_FIXTURES)")
+    forge = str(Path(sys.executable).with_name("forge"))
+    with tempfile.TemporaryDirectory() as tmp:
+        log, out_a, out_b = Path(tmp, "nccl.log"), Path(tmp, "a.jsonl"), Path(tmp, "b.jsonl")
+        naive = Path(tmp, "naive.py")
+        naive.write_text(NAIVE, encoding="utf-8")
+        size = build_log(log, args.mb)
+        a_argv = [forge, "ingest", "auto", str(log), "-o", str(out_a), "--force"]
+        b_argv = [sys.executable, str(naive), str(log), str(out_b)]
+        a_times, b_times = [], []
+        for _ in range(args.pairs):
+            a_times.append(timed(a_argv))
+            b_times.append(timed(b_argv))
+        a, b = statistics.median(w for w, _ in a_times), statistics.median(w for w, _ in b_times)
+        a_cpu = statistics.median(c for _, c in a_times)
+        b_cpu = statistics.median(c for _, c in b_times)
+        n_a = sum(1 for _ in out_a.open(encoding="utf-8"))
+        n_b = sum(1 for _ in out_b.open(encoding="utf-8"))
+        runs = log.read_text(encoding="utf-8").count("# nThread")
+    mb = size / 1e6
+    print(f"input: {mb:.1f} MB nccl-tests log, {runs} runs; {args.pairs} alternating pairs,"
+          " medians")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'side':36s} {'wall s':>7s} {'MB/s':>6s} {'CPU s':>7s} {'MB/CPU s':>9s}"
+          f" {'records':>9s}")
+    print(f"{'A forge ingest auto':36s} {a:7.2f} {mb / a:6.1f} {a_cpu:7.2f} {mb / a_cpu:9.1f}"
+          f" {n_a:9d}")
+    print(f"{'B naive regex reader (rows only)':36s} {b:7.2f} {mb / b:6.1f} {b_cpu:7.2f}"
+          f" {mb / b_cpu:9.1f} {n_b:9d}")
+    print(f"forge / naive: wall {a / b:.2f}, CPU {a_cpu / b_cpu:.2f}"
+          "   bar: >= 50 MB/s: " + ("MET" if mb / a >= 50 else "MISSED"))
+
+
+if __name__ == "__main__":
+    main()
