@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from provision.cli.output import console, emit_json
-from provision.errors import ExitCode, InputError
+from provision.errors import ExitCode, InputError, combine
 from provision.remote.base import Launcher
 from provision.spec.model import Node, Site
 
@@ -43,7 +43,7 @@ def _submit_node(site: Site, name: str | None) -> Node:
 
 
 @click.command("check")
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--checks", "checks_", multiple=True, metavar="NAMES",
               help="Comma-separated check names (default: the spec's acceptance.checks).")
 @click.option("--tags", multiple=True, metavar="T", help="Run the checks with these tags.")
@@ -61,7 +61,7 @@ def _submit_node(site: Site, name: str | None) -> Node:
               help="SDC: flip one output bit of GPU in iteration ITER (proves detection).")
 @click.option("--list", "list_", is_flag=True, help="List the catalog and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: str | None,
+def check(spec: Path | None, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: str | None,
           via: str, submit_host: str | None, out: Path | None, timeout: float | None,
           burnin_seconds: float | None, collectives: str | None, inject_flip: str | None,
           list_: bool, as_json: bool) -> None:
@@ -69,6 +69,7 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
 
     \b
     Examples:
+      forge check --list
       forge check site.yaml --checks conformance,tools,slurm
       forge check site.yaml --tags gpu --nodes gpu[001-004] --via slurm
       forge check site.yaml --checks sdc --burnin-seconds 600 -o runs/burnin-1
@@ -85,8 +86,8 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
         for c in registry.CATALOG:
             click.echo(f"{c.name:15} [{','.join(c.tags)}] {c.description}")
         return
-    if not spec.exists():
-        raise InputError(f"{spec}: no such file")
+    if spec is None:
+        raise click.UsageError("Missing argument 'SPEC' (only --list needs none).")
     site = load_site(spec)
     plan = plan_site(site)
     names, tag_list = _split(checks_), _split(tags)
@@ -133,10 +134,9 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
         emit_json(verdict)
     else:
         _print(report, rundir.path)
-    if report.unreachable:
-        raise click.exceptions.Exit(int(ExitCode.HOSTS_UNREACHABLE))
-    if not report.all_passed:
-        raise click.exceptions.Exit(int(ExitCode.CHECKS_FAILED))
+    raise click.exceptions.Exit(int(combine([
+        ExitCode.HOSTS_UNREACHABLE if report.unreachable else ExitCode.OK,
+        ExitCode.OK if report.all_passed else ExitCode.CHECKS_FAILED])))
 
 
 def _print(report: object, path: Path) -> None:

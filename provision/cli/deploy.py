@@ -9,7 +9,7 @@ import click
 
 from provision.cli.output import console, emit_json
 from provision.deploy import rundir
-from provision.deploy.driver import SITE_PLAYBOOK, DeployOptions, DeployResult
+from provision.deploy.driver import DeployOptions, DeployResult
 from provision.deploy.driver import deploy as run_deploy
 from provision.deploy.progress import LiveView, PlainView
 from provision.deploy.settings import PROFILES, Profile
@@ -54,7 +54,7 @@ def deploy(spec: Path, check: bool, tags: str, limit: str | None, resume: bool,
         spec=spec, check=check, tags=tuple(t for t in tags.split(",") if t), limit=limit,
         resume=resume, require_hardware=require_hardware,
         profile=_PROFILE_BY_NAME[profile],
-        runs_root=runs_dir, playbook=playbook or SITE_PLAYBOOK)
+        runs_root=runs_dir, playbook=playbook)
     result = run_and_report(opts, as_json=as_json, spec_label=str(spec))
     raise_for(result)
 
@@ -88,7 +88,7 @@ def raise_for(result: DeployResult) -> None:
     if code == ExitCode.OK:
         return
     failed, dark = result.hosts("failed"), result.hosts("unreachable")
-    if code == ExitCode.HOSTS_UNREACHABLE:
+    if code == ExitCode.HOSTS_UNREACHABLE and not failed:
         raise UnreachableError(f"unreachable: {fold(dark)}",
                                hint="bring them back, then rerun with --resume")
     what = []
@@ -98,6 +98,7 @@ def raise_for(result: DeployResult) -> None:
         what.append(f"unreachable: {fold(dark)}")
     if result.hosts("not run"):
         what.append(f"never ran: {fold(result.hosts('not run'))}")
-    raise DeployError("deploy did not complete; " + "; ".join(what or [
+    error = UnreachableError if code == ExitCode.HOSTS_UNREACHABLE else DeployError
+    raise error("deploy did not complete; " + "; ".join(what or [
         f"ansible-playbook exited {result.ansible_rc}"]),
         hint=f"details in {result.run_dir}; rerun with --resume")

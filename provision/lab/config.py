@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from provision.errors import InputError
+from provision.paths import lab_state_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]   # the checkout (tests use it)
 DEFAULT_IMAGE = "localhost/forge-lab-node:bookworm"
 BASE_IMAGE = "localhost/forge-lab-node:bookworm-base"
 MAX_NODES = 32
@@ -90,7 +91,7 @@ class LabConfig:
 def from_env(env: Mapping[str, str] | None = None, *, nodes: int | None = None) -> LabConfig:
     """The lab named by ``FORGE_LAB_*`` variables, else the default one under ``.lab/``."""
     env = os.environ if env is None else env
-    state = Path(env.get("FORGE_LAB_DIR") or REPO_ROOT / ".lab")
+    state = Path(env.get("FORGE_LAB_DIR") or lab_state_dir())
     kwargs: dict[str, object] = {"state_dir": state.resolve()}
     if "FORGE_LAB_PREFIX" in env:
         kwargs["prefix"] = env["FORGE_LAB_PREFIX"]
