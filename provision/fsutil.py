@@ -101,11 +101,22 @@ def atomic_open(path: Path, mode: int = 0o644, *, binary: bool = False,
     each file whole either way. See the module docstring for links and devices.
     """
     target, stream = _write_target(Path(path))
-    if stream:
-        with open(target, "wb" if binary else "w",
-                  encoding=None if binary else "utf-8") as f:
+    try:
+        if stream:
+            with open(target, "wb" if binary else "w",
+                      encoding=None if binary else "utf-8") as f:
+                yield f
+            return
+        with _replacing(target, mode, binary=binary, fsync=fsync) as f:
             yield f
-        return
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise InputError(f"{path}: {exc.strerror or exc}") from None  # a write: ENOSPC, EIO
+
+
+@contextlib.contextmanager
+def _replacing(target: Path, mode: int, *, binary: bool, fsync: bool) -> Iterator[IO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

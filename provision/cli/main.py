@@ -195,6 +195,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _exit(exc.exit_code)
     except BrokenPipeError:
         _exit(int(ExitCode.OK))
+    except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _exit(int(ExitCode.OK))  # click's own EPIPE exit: the reader went away, not a failure
+        raise
     except (Exception, KeyboardInterrupt) as exc:  # the one boundary: nothing escapes as is
         if debug:
             import traceback

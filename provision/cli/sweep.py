@@ -93,7 +93,12 @@ def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_r
         local_node: str | None, config_path: Path | None, db: Path | None, fail_after: int,
         resume_after: int, max_workers: int, node_timeout: float | None,
         controller: str | None, baseline_days: float) -> None:
-    """Sweep SPEC's nodes (see `forge sweep --help`)."""
+    """Sweep SPEC's nodes (see `forge sweep --help`).
+
+    \b
+    Example:
+      forge sweep run site.yaml --nodes 'gpu[001-004]' --profile quick
+    """
     opts = SweepOptions(profile=profile, nodes=nodeset, drain=drain, dry_run=dry_run,
                         db=db or default_db(), policy=PolicyConfig(fail_after, resume_after),
                         max_workers=max_workers, node_timeout_s=node_timeout,

@@ -16,6 +16,7 @@ from typing import Any
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
 from provision.errors import InputError
+from provision.nodes import size_bound
 from provision.spec.allocate import int_to_ipv4, ipv4_to_int, sequence, split_hostport
 from provision.spec.model import (
     Access,
@@ -205,6 +206,15 @@ HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 MAX_NODES = 100_000
 
 
+def _is_address(text: str) -> bool:
+    host = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _hostport(value: str, path: Path_, probs: Problems) -> tuple[str, int | None]:
     """``split_hostport`` with its problems reported at ``path`` (port 1..65535)."""
     try:
@@ -220,6 +230,10 @@ def _hostport(value: str, path: Path_, probs: Problems) -> tuple[str, int | None
 
 def _members(g: dict[str, Any], gpath: Path_, probs: Problems, budget: int) -> list[str] | None:
     """The group's node names, each a valid host name, and no more than ``budget`` of them."""
+    if size_bound(g["nodes"]) > budget:
+        probs.add(gpath + ("nodes",), f"{g['nodes']!r} is over {budget:,} nodes; a site "
+                                      f"spec holds at most {MAX_NODES:,} in all (a typo?)")
+        return None
     try:
         nodeset = NodeSet(g["nodes"])
     except NodeSetParseError as exc:
@@ -302,6 +316,8 @@ def build_site(doc: dict[str, Any], located: Located,
         profile = profiles.get(g["profile"])
         addrs = g.get("addresses", {})
         excepts = frozenset(addrs.get("except", []))
+        for bad in sorted(e for e in excepts if not _is_address(e)):
+            probs.add(gpath + ("addresses", "except"), f"{bad!r} is not an IP address")
         gens = {k: _allocator(addrs.get(k), gpath + ("addresses", k), excepts, probs)
                 for k in ("management", "bmc", "ssh")}
         node_data = g.get("node_data", {})

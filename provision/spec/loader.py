@@ -61,6 +61,9 @@ def _schema_message(err: jsonschema.ValidationError) -> tuple[tuple[str | int, .
     if v == "const":
         return path, f"must be {err.validator_value!r}, got {_describe(err.instance)}"
     if v == "oneOf" and path and path[-1] == "password":
+        for sub in err.context or ():
+            if sub.validator == "pattern":  # the right shape with a hostile name in it
+                return _schema_message(sub)
         return path, ("must be a reference, never the secret itself: {env: VAR}, "
                       "{file: PATH} (mode 0600) or {vault: PATH, key: NAME}")
     if v == "pattern":

@@ -1,0 +1,226 @@
+"""Output targets forge is pointed at: devices, links, full disks, odd directories, forged
+manifests, interrupted re-renders. Nothing outside the output directory is written or
+deleted, a device or link is never replaced, and every failure is one line with exit 2."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fuzz.forgerun import forge, snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ROOT / "inventory" / "examples" / "small.yaml"
+NCCL = (ROOT.parent / "shared" / "fixtures" / "real" / "nccl-tests"
+        / "gcm-a100-sxm4-80gb-1node-8gpu-nccl2.16.2-hostname-placeholder.txt")
+
+
+@pytest.fixture
+def chardev(tmp_path: Path) -> Path:
+    """A character device of our own (the null device's numbers), never a system one."""
+    dev = tmp_path / "mydev"
+    try:
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    return dev
+
+
+def _is_chardev(path: Path) -> bool:
+    return stat.S_ISCHR(os.lstat(path).st_mode)
+
+
+def test_schema_into_a_device_writes_through(chardev: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    forge("schema", "-o", chardev, capsys=capsys).assert_ok()
+    assert _is_chardev(chardev)
+
+
+def test_schema_into_dev_full_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    forge("schema", "-o", "/dev/full", capsys=capsys).assert_refused(2, names="/dev/full")
+    assert _is_chardev(Path("/dev/full"))
+
+
+def test_output_link_is_kept_and_its_target_written(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    target, link = tmp_path / "target.json", tmp_path / "link.json"
+    target.write_text("user data")
+    link.symlink_to(target)
+    forge("schema", "-o", link, capsys=capsys).assert_ok()
+    assert link.is_symlink() and json.loads(target.read_text())["title"] == "forge site spec"
+
+
+@pytest.mark.skipif(not NCCL.exists(), reason="shared fixtures not present")
+def test_ingest_and_analyze_reports_into_a_device(tmp_path: Path, chardev: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    forge("ingest", "nccl-tests", "--node", "n1", NCCL, "-o", chardev, "--force",
+          capsys=capsys).assert_ok()
+    assert _is_chardev(chardev)
+    records = tmp_path / "r.jsonl"
+    forge("ingest", "nccl-tests", "--node", "n1", NCCL, "-o", records, capsys=capsys)
+    run = forge("analyze", records, "--prom", chardev, "--force", capsys=capsys)
+    assert run.code in (0, 1) and "Traceback" not in run.err
+    assert _is_chardev(chardev)
+
+
+@pytest.mark.parametrize("where", ["parent-is-file", "proc", "dir-as-file"])
+def test_unwritable_output_paths_are_one_line(where: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "adir").mkdir()
+    out = {"parent-is-file": afile / "x.json", "proc": Path("/proc/forge-x/x.json"),
+           "dir-as-file": tmp_path / "adir"}[where]
+    for args in (["schema", "-o", out], ["render", SMALL, "-o", out]):
+        before = snapshot(tmp_path)
+        run = forge(*args, capsys=capsys)
+        if where == "dir-as-file" and args[0] == "render":
+            continue  # an (empty) directory is exactly what render wants
+        run.assert_refused(2)
+        assert snapshot(tmp_path) == before
+
+
+def _rendered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    out = tmp_path / "out"
+    forge("render", SMALL, "-o", out, capsys=capsys).assert_ok()
+    return out
+
+
+def test_forged_manifest_entry_outside_is_never_deleted(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = _rendered(tmp_path, capsys)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    manifest = json.loads((out / ".forge-manifest.json").read_text())
+    digest = hashlib.sha256(b"keep me").hexdigest()
+    for rel in ("../victim.txt", str(victim), "host_vars/../../victim.txt"):
+        manifest["files"][rel] = digest
+    (out / ".forge-manifest.json").write_text(json.dumps(manifest))
+    forge("render", SMALL, "-o", out, capsys=capsys).assert_ok()
+    assert victim.read_text() == "keep me"
+    assert not any(".." in k or k.startswith("/") for k in json.loads(
+        (out / ".forge-manifest.json").read_text())["files"])
+
+
+@pytest.mark.parametrize("damage", ["binary", "not-json", "list"])
+def test_damaged_manifest_keeps_every_file(damage: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = _rendered(tmp_path, capsys)
+    content = {"binary": b"\xff\xfe\x00garbage", "not-json": b"{", "list": b"[1, 2]"}[damage]
+    (out / ".forge-manifest.json").write_bytes(content)
+    edited = out / "host_vars" / "gpu001.yml"
+    edited.write_text("# mine\n")
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(SMALL.read_text().replace("cluster.example.com", "c2.example.com"))
+    run = forge("render", changed, "-o", out, capsys=capsys)
+    run.assert_ok()
+    assert edited.read_text() == "# mine\n"  # without a manifest nothing counts as forge's
+
+
+@pytest.mark.parametrize("where", [".forge-manifest.json", "host_vars/gpu001.yml"])
+def test_directory_where_a_file_goes(where: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = _rendered(tmp_path, capsys)
+    (out / where).unlink()
+    (out / where).mkdir()
+    forge("render", SMALL, "-o", out, capsys=capsys).assert_refused(2, names=where.split("/")[-1])
+
+
+def test_output_dir_given_as_a_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    forge("render", SMALL, "-o", link, capsys=capsys).assert_ok()
+    assert link.is_symlink() and (real / "hosts.yml").is_file()
+    forge("render", SMALL, "-o", link, capsys=capsys).assert_ok()
+
+
+@contextlib.contextmanager
+def _tiny_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _manifest_whole(out: Path) -> dict[str, str]:
+    files: dict[str, str] = json.loads((out / ".forge-manifest.json").read_text())["files"]
+    for rel, digest in files.items():
+        assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == digest, rel
+    return files
+
+
+def test_full_disk_rerender_leaves_the_old_inventory(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with _tiny_tmpfs(tmp_path / "disk", "96k") as disk:
+        out = disk / "inv"
+        forge("render", SMALL, "-o", out, capsys=capsys).assert_ok()
+        old = _manifest_whole(out)
+        doc = yaml.safe_load(SMALL.read_text())
+        doc["node_groups"][1]["nodes"] = "gpu[001-012]"
+        doc["cluster"]["size"] = "custom"
+        doc["node_groups"][1].pop("node_data")
+        bigger = tmp_path / "bigger.yaml"
+        bigger.write_text(yaml.safe_dump(doc) + "# " + "x" * 200_000 + "\n")
+        forge("render", bigger, "-o", out, capsys=capsys).assert_refused(2, names="space")
+        assert _manifest_whole(out) == old
+        assert [p.name for p in disk.iterdir()] == ["inv"]
+
+
+def _big_spec(path: Path, nodes: int, fabric: int) -> Path:
+    doc = yaml.safe_load(SMALL.read_text())
+    doc["cluster"]["size"] = "custom"
+    doc["networks"]["management"] = {"subnet": "10.10.0.0/16"}
+    doc["networks"]["bmc"] = {"subnet": "10.11.0.0/16"}
+    doc["networks"]["fabric"]["rails"] = [{"name": f"rail{i}", "subnet": f"10.{20 + i}.0.0/16"}
+                                          for i in range(8)]
+    doc["node_groups"][0]["addresses"] = {"management": "10.10.0.10", "bmc": "10.11.0.10"}
+    group = doc["node_groups"][1]
+    group["nodes"] = f"gpu[00001-{nodes:05d}]"
+    group["addresses"] = {"management": "10.10.1.1", "bmc": "10.11.1.1", "fabric": fabric}
+    group.pop("node_data")
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("delay", [0.6, 1.2, 1.8])
+def test_interrupted_rerender_is_old_or_new_never_a_mix(sig: int, delay: float, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    out = tmp_path / "inv"
+    forge("render", _big_spec(tmp_path / "v1.yaml", 3000, 101), "-o", out,
+          capsys=capsys).assert_ok()
+    old = _manifest_whole(out)
+    v2 = _big_spec(tmp_path / "v2.yaml", 3000, 201)
+    forge("render", v2, "-o", tmp_path / "ref", capsys=capsys).assert_ok()
+    new = _manifest_whole(tmp_path / "ref")
+    proc = subprocess.Popen([sys.executable, "-m", "provision", "render", str(v2), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err
+    assert proc.returncode in (0, 130, 143), (proc.returncode, err)
+    now = _manifest_whole(out)
+    assert now in (old, new)           # every file whole, and all of one render or the other
+    assert now == new or proc.returncode != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inv", "ref", "v1.yaml", "v2.yaml"]
