@@ -9,7 +9,6 @@ from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
 from provision.errors import InputError
 
-
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?(?:/(\d+))?")
 
 
