@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from fuzz.forgerun import forge_process
 
 ROOT = Path(__file__).resolve().parents[2]
