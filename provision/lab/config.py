@@ -58,6 +58,14 @@ class LabConfig:
             raise InputError(f"lab subnet {self.subnet} is too small (need a /26 or larger)")
 
     @property
+    def owner(self) -> str:
+        """This lab's identity (its state directory): labels every container and network it
+        makes, so two checkouts on one machine never remove each other's lab."""
+        import hashlib
+
+        return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
+
+    @property
     def node_names(self) -> list[str]:
         return [f"{self.prefix}{i}" for i in range(1, self.nodes + 1)]
 
