@@ -225,3 +225,18 @@ def test_interrupted_rerender_is_old_or_new_never_a_mix(sig: int, delay: float, 
     assert now in (old, new)           # every file whole, and all of one render or the other
     assert now == new or proc.returncode != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inv", "ref", "v1.yaml", "v2.yaml"]
+
+
+@pytest.mark.parametrize("args", [["--width", "0"], ["--width", "-5"],
+                                  ["--width", "100000000"], ["--since", "99999999999d"]])
+def test_history_flags_out_of_range(args: list[str], tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from provision.history.store import HistoryStore
+
+    db = tmp_path / "h.db"
+    HistoryStore(db).close()
+    run = forge("history", "--db", db, *args, capsys=capsys)
+    if args[0] == "--since":
+        run.assert_ok()
+    else:
+        run.assert_refused(2, names="--width")

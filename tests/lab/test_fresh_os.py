@@ -28,6 +28,11 @@ IMAGE = "localhost/forge-fresh-os:{suite}"   # kept between runs: the bare OS is
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 
+# explicit ulimits: podman's default nofile exceeds the hard limit of sandboxed hosts
+RUN = ("--runtime", "runc", "run", "--rm", "--ulimit", "nofile=10000:10000",
+       "--ulimit", "nproc=10000:10000")
+
+
 def _podman(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
 
@@ -57,11 +62,11 @@ def test_system_deps_installs_everything_the_lab_calls(suite: str, tmp_path: Pat
     check = tmp_path / "check.sh"
     check.write_text(prereqs.shell_check())
     before = _bare_check(image, check)
-    assert "missing: podman" in before, "the bare image must lack the lab's programs"
+    assert "missing: podman" in before, f"the bare image must lack the lab's programs: {before}"
     name = f"forge-fresh-{suite}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        run = _podman("--runtime", "runc", "run", "--rm", "--name", name,
-                      "-v", f"{SCRIPT}:/deps.sh:ro", "-v", f"{check}:/check.sh:ro", image,
+        run = _podman(*RUN, "--name", name, "-v", f"{SCRIPT}:/deps.sh:ro",
+                      "-v", f"{check}:/check.sh:ro", image,
                       "bash", "-c", "bash /deps.sh lab && sh /check.sh", timeout=1800)
     finally:
         _podman("rm", "--force", "--ignore", name, timeout=60)
@@ -71,8 +76,8 @@ def test_system_deps_installs_everything_the_lab_calls(suite: str, tmp_path: Pat
 def _bare_check(image: str, check: Path) -> str:
     name = f"forge-fresh-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        run = _podman("--runtime", "runc", "run", "--rm", "--name", name,
-                      "-v", f"{check}:/check.sh:ro", image, "sh", "/check.sh", timeout=120)
+        run = _podman(*RUN, "--name", name, "-v", f"{check}:/check.sh:ro", image, "sh",
+                      "/check.sh", timeout=120)
     finally:
         _podman("rm", "--force", "--ignore", name, timeout=60)
     return run.stdout
