@@ -23,8 +23,9 @@ from provision.nodes import fold
 @click.option("--check", is_flag=True, help="Dry run: report what would change, change nothing.")
 @click.option("--tags", "tags", metavar="T[,T...]", default="",
               help="Only tasks with these Ansible tags (e.g. slurm,common).")
-@click.option("--limit", metavar="NODESET", default=None,
-              help="Only these nodes, as a node set: gpu[001-004],head01.")
+@click.option("--nodes", "--limit", "limit", metavar="NODESET", default=None,
+              help="Only these nodes, as a node set: gpu[001-004],head01 (--limit: the same, "
+                   "as Ansible calls it).")
 @click.option("--resume", is_flag=True,
               help="Rerun only the hosts that failed, were unreachable or never ran last time.")
 @click.option("--require-hardware", is_flag=True,
@@ -47,7 +48,7 @@ def deploy(spec: Path, check: bool, tags: str, limit: str | None, resume: bool,
     Exit codes: 0 ok, 2 bad input, 3 a host failed, 4 a host was unreachable.
     Example:
       forge deploy inventory/examples/lab.yaml
-      forge deploy site.yaml --limit 'gpu[001-004]' --tags slurm
+      forge deploy site.yaml --nodes 'gpu[001-004]' --tags slurm
       forge deploy site.yaml --resume
     """
     opts = DeployOptions(

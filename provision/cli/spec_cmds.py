@@ -124,8 +124,9 @@ def print_plan(data: dict[str, Any]) -> None:
 
 @click.command()
 @SPEC
-@click.option("-o", "--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Inventory directory.")
+@click.option("-o", "--output", "--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write: the inventory directory.")
 @click.option("--force", is_flag=True, help="Overwrite files changed since forge wrote them.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def render(spec: Path, out_dir: Path, force: bool, as_json: bool) -> None:
@@ -167,8 +168,8 @@ def print_render_report(r: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the schema to a file instead of stdout.")
+@click.option("-o", "--output", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write: a file instead of stdout.")
 def schema(out: Path | None) -> None:
     """Print the site spec's JSON Schema.
 
@@ -187,8 +188,9 @@ def schema(out: Path | None) -> None:
 
 @click.command(name="migrate")
 @SPEC
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the migrated spec (never the input file).")
+@click.option("-o", "--output", "--out", "out", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write: the migrated spec (never the input file).")
 def migrate_cmd(spec: Path, out: Path) -> None:
     """Rewrite a spec in the current spec_version (the original is left alone).
 

@@ -6,8 +6,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from provision.errors import SpecError
 from provision.fsutil import read_input_text
 from provision.spec.build import build_site
@@ -16,14 +14,15 @@ from provision.spec.model import Site
 from provision.spec.presets import DEFAULT_VERSIONS, preset
 from provision.spec.profiles import deep_merge, suggest
 from provision.spec.schema import site_schema
+from provision.spec.schemacheck import SchemaError, iter_errors
 from provision.spec.yamlsrc import Located, load_located
 
 MAX_SPEC_BYTES = 64 * 1024 * 1024
 
 
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(site_schema())
+def _schema() -> dict[str, Any]:
+    return site_schema()
 
 
 def _describe(value: Any) -> str:
@@ -31,7 +30,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _schema_message(err: jsonschema.ValidationError) -> tuple[tuple[str | int, ...], str]:
+def _schema_message(err: SchemaError) -> tuple[tuple[str | int, ...], str]:
     path = tuple(err.absolute_path)
     v = err.validator
     if v == "additionalProperties":
@@ -92,7 +91,7 @@ def validate_document(located: Located, base_dir: Path) -> Site:
     except VersionProblem as exc:
         raise SpecError([located.problem(("spec_version",), str(exc))]) from None
     merged = _apply_defaults(doc)
-    errors = sorted(_validator().iter_errors(merged), key=lambda e: list(map(str, e.path)))
+    errors = sorted(iter_errors(merged, _schema()), key=lambda e: list(map(str, e.path)))
     if errors:
         problems = []
         for err in errors:
