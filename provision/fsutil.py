@@ -15,7 +15,6 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -117,6 +116,8 @@ def atomic_open(path: Path, mode: int = 0o644, *, binary: bool = False,
 
 @contextlib.contextmanager
 def _replacing(target: Path, mode: int, *, binary: bool, fsync: bool) -> Iterator[IO]:
+    import tempfile  # not at import time: `forge validate` never writes
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:

@@ -153,6 +153,9 @@ def _report(exc: BaseException) -> ExitCode:
     if isinstance(exc, UnicodeDecodeError):
         _say(f"forge: error: input is not UTF-8 text ({exc.reason} at byte {exc.start})")
         return ExitCode.BAD_INPUT
+    if isinstance(exc, OverflowError):
+        _say(f"forge: error: a number in the input is out of range ({exc})")
+        return ExitCode.BAD_INPUT
     if isinstance(exc, (RecursionError, MemoryError)):
         _say("forge: error: input too deeply nested or too large to read "
              f"({type(exc).__name__})")

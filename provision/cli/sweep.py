@@ -206,6 +206,7 @@ def import_(files: tuple[Path, ...], db: Path | None) -> None:
     Example:
       forge sweep import /var/lib/forge/results/*.json --db /var/lib/forge/history.db
     """
+    from provision.fsutil import read_input_text
     from provision.history.store import HistoryStore
     from provision.sweep.result import from_document
     from provision.sweep.run import _run_info
@@ -214,7 +215,7 @@ def import_(files: tuple[Path, ...], db: Path | None) -> None:
     with HistoryStore(db or default_db()) as store:
         for f in files:
             try:
-                doc: Any = json.loads(f.read_text(encoding="utf-8"))
+                doc: Any = json.loads(read_input_text(f, 256 * 2**20, "sweep result"))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{f}:{exc.lineno}: not JSON ({exc.msg})") from None
             result = from_document(doc, source=str(f))

@@ -141,6 +141,9 @@ def from_document(doc: dict[str, Any], *, source: str) -> SweepResult:
                                  reachable=n.get("status") != "unreachable",
                                  why_unreachable=str(n.get("reason") or ""),
                                  seconds=float(n.get("seconds") or 0)))
+    missing = [k for k in ("run_id", "started", "nodes") if not doc.get(k)]
+    if missing:
+        raise InputError(f"{source}: sweep result without {', '.join(missing)}")
     return SweepResult(str(doc.get("run_id")), str(doc.get("profile")),
                        float(doc.get("started") or 0), float(doc.get("finished") or 0),
                        tuple(nodes))

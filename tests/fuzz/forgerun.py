@@ -25,8 +25,10 @@ class Run:
         """Exit ``code``, a `forge: error:` first line naming ``names``, never a traceback."""
         assert self.code == code, (self.code, self.err[-2000:])
         assert "Traceback" not in self.err and "Traceback" not in self.out
-        first = self.err.strip().splitlines()[0] if self.err.strip() else ""
-        assert first.startswith(("forge: error:", "Usage:", "Error:")), self.err[-2000:]
+        errors = [ln for ln in self.err.splitlines()
+                  if ln.startswith(("forge: error:", "forge: internal error:", "Error:"))]
+        assert len(errors) == 1, self.err[-2000:]     # one error line (a hint may follow)
+        assert not errors[0].startswith("forge: internal"), errors[0]
         assert names in self.err, (names, self.err[-2000:])
 
     def assert_ok(self) -> None:

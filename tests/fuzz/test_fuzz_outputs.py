@@ -240,3 +240,41 @@ def test_history_flags_out_of_range(args: list[str], tmp_path: Path,
         run.assert_ok()
     else:
         run.assert_refused(2, names="--width")
+
+
+def test_sweep_import_refuses_non_utf8_and_empty_results(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    bad, bare = tmp_path / "bad.json", tmp_path / "bare.json"
+    bad.write_bytes(b'{"kind": "forge-sweep-result", "x": "\xff"}')
+    bare.write_text('{"kind": "forge-sweep-result"}')
+    db = tmp_path / "h.db"
+    forge("sweep", "import", bad, "--db", db, capsys=capsys).assert_refused(2, names="UTF-8")
+    forge("sweep", "import", bare, "--db", db, capsys=capsys).assert_refused(2, names="run_id")
+
+
+@pytest.mark.skipif(not NCCL.exists(), reason="shared fixtures not present")
+def test_reports_into_unwritable_places_are_one_line(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    records = tmp_path / "r.jsonl"
+    forge("ingest", "nccl-tests", "--node", "n1", NCCL, "-o", records, capsys=capsys).assert_ok()
+    forge("ingest", "nccl-tests", "--node", "n1", NCCL, "-o", "/proc/forge-x/r.jsonl",
+          capsys=capsys).assert_refused(2, names="/proc/forge-x")
+    for flag in ("--junit", "--prom", "--html"):
+        forge("analyze", records, flag, "/proc/forge-x/report", capsys=capsys).assert_refused(
+            2, names="/proc/forge-x")
+
+
+def test_migrate_never_creates_directories(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    forge("migrate", SMALL, "-o", tmp_path / "no" / "such" / "x.yaml",
+          capsys=capsys).assert_refused(2, names="no such directory")
+    assert not (tmp_path / "no").exists()
+
+
+def test_deploy_with_missing_vault_password_file_is_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(tmp_path / "missing"))
+    forge("deploy", SMALL, "--check", "--runs-dir", tmp_path / "runs",
+          capsys=capsys).assert_refused(2, names="ANSIBLE_VAULT_PASSWORD_FILE")
