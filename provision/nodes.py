@@ -49,8 +49,16 @@ def expand(pattern: str, limit: int = 1_000_000) -> list[str]:
 
 
 def fold(names: Iterable[str]) -> str:
-    """``['gpu003', 'gpu017']`` -> ``'gpu[003,017]'``."""
-    return str(NodeSet.fromlist(list(names)))
+    """``['gpu003', 'gpu017']`` -> ``'gpu[003,017]'``.
+
+    Names that are not node names (``gpu[01`` from a measurement file, a pair key
+    ``a+b``) cannot be folded: they are listed as they are, comma-separated.
+    """
+    listed = list(names)
+    try:
+        return str(NodeSet.fromlist(listed))
+    except NodeSetParseError:
+        return ",".join(sorted(set(listed)))
 
 
 def group_by_text(per_node: Mapping[str, str]) -> list[tuple[str, str]]:

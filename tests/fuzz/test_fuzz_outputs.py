@@ -278,3 +278,10 @@ def test_deploy_with_missing_vault_password_file_is_bad_input(
     monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(tmp_path / "missing"))
     forge("deploy", SMALL, "--check", "--runs-dir", tmp_path / "runs",
           capsys=capsys).assert_refused(2, names="ANSIBLE_VAULT_PASSWORD_FILE")
+
+
+def test_fold_of_names_that_are_not_node_names() -> None:
+    from provision.nodes import fold
+
+    assert fold(["gpu[01", "gpu002"]) == "gpu002,gpu[01"
+    assert fold(["gpu001", "gpu002"]) == "gpu[001-002]"
