@@ -22,13 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "inventory" / "examples" / "small.yaml"
 PY = sys.executable
-FORGE = str(Path(PY).with_name("forge")) if Path(PY).with_name("forge").exists() else None
+_SCRIPT = Path(PY).with_name("forge")
+FORGE = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "provision"]
 
 COMMANDS: dict[str, tuple[list[str], float | None]] = {
     "python -c 'import click' (peer)": ([PY, "-c", "import click"], None),
-    "forge --help": ([*(FORGE and [FORGE] or [PY, "-m", "provision"]), "--help"], 0.10),
-    "forge validate small.yaml": ([*(FORGE and [FORGE] or [PY, "-m", "provision"]),
-                                   "validate", str(SMALL)], 0.15),
+    "forge --help": ([*FORGE, "--help"], 0.10),
+    "forge validate small.yaml": ([*FORGE, "validate", str(SMALL)], 0.15),
     "forge-health --help": ([PY, "-m", "provision.sweep.nhc", "--help"], None),
 }
 
