@@ -13,11 +13,20 @@ exits 2; anything else is a bug in forge and says so, with exit 70.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
 import signal
 import sys
+
+# Ctrl-C or SIGTERM while the `forge` program is still importing: nothing has been
+# written yet, so leave quietly with the documented code instead of a traceback.
+# main() puts the real handlers in place before any command runs. (Only for the
+# program itself: importing this module from other code changes no handler.)
+if os.path.basename(sys.argv[0]) in ("forge", "__main__.py"):
+    signal.signal(signal.SIGINT, lambda _s, _f: os._exit(130))
+    signal.signal(signal.SIGTERM, lambda _s, _f: os._exit(143))
+
+import contextlib
+import importlib
 from typing import NoReturn
 
 import click
@@ -141,7 +150,7 @@ def _report(exc: BaseException) -> ExitCode:
     if isinstance(exc, click.ClickException):
         exc.show()
         return ExitCode.BAD_INPUT
-    if isinstance(exc, Terminated):
+    if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):  # click: Abort
         _say("forge: terminated")
         return ExitCode.TERMINATED
     if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
@@ -191,6 +200,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         rv = cli.main(args=args, prog_name="forge", standalone_mode=False)
         sys.stdout.flush()
@@ -210,5 +220,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _exit(int(_report(exc)))
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     # a command may return an exit code (an int or ExitCode); anything else means success
     _exit(int(rv) if isinstance(rv, int) and not isinstance(rv, bool) else 0)

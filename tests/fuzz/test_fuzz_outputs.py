@@ -285,3 +285,31 @@ def test_fold_of_names_that_are_not_node_names() -> None:
 
     assert fold(["gpu[01", "gpu002"]) == "gpu002,gpu[01"
     assert fold(["gpu001", "gpu002"]) == "gpu[001-002]"
+
+
+def test_unchanged_rerender_writes_nothing(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A read-only inventory that is already up to date is not an error: nothing is written."""
+    out = _rendered(tmp_path, capsys)
+    before = {p: p.stat().st_ino for p in out.rglob("*")}
+    forge("render", SMALL, "-o", out, capsys=capsys).assert_ok()
+    assert {p: p.stat().st_ino for p in out.rglob("*")} == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.5, 1.0, 1.5])
+def test_sigterm_during_a_fresh_render_leaves_nothing(delay: float, tmp_path: Path) -> None:
+    spec = _big_spec(tmp_path / "v1.yaml", 3000, 101)
+    out = tmp_path / "inv"
+    proc = subprocess.Popen([sys.executable, "-m", "provision", "render", str(spec), "-o",
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err
+    if proc.returncode == 0:
+        _manifest_whole(out)
+    else:
+        assert proc.returncode == 143 and "terminated" in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.yaml"]
