@@ -169,6 +169,10 @@ def _report(exc: BaseException) -> ExitCode:
         _say("forge: error: input too deeply nested or too large to read "
              f"({type(exc).__name__})")
         return ExitCode.BAD_INPUT
+    csv = sys.modules.get("csv")
+    if csv is not None and isinstance(exc, csv.Error):
+        _say(f"forge: error: input is not CSV forge can read ({exc})")
+        return ExitCode.BAD_INPUT
     if sqlite3 is not None and isinstance(exc, sqlite3.DatabaseError):
         _say(f"forge: error: database: {exc}")
         return ExitCode.BAD_INPUT

@@ -313,3 +313,14 @@ def test_sigterm_during_a_fresh_render_leaves_nothing(delay: float, tmp_path: Pa
     else:
         assert proc.returncode == 143 and "terminated" in err
         assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.yaml"]
+
+
+def test_measurement_and_tool_output_edge_cases_are_bad_input(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    huge_gpu = tmp_path / "gpu.jsonl"
+    huge_gpu.write_text(json.dumps({"node": "gpu003", "gpu": 2**63 - 1, "metric": "hbm_bandwidth",
+                                    "value": 3187.4, "unit": "GB/s"}) + "\n")
+    forge("analyze", huge_gpu, capsys=capsys).assert_refused(2)
+    wide = tmp_path / "wide.csv"
+    wide.write_text('name, pci.bus_id\n"' + "x" * 200_000 + '", 00000000:18:00.0\n')
+    forge("ingest", "nvidia-smi-query-gpu", "--node", "n1", wide, capsys=capsys).assert_refused(2)
