@@ -74,3 +74,20 @@ def test_closed_stdout_is_not_a_traceback() -> None:
 def test_version() -> None:
     run = _run("--version")
     assert run.returncode == 0 and run.stdout.startswith("forge, version ")
+
+
+def test_check_list_needs_no_spec_and_check_without_one_is_usage(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--list"])
+    assert exc.value.code == 0 and "conformance" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["check"])
+    assert exc.value.code == 2 and "SPEC" in capsys.readouterr().err
+
+
+def test_deploy_nodes_and_limit_are_one_option() -> None:
+    command = cli.get_command(click.Context(cli), "deploy")
+    assert command is not None
+    option = next(p for p in command.params if p.name == "limit")
+    assert {"--nodes", "--limit"} <= set(option.opts)
