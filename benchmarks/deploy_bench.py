@@ -19,11 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from provision.deploy.driver import SITE_PLAYBOOK, DeployOptions, deploy
+from provision.deploy.driver import DeployOptions, deploy
 from provision.deploy.settings import PROFILES
 from provision.errors import ExitCode
 from provision.lab import lab
 from provision.lab.config import LabConfig
+from provision.paths import site_playbook
 
 GOAL = 1.5
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="leave the bench lab running")
-    ap.add_argument("--playbook", type=Path, default=SITE_PLAYBOOK,
+    ap.add_argument("--playbook", type=Path, default=site_playbook(),
                     help="default: playbooks/site.yml (the Slurm stack on a lab site)")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="forge-deploy-bench-"))

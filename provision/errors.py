@@ -1,14 +1,16 @@
-"""Typed errors and the exit-code table.
+"""Typed errors, the exit-code table and the one rule that combines exit codes.
 
 Library code raises a :class:`ForgeError` subclass carrying a message and an
 optional hint; only the CLI boundary (:mod:`provision.cli.main`) turns one
-into text on stderr and an exit code. The table is documented in
-``docs/exit-codes.md``; keep the two in step.
+into text on stderr and an exit code. ``docs/exit-codes.md`` documents the
+table and the precedence below; ``tests/cli/test_exit_codes.py`` keeps the
+two in step.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -17,8 +19,29 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 2
     DEPLOY_FAILED = 3
     HOSTS_UNREACHABLE = 4
+    INTERNAL_ERROR = 70      # a bug in forge (sysexits.h EX_SOFTWARE), never a verdict
     TIMEOUT = 124
-    INTERRUPTED = 130
+    INTERRUPTED = 130        # Ctrl-C (SIGINT)
+    TERMINATED = 143         # SIGTERM (systemd stop, kill): cleaned up like Ctrl-C
+
+
+# When several outcomes apply, the first of these present wins (bad input first:
+# nothing trustworthy was measured; then unreachable: a node we could not see may
+# hide a failure; then a failed deploy, a timeout, a failed check).
+PRECEDENCE: tuple[ExitCode, ...] = (
+    ExitCode.INTERNAL_ERROR, ExitCode.TERMINATED, ExitCode.INTERRUPTED, ExitCode.BAD_INPUT,
+    ExitCode.HOSTS_UNREACHABLE, ExitCode.DEPLOY_FAILED, ExitCode.TIMEOUT,
+    ExitCode.CHECKS_FAILED, ExitCode.OK,
+)
+
+
+def combine(codes: Iterable[ExitCode | int]) -> ExitCode:
+    """The one exit code for a run with several outcomes (0 when there are none)."""
+    present = {ExitCode(int(c)) for c in codes}
+    for code in PRECEDENCE:
+        if code in present:
+            return code
+    return ExitCode.OK
 
 
 class ForgeError(Exception):
@@ -44,12 +67,16 @@ class InputError(ForgeError):
 class SpecError(InputError):
     """A site spec failed validation; carries every problem found, not just the first."""
 
+    SHOWN = 100  # a spec with 100,000 bad addresses prints the first ones and a count
+
     def __init__(self, problems: list[str], *, source: str = "") -> None:
         self.problems = list(problems)
         head = f"{source}: " if source else ""
         noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{head}{len(problems)} {noun} in site spec:\n" + "\n".join(
-            f"  {p}" for p in problems))
+        lines = [f"  {p}" for p in problems[:self.SHOWN]]
+        if len(problems) > self.SHOWN:
+            lines.append(f"  ... and {len(problems) - self.SHOWN:,} more")
+        super().__init__(f"{head}{len(problems)} {noun} in site spec:\n" + "\n".join(lines))
 
 
 class DeployError(ForgeError):
@@ -66,3 +93,4 @@ class CommandTimeout(ForgeError):
 
 class ChecksFailed(ForgeError):
     exit_code = ExitCode.CHECKS_FAILED
+

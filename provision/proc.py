@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from provision.errors import InputError
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -28,7 +30,7 @@ class Completed:
         return self.returncode == 0 and not self.timed_out
 
 
-class ToolMissing(Exception):
+class ToolMissing(InputError):
     """The executable is not installed (reported as such, never as a hardware failure)."""
 
 
@@ -55,7 +57,8 @@ def run(
             start_new_session=True,
         )
     except FileNotFoundError as exc:
-        raise ToolMissing(f"{argv[0]}: not installed") from exc
+        raise ToolMissing(f"{argv[0]}: not installed (or not on PATH)",
+                          hint="scripts/system-deps.sh installs what forge calls") from exc
     try:
         out, err = proc.communicate(input=input_text, timeout=timeout)
         timed_out = False

@@ -26,6 +26,7 @@ from provision.errors import (
     ForgeError,
     InputError,
     UnreachableError,
+    combine,
 )
 from provision.nodes import fold, group_by_text
 
@@ -41,11 +42,9 @@ _FAILURE_ORDER = (
 
 
 def exit_code(outcomes: Sequence[Outcome[Any]], differences: bool) -> ExitCode:
-    present = {o.status for o in outcomes}
-    for status, code in _FAILURE_ORDER:
-        if status in present:
-            return code
-    return ExitCode.CHECKS_FAILED if differences else ExitCode.OK
+    by_status = dict(_FAILURE_ORDER)
+    return combine([*(by_status.get(o.status, ExitCode.OK) for o in outcomes),
+                    ExitCode.CHECKS_FAILED if differences else ExitCode.OK])
 
 
 def failure_error(outcomes: Sequence[Outcome[Any]], differences: int, noun: str,

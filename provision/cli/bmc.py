@@ -83,6 +83,8 @@ def bmc() -> None:
     Exit codes: 0 ok, 1 mismatch / firmware differs / BMC could not do it,
     2 bad input, wrong credentials or untrusted certificate, 4 BMC unreachable,
     124 new state not reported before --timeout.
+    Example:
+      forge bmc inventory site.yaml --nodes 'gpu[001-004]'
     """
 
 
@@ -98,7 +100,12 @@ def bmc() -> None:
 def inventory(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeout: float,
               concurrency: int, write_macs: Path | None, update_spec: bool, force: bool,
               strict: bool) -> None:
-    """Read each node's hardware over Redfish and compare it with the spec."""
+    """Read each node's hardware over Redfish and compare it with the spec.
+
+    \b
+    Example:
+      forge bmc inventory site.yaml --write-macs macs.yaml
+    """
     from provision.bmc.compare import compare, discovered_macs
     from provision.bmc.fanout import fan_out
     from provision.bmc.inventory import inventory_work
@@ -141,7 +148,12 @@ def inventory(spec: Path, nodes: str | None, as_json: bool, insecure: bool, time
               help="Count components the BMC does not report as differences.")
 def firmware(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeout: float,
              concurrency: int, strict: bool) -> None:
-    """Audit firmware versions against bmc.firmware_baseline, grouped by node set."""
+    """Audit firmware versions against bmc.firmware_baseline, grouped by node set.
+
+    \b
+    Example:
+      forge bmc firmware site.yaml --json
+    """
     from provision.bmc.fanout import fan_out
     from provision.bmc.firmware import audit_node
     from provision.bmc.inventory import inventory_work
@@ -177,7 +189,12 @@ def _act(run: _Run, kind: str, work: Any) -> None:
 @click.option("--graceful", is_flag=True, help="off: ask the OS to shut down (no force).")
 def power(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeout: float,
           concurrency: int, action: str, graceful: bool) -> None:
-    """Power nodes on/off/cycle (waiting for the new state) or show their power state."""
+    """Power nodes on/off/cycle (waiting for the new state) or show their power state.
+
+    \b
+    Example:
+      forge bmc power site.yaml cycle --nodes gpu003
+    """
     from provision.bmc.actions import power_work
 
     run = _prepare(spec, nodes, as_json, insecure, timeout, concurrency)
@@ -190,7 +207,12 @@ def power(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeout:
 @click.option("--once", is_flag=True, help="Only for the next boot (default: until changed).")
 def boot(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeout: float,
          concurrency: int, device: str, once: bool) -> None:
-    """Set the boot source override and wait until the BMC reports it."""
+    """Set the boot source override and wait until the BMC reports it.
+
+    \b
+    Example:
+      forge bmc boot site.yaml pxe --once --nodes 'gpu[001-004]'
+    """
     from provision.bmc.actions import boot_work
 
     run = _prepare(spec, nodes, as_json, insecure, timeout, concurrency)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from provision.cli.output import console, emit_json
-from provision.errors import ExitCode, InputError
+from provision.errors import ExitCode, InputError, combine
 from provision.remote.base import Launcher
 from provision.spec.model import Node, Site
 
@@ -49,7 +49,7 @@ def _submit_node(site: Site, name: str | None) -> Node:
 
 
 @click.command("check")
-@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--checks", "checks_", multiple=True, metavar="NAMES",
               help="Comma-separated check names (default: the spec's acceptance.checks).")
 @click.option("--tags", multiple=True, metavar="T", help="Run the checks with these tags.")
@@ -71,7 +71,7 @@ def _submit_node(site: Site, name: str | None) -> Node:
               help="Run disruptive checks on nodes that are not drained or reserved.")
 @click.option("--list", "list_", is_flag=True, help="List the catalog and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: str | None,
+def check(spec: Path | None, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: str | None,
           via: str, submit_host: str | None, out: Path | None, timeout: float | None,
           burnin_seconds: float | None, collectives: str | None, inject_flip: str | None,
           reservation: str | None, force: bool, list_: bool, as_json: bool) -> None:
@@ -79,6 +79,7 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
 
     \b
     Examples:
+      forge check --list
       forge check site.yaml --checks conformance,tools,slurm
       forge check site.yaml --tags gpu --nodes gpu[001-004] --via slurm
       forge check site.yaml --checks sdc --burnin-seconds 600 -o runs/burnin-1
@@ -93,8 +94,8 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
         for c in registry.CATALOG:
             click.echo(f"{c.name:15} [{','.join(c.tags)}] {c.description}")
         return
-    if not spec.exists():
-        raise InputError(f"{spec}: no such file")
+    if spec is None:
+        raise click.UsageError("Missing argument 'SPEC' (only --list needs none).")
     site = load_site(spec)
     names, tag_list = _split(checks_), _split(tags)
     if not names and not tag_list:
@@ -117,10 +118,9 @@ def check(spec: Path, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: st
         emit_json(verdict)
     else:
         _print(report, path)
-    if report.unreachable:
-        raise click.exceptions.Exit(int(ExitCode.HOSTS_UNREACHABLE))
-    if not report.all_passed:
-        raise click.exceptions.Exit(int(ExitCode.CHECKS_FAILED))
+    raise click.exceptions.Exit(int(combine([
+        ExitCode.HOSTS_UNREACHABLE if report.unreachable else ExitCode.OK,
+        ExitCode.OK if report.all_passed else ExitCode.CHECKS_FAILED])))
 
 
 def run_checks(site: Site, selected: list[Check], chosen: list[Node], *, via: str,

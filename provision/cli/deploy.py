@@ -9,7 +9,7 @@ import click
 
 from provision.cli.output import console, emit_json
 from provision.deploy import rundir
-from provision.deploy.driver import SITE_PLAYBOOK, DeployOptions, DeployResult
+from provision.deploy.driver import DeployOptions, DeployResult
 from provision.deploy.driver import deploy as run_deploy
 from provision.deploy.progress import LiveView, PlainView
 from provision.deploy.settings import PROFILES, Profile
@@ -23,8 +23,9 @@ from provision.nodes import fold
 @click.option("--check", is_flag=True, help="Dry run: report what would change, change nothing.")
 @click.option("--tags", "tags", metavar="T[,T...]", default="",
               help="Only tasks with these Ansible tags (e.g. slurm,common).")
-@click.option("--limit", metavar="NODESET", default=None,
-              help="Only these nodes, as a node set: gpu[001-004],head01.")
+@click.option("--nodes", "--limit", "limit", metavar="NODESET", default=None,
+              help="Only these nodes, as a node set: gpu[001-004],head01 (--limit: the same, "
+                   "as Ansible calls it).")
 @click.option("--resume", is_flag=True,
               help="Rerun only the hosts that failed, were unreachable or never ran last time.")
 @click.option("--require-hardware", is_flag=True,
@@ -47,14 +48,14 @@ def deploy(spec: Path, check: bool, tags: str, limit: str | None, resume: bool,
     Exit codes: 0 ok, 2 bad input, 3 a host failed, 4 a host was unreachable.
     Example:
       forge deploy inventory/examples/lab.yaml
-      forge deploy site.yaml --limit 'gpu[001-004]' --tags slurm
+      forge deploy site.yaml --nodes 'gpu[001-004]' --tags slurm
       forge deploy site.yaml --resume
     """
     opts = DeployOptions(
         spec=spec, check=check, tags=tuple(t for t in tags.split(",") if t), limit=limit,
         resume=resume, require_hardware=require_hardware,
         profile=_PROFILE_BY_NAME[profile],
-        runs_root=runs_dir, playbook=playbook or SITE_PLAYBOOK)
+        runs_root=runs_dir, playbook=playbook)
     result = run_and_report(opts, as_json=as_json, spec_label=str(spec))
     raise_for(result)
 
@@ -88,7 +89,7 @@ def raise_for(result: DeployResult) -> None:
     if code == ExitCode.OK:
         return
     failed, dark = result.hosts("failed"), result.hosts("unreachable")
-    if code == ExitCode.HOSTS_UNREACHABLE:
+    if code == ExitCode.HOSTS_UNREACHABLE and not failed:
         raise UnreachableError(f"unreachable: {fold(dark)}",
                                hint="bring them back, then rerun with --resume")
     what = []
@@ -98,6 +99,7 @@ def raise_for(result: DeployResult) -> None:
         what.append(f"unreachable: {fold(dark)}")
     if result.hosts("not run"):
         what.append(f"never ran: {fold(result.hosts('not run'))}")
-    raise DeployError("deploy did not complete; " + "; ".join(what or [
+    error = UnreachableError if code == ExitCode.HOSTS_UNREACHABLE else DeployError
+    raise error("deploy did not complete; " + "; ".join(what or [
         f"ansible-playbook exited {result.ansible_rc}"]),
         hint=f"details in {result.run_dir}; rerun with --resume")

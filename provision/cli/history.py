@@ -20,7 +20,8 @@ from provision.sweep.run import default_db
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
               help="History store (default $FORGE_HISTORY_DB or /var/lib/forge/history.db).")
 @click.option("--json", "as_json", is_flag=True, help="Print the samples as JSON.")
-@click.option("--width", default=40, show_default=True, help="Sparkline width.")
+@click.option("--width", default=40, show_default=True, type=click.IntRange(1, 1000),
+              help="Sparkline width (1..1000).")
 @click.option("--compact", is_flag=True, help="Apply retention: downsample, delete, vacuum.")
 @click.option("--raw-days", default="14d", show_default=True, help="With --compact.")
 @click.option("--keep-days", default="365d", show_default=True, help="With --compact.")

@@ -13,7 +13,7 @@ from provision.lab.config import MAX_NODES, from_env
 
 @click.group("lab")
 def lab() -> None:
-    """A local cluster of Debian 12 systemd containers, reachable over SSH on 127.0.0.1.
+    """A local cluster of Debian systemd containers, reachable over SSH on 127.0.0.1.
 
     \b
     State lives in .lab/ (or $FORGE_LAB_DIR): SSH key, known_hosts, site spec.
@@ -27,7 +27,12 @@ def lab() -> None:
 @click.option("--nodes", type=click.IntRange(1, MAX_NODES), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def up(nodes: int, as_json: bool) -> None:
-    """Build the node image if needed and start a fresh lab (old nodes are replaced)."""
+    """Build the node image if needed and start a fresh lab (old nodes are replaced).
+
+    \b
+    Example:
+      forge lab up --nodes 3
+    """
     cfg = from_env(nodes=nodes)
     out = console(stderr=as_json)
     info = labmod.up(cfg, log=lambda m: out.print(m, markup=False))
@@ -42,7 +47,12 @@ def up(nodes: int, as_json: bool) -> None:
 
 @lab.command("down")
 def down() -> None:
-    """Remove the lab's containers and network."""
+    """Remove the lab's containers and network.
+
+    \b
+    Example:
+      forge lab down
+    """
     cfg = from_env()
     labmod.down(cfg, log=lambda m: console().print(m, markup=False))
 
@@ -50,7 +60,12 @@ def down() -> None:
 @lab.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def status(as_json: bool) -> None:
-    """Show the lab's nodes and their state (exit 4 when a node is not running)."""
+    """Show the lab's nodes and their state (exit 4 when a node is not running).
+
+    \b
+    Example:
+      forge lab status --json
+    """
     from provision.errors import UnreachableError
 
     cfg = from_env()

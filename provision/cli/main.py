@@ -1,16 +1,32 @@
 """The `forge` entry point and the one error boundary.
 
-Commands live in their own modules and are imported only when invoked, so
-`forge --help` and `forge validate` stay fast however large forge grows.
-Every :class:`~provision.errors.ForgeError` becomes a one-line message (plus
-hint) and its exit code here; ``--debug`` shows the traceback instead.
+Commands live in their own modules and are imported only when invoked; the
+top-level ``--help`` lists them from the static table below, so `forge
+--help` imports no command module at all (``tests/cli`` checks the table's
+summaries against the commands' own docstrings).
+
+Every error ends here: a :class:`~provision.errors.ForgeError` becomes a
+one-line message (plus hint) and its exit code; an OS error names its path and
+exits 2; anything else is a bug in forge and says so, with exit 70.
+``--debug`` prints the traceback as well and keeps the same exit code.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import os
+import signal
 import sys
+
+# Ctrl-C or SIGTERM while the `forge` program is still importing: nothing has been
+# written yet, so leave quietly with the documented code instead of a traceback.
+# main() puts the real handlers in place before any command runs. (Only for the
+# program itself: importing this module from other code changes no handler.)
+if os.path.basename(sys.argv[0]) in ("forge", "__main__.py"):
+    signal.signal(signal.SIGINT, lambda _s, _f: os._exit(130))
+    signal.signal(signal.SIGTERM, lambda _s, _f: os._exit(143))
+
+import contextlib
+import importlib
 from typing import NoReturn
 
 import click
@@ -18,25 +34,45 @@ import click
 from provision import __version__
 from provision.errors import ExitCode, ForgeError
 
-# name -> (module, attribute). Keep alphabetical within a family.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "validate": ("provision.cli.spec_cmds", "validate"),
-    "plan": ("provision.cli.spec_cmds", "plan"),
-    "render": ("provision.cli.spec_cmds", "render"),
-    "schema": ("provision.cli.spec_cmds", "schema"),
-    "migrate": ("provision.cli.spec_cmds", "migrate"),
-    "demo": ("provision.cli.demo", "demo"),
-    "lab": ("provision.cli.lab", "lab"),
-    "deploy": ("provision.cli.deploy", "deploy"),
-    "check": ("provision.cli.check", "check"),
-    "requalify": ("provision.cli.requalify", "requalify"),
-    "baseline": ("provision.cli.baseline", "baseline"),
-    "ingest": ("provision.cli.ingest", "ingest"),
-    "analyze": ("provision.cli.analyze", "analyze"),
-    "rma": ("provision.cli.rma", "rma"),
-    "sweep": ("provision.cli.sweep", "sweep"),
-    "history": ("provision.cli.history", "history"),
-    "bmc": ("provision.cli.bmc", "bmc"),
+BUG_REPORT = "this is a bug in forge: rerun with --debug and report the traceback"
+
+# name -> (module, attribute, one-line summary for `forge --help`).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("provision.cli.spec_cmds", "validate",
+                 "Validate a site spec; list every problem with file:line:column."),
+    "plan": ("provision.cli.spec_cmds", "plan",
+             "Show what every node must look like and each acceptance threshold."),
+    "render": ("provision.cli.spec_cmds", "render",
+               "Render the Ansible inventory (hosts.yml, group_vars, host_vars)."),
+    "schema": ("provision.cli.spec_cmds", "schema", "Print the site spec's JSON Schema."),
+    "migrate": ("provision.cli.spec_cmds", "migrate",
+                "Rewrite a spec in the current spec_version (the original is left alone)."),
+    "demo": ("provision.cli.demo", "demo",
+             "Run forge's main job on the embedded reference-architecture site."),
+    "lab": ("provision.cli.lab", "lab",
+            "A local cluster of Debian systemd containers, reachable over SSH on 127.0.0.1."),
+    "deploy": ("provision.cli.deploy", "deploy",
+               "Deploy the site's stack with Ansible; every run keeps runs/deploy-<time>/."),
+    "check": ("provision.cli.check", "check",
+              "Run acceptance checks on the nodes of SPEC and write a run directory."),
+    "requalify": ("provision.cli.requalify", "requalify",
+                  "Re-qualify NODE after a hardware drain; resume it only if every check "
+                  "passes."),
+    "baseline": ("provision.cli.baseline", "baseline",
+                 "Calibrate the floors on a golden node: fingerprint + measured figures."),
+    "ingest": ("provision.cli.ingest", "ingest",
+               "Turn tool output produced elsewhere into measurement records (JSON Lines)."),
+    "analyze": ("provision.cli.analyze", "analyze",
+                "Judge measurements against hard limits, like parts, pairs and a baseline."),
+    "rma": ("provision.cli.rma", "rma",
+            "Write the evidence bundle a vendor asks for, for one node or GPU."),
+    "sweep": ("provision.cli.sweep", "sweep",
+              "Light, non-disruptive health checks of every node, from cron, systemd or Slurm."),
+    "history": ("provision.cli.history", "history",
+                "Show how nodes' readings changed over time, one sparkline per node, GPU and "
+                "metric."),
+    "bmc": ("provision.cli.bmc", "bmc",
+            "Day 0 on the BMCs (Redfish): inventory, firmware audit, power, boot, virtual media."),
 }
 
 
@@ -44,28 +80,37 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        available = [
-            name for name, (module, _) in COMMANDS.items()
-            if importlib.util.find_spec(module) is not None
-        ]
-        return sorted(set(available) | set(self.commands))
+        return sorted(set(COMMANDS) | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         target = COMMANDS.get(cmd_name)
-        if target is None or importlib.util.find_spec(target[0]) is None:
+        if target is None:
             return None
-        module = importlib.import_module(target[0])
-        command: click.Command = getattr(module, target[1])
+        command: click.Command = getattr(importlib.import_module(target[0]), target[1])
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(n) for n in COMMANDS)
+        rows = [(name, _shorten(COMMANDS[name][2], limit)) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:max(limit - 3, 10)].rstrip() + "..."
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="forge")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, "-V", "--version", prog_name="forge")
+@click.option("--debug", is_flag=True,
+              help="Print tracebacks as well as the one-line error (same exit code).")
+@click.option("--home", metavar="DIR", envvar="FORGE_HOME",
+              help="A site's own copy of forge's playbooks, templates and examples "
+                   "(default: the ones installed with forge; env FORGE_HOME).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, home: str | None) -> None:
     """forge: site spec -> inventory -> deploy -> acceptance -> sweeps.
 
     \b
@@ -73,43 +118,119 @@ def cli(ctx: click.Context, debug: bool) -> None:
       forge validate inventory/examples/small.yaml
       forge plan inventory/examples/small.yaml
       forge render inventory/examples/small.yaml -o site-inventory
+    Exit codes: docs/exit-codes.md (0 ok, 1 checks failed, 2 bad input, 3 deploy
+    failed, 4 unreachable, 70 internal error, 124 timeout, 130/143 interrupted).
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if home:
+        os.environ["FORGE_HOME"] = home
 
 
-def _debug_requested(argv: list[str]) -> bool:
-    return "--debug" in argv
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every cleanup (staging directories, locks) runs."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr is gone: the exit code still tells
+        click.echo(line, err=True)
+
+
+def _os_error_line(exc: OSError) -> str:
+    what = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{': '.join(str(p) for p in paths)}: {what}" if paths else what
+
+
+def _report(exc: BaseException) -> ExitCode:
+    """One line (plus hint) on stderr for ``exc``; returns the exit code."""
+    sqlite3 = sys.modules.get("sqlite3")
+    if isinstance(exc, ForgeError):
+        _say(f"forge: error: {exc.message}")
+        if exc.hint:
+            _say(f"  hint: {exc.hint}")
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):  # click: Abort
+        _say("forge: terminated")
+        return ExitCode.TERMINATED
+    if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
+        _say("forge: interrupted")
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, OSError):
+        _say(f"forge: error: {_os_error_line(exc)}")
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, UnicodeDecodeError):
+        _say(f"forge: error: input is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, OverflowError):
+        _say(f"forge: error: a number in the input is out of range ({exc})")
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, (RecursionError, MemoryError)):
+        _say("forge: error: input too deeply nested or too large to read "
+             f"({type(exc).__name__})")
+        return ExitCode.BAD_INPUT
+    csv = sys.modules.get("csv")
+    if csv is not None and isinstance(exc, csv.Error):
+        _say(f"forge: error: input is not CSV forge can read ({exc})")
+        return ExitCode.BAD_INPUT
+    if sqlite3 is not None and isinstance(exc, sqlite3.DatabaseError):
+        _say(f"forge: error: database: {exc}")
+        return ExitCode.BAD_INPUT
+    _say(f"forge: internal error: {type(exc).__name__}: {exc}")
+    _say(f"  hint: {BUG_REPORT}")
+    return ExitCode.INTERNAL_ERROR
+
+
+def _exit(code: int) -> NoReturn:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        # the reader went away (`forge plan | head -1`): nothing more to say to it
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run the CLI; map errors to exit codes (the only place that prints an error).
+    """Run the CLI; map every outcome to an exit code (the only place that prints an error).
 
-    Commands signal failure by raising a ForgeError or by returning an exit code.
+    Commands signal failure by raising a ForgeError, by returning an exit code or
+    by ``ctx.exit(code)``.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(args)
+    debug = "--debug" in args
+    if sys.stdout is None:  # started with stdout closed (`forge validate ... >&-`)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         rv = cli.main(args=args, prog_name="forge", standalone_mode=False)
-    except ForgeError as exc:
-        if debug:
-            raise
-        click.echo(f"forge: error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
-        sys.exit(int(exc.exit_code))
-    except click.exceptions.Abort:
-        click.echo("forge: interrupted", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
+        sys.stdout.flush()
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(int(ExitCode.BAD_INPUT))
-    except KeyboardInterrupt:
-        click.echo("forge: interrupted", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _exit(exc.exit_code)
     except BrokenPipeError:
-        sys.exit(int(ExitCode.OK))
+        _exit(int(ExitCode.OK))
+    except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _exit(int(ExitCode.OK))  # click's own EPIPE exit: the reader went away, not a failure
+        raise
+    except (Exception, KeyboardInterrupt) as exc:  # the one boundary: nothing escapes as is
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        _exit(int(_report(exc)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     # a command may return an exit code (an int or ExitCode); anything else means success
-    sys.exit(int(rv) if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+    _exit(int(rv) if isinstance(rv, int) and not isinstance(rv, bool) else 0)

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def console(stderr: bool = False) -> Console:
     """A rich console; plain (no colour, no box art) when not writing to a terminal."""
+    from rich.console import Console  # rich costs start-up time: only commands that print
+
     stream = sys.stderr if stderr else sys.stdout
     is_tty = stream.isatty()
-    return Console(
+    con = Console(
         file=stream, force_terminal=None, no_color=not is_tty, highlight=False,
         soft_wrap=not is_tty, width=None if is_tty else 200,
     )
+    con.on_broken_pipe = _reader_gone  # type: ignore[method-assign]
+    return con
+
+
+def _reader_gone() -> None:
+    """rich would exit 1 ("checks failed"); let the CLI boundary treat it as the end of output."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise BrokenPipeError
 
 
 def emit_json(obj: Any) -> None:

@@ -23,9 +23,10 @@ from provision.errors import InputError
 @click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
 def rma(part: str, results: tuple[Path, ...], output: Path | None, db: Path | None,
         cluster: str | None, bmc_inventory: Path | None, force: bool) -> None:
-    """Write the evidence bundle for one node or GPU: identity, every failing reading
-    with its limit and source, raw output excerpts, history, and the commands the
-    vendor asks for next.
+    """Write the evidence bundle a vendor asks for, for one node or GPU.
+
+    It holds the part's identity, every failing reading with its limit and source,
+    raw output excerpts, history, and the commands the vendor asks for next.
 
     RUN is a run directory (forge check) or a measurements file (forge ingest).
 

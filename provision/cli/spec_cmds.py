@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
-from rich.table import Table
 
 from provision.cli.output import console, emit_json
 from provision.errors import InputError
-from provision.expectations import NodePlan, SitePlan, plan_site
-from provision.fsutil import atomic_write_text
-from provision.inventory import render_inventory
+from provision.fsutil import atomic_write_text, read_input_text
 from provision.nodes import fold
-from provision.spec import Site, load_site
-from provision.spec.loader import validate_document
-from provision.spec.migrate import VersionProblem
-from provision.spec.migrate import migrate as migrate_document
-from provision.spec.schema import site_schema
-from provision.spec.yamlsrc import load_located
+from provision.spec import Site, load_site, load_site_text
 
-SPEC = click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+if TYPE_CHECKING:  # the heavy modules load only in the commands that need them
+    from provision.expectations import SitePlan
+
+SPEC = click.argument("spec", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 
 
 def summarize(site: Site) -> dict[str, Any]:
@@ -54,12 +48,12 @@ def validate(spec: Path, as_json: bool) -> None:
         emit_json({"valid": True, **summarize(site)})
         return
     s = summarize(site)
-    console().print(f"{spec}: valid: cluster {s['cluster']} ({s['size']}), {s['nodes']} nodes, "
+    click.echo(f"{spec}: valid: cluster {s['cluster']} ({s['size']}), {s['nodes']} nodes, "
                     f"{s['gpus']} GPUs, {s['stack']} on {s['fabric']}")
 
 
 def plan_dict(plan: SitePlan, site: Site) -> dict[str, Any]:
-    groups: dict[str, list[NodePlan]] = {}
+    groups: dict[str, list[Any]] = {}
     for p in plan.nodes:
         groups.setdefault(p.group, []).append(p)
     out = []
@@ -89,6 +83,8 @@ def plan(spec: Path, as_json: bool) -> None:
     Example:
       forge plan inventory/examples/small.yaml --json
     """
+    from provision.expectations import plan_site
+
     site = load_site(spec)
     data = plan_dict(plan_site(site), site)
     if as_json:
@@ -98,6 +94,8 @@ def plan(spec: Path, as_json: bool) -> None:
 
 
 def print_plan(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     con = console()
     for g in data["groups"]:
         gpu = g["gpu"]
@@ -127,8 +125,9 @@ def print_plan(data: dict[str, Any]) -> None:
 
 @click.command()
 @SPEC
-@click.option("-o", "--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Inventory directory.")
+@click.option("-o", "--output", "--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write: the inventory directory.")
 @click.option("--force", is_flag=True, help="Overwrite files changed since forge wrote them.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 def render(spec: Path, out_dir: Path, force: bool, as_json: bool) -> None:
@@ -142,8 +141,13 @@ def render(spec: Path, out_dir: Path, force: bool, as_json: bool) -> None:
       forge render inventory/examples/small.yaml -o site-inventory
       ansible-inventory -i site-inventory --graph
     """
-    site = load_site(spec)
-    report = render_inventory(site, out_dir, spec_text=spec.read_text(), force=force)
+    from provision.inventory import render_inventory
+    from provision.spec.loader import MAX_SPEC_BYTES
+
+    text = read_input_text(spec, MAX_SPEC_BYTES, "site spec")  # read once: site and header
+    site = load_site_text(text, "<stdin>" if str(spec) == "-" else str(spec),
+                          Path.cwd() if str(spec) == "-" else spec.resolve().parent)
+    report = render_inventory(site, out_dir, spec_text=text, force=force)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -165,8 +169,8 @@ def print_render_report(r: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the schema to a file instead of stdout.")
+@click.option("-o", "--output", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write: a file instead of stdout.")
 def schema(out: Path | None) -> None:
     """Print the site spec's JSON Schema.
 
@@ -174,6 +178,8 @@ def schema(out: Path | None) -> None:
     Example:
       forge schema -o site-spec.schema.json
     """
+    from provision.spec.schema import site_schema
+
     text = json.dumps(site_schema(), indent=2, sort_keys=True) + "\n"
     if out:
         atomic_write_text(out, text)
@@ -183,8 +189,9 @@ def schema(out: Path | None) -> None:
 
 @click.command(name="migrate")
 @SPEC
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the migrated spec (never the input file).")
+@click.option("-o", "--output", "--out", "out", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write: the migrated spec (never the input file).")
 def migrate_cmd(spec: Path, out: Path) -> None:
     """Rewrite a spec in the current spec_version (the original is left alone).
 
@@ -192,11 +199,20 @@ def migrate_cmd(spec: Path, out: Path) -> None:
     Example:
       forge migrate old-site.yaml -o site.yaml
     """
+    import yaml
+
+    from provision.spec.loader import MAX_SPEC_BYTES, validate_document
+    from provision.spec.migrate import VersionProblem
+    from provision.spec.migrate import migrate as migrate_document
+    from provision.spec.yamlsrc import load_located
+
     if out.resolve() == spec.resolve():
         raise InputError("migrate writes a new file; -o must differ from the input spec")
     if out.exists():
         raise InputError(f"{out} exists; choose another name (forge never overwrites a spec)")
-    located = load_located(spec.read_text(), str(spec))
+    if not out.parent.is_dir():
+        raise InputError(f"{out.parent}: no such directory")
+    located = load_located(read_input_text(spec, MAX_SPEC_BYTES, "site spec"), str(spec))
     if not isinstance(located.data, dict):
         raise InputError(f"{spec}: the site spec must be a mapping")
     try:

@@ -93,7 +93,12 @@ def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_r
         local_node: str | None, config_path: Path | None, db: Path | None, fail_after: int,
         resume_after: int, max_workers: int, node_timeout: float | None,
         controller: str | None, baseline_days: float) -> None:
-    """Sweep SPEC's nodes (see `forge sweep --help`)."""
+    """Sweep SPEC's nodes (see `forge sweep --help`).
+
+    \b
+    Example:
+      forge sweep run site.yaml --nodes 'gpu[001-004]' --profile quick
+    """
     opts = SweepOptions(profile=profile, nodes=nodeset, drain=drain, dry_run=dry_run,
                         db=db or default_db(), policy=PolicyConfig(fail_after, resume_after),
                         max_workers=max_workers, node_timeout_s=node_timeout,
@@ -201,6 +206,7 @@ def import_(files: tuple[Path, ...], db: Path | None) -> None:
     Example:
       forge sweep import /var/lib/forge/results/*.json --db /var/lib/forge/history.db
     """
+    from provision.fsutil import read_input_text
     from provision.history.store import HistoryStore
     from provision.sweep.result import from_document
     from provision.sweep.run import _run_info
@@ -209,7 +215,7 @@ def import_(files: tuple[Path, ...], db: Path | None) -> None:
     with HistoryStore(db or default_db()) as store:
         for f in files:
             try:
-                doc: Any = json.loads(f.read_text(encoding="utf-8"))
+                doc: Any = json.loads(read_input_text(f, 256 * 2**20, "sweep result"))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{f}:{exc.lineno}: not JSON ({exc.msg})") from None
             result = from_document(doc, source=str(f))

@@ -17,12 +17,10 @@ from typing import Any, Protocol
 
 from provision.deploy import resume, rundir, settings
 from provision.deploy.events import HostResult, Tracker
-from provision.errors import DeployError, ExitCode, InputError
+from provision.errors import DeployError, ExitCode, InputError, combine
 from provision.fsutil import atomic_write_text
-from provision.lab.config import REPO_ROOT
+from provision.paths import playbooks_dir
 
-PLAYBOOKS = REPO_ROOT / "playbooks"
-SITE_PLAYBOOK = PLAYBOOKS / "site.yml"
 STDOUT_TAIL = 15
 
 
@@ -39,7 +37,7 @@ class DeployOptions:
     resume: bool = False
     require_hardware: bool = False
     profile: settings.Profile = "forge"
-    playbook: Path = SITE_PLAYBOOK
+    playbook: Path | None = None       # None: the site playbook of forge's home
     runs_root: Path | None = None
     extravars: Mapping[str, Any] = field(default_factory=dict)
 
@@ -63,13 +61,10 @@ class DeployResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.hosts("failed"):
-            return ExitCode.DEPLOY_FAILED
-        if self.hosts("unreachable"):
-            return ExitCode.HOSTS_UNREACHABLE
-        if self.hosts("not run") or self.ansible_rc != 0:
-            return ExitCode.DEPLOY_FAILED
-        return ExitCode.OK
+        return combine([
+            ExitCode.DEPLOY_FAILED if self.hosts("failed", "not run") or self.ansible_rc != 0
+            else ExitCode.OK,
+            ExitCode.HOSTS_UNREACHABLE if self.hosts("unreachable") else ExitCode.OK])
 
 
 def _targets(site: Any, opts: DeployOptions, root: Path) -> tuple[list[str], Path | None,
@@ -93,7 +88,7 @@ def _targets(site: Any, opts: DeployOptions, root: Path) -> tuple[list[str], Pat
 def deploy(opts: DeployOptions, *, view: View | None = None,
            on_event: Callable[[Mapping[str, Any]], None] | None = None) -> DeployResult:
     """Run the playbook on the site; a failed host is a result, not an exception."""
-    import ansible_runner
+    import ansible_runner.interface
 
     from provision.inventory import render_inventory
     from provision.inventory.render import spec_json
@@ -102,9 +97,12 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
     started = time.monotonic()
     spec_path = Path(opts.spec)
     site = load_site(spec_path)
-    playbook = Path(opts.playbook).resolve()
+    _check_vault_password_file()
+    playbook = Path(opts.playbook or playbooks_dir() / "site.yml").resolve()
     if not playbook.is_file():
-        raise InputError(f"playbook {playbook} does not exist")
+        raise InputError(f"playbook {playbook} does not exist",
+                         hint="--playbook names another; forge --home DIR (or FORGE_HOME) "
+                              "points at a site's own copy of forge's playbooks")
     root = rundir.runs_root(opts.runs_root).resolve()
     targets, resumed_from, opts = _targets(site, opts, root)
     run_dir = rundir.new_run_dir(root)
@@ -120,7 +118,7 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
     inventory = run_dir / "inventory"
     render_inventory(site, inventory, spec_text=spec_text)
     env = settings.environment(opts.profile, hosts=len(targets), cache_dir=root / ".fact-cache",
-                               roles_path=PLAYBOOKS / "roles",
+                               roles_path=playbooks_dir() / "roles",
                                mitogen_dir=settings.mitogen_strategy_dir())
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     atomic_write_text(run_dir / "ansible-env.json",
@@ -152,14 +150,17 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
         return True
 
     try:
-        runner = ansible_runner.run(
+        runner = ansible_runner.interface.init_runner(
             private_data_dir=str(run_dir), ident="ansible", playbook=str(playbook),
             inventory=str(inventory), envvars=env, extravars=extravars or None,
             limit=",".join(targets) if limited else None,
             tags=",".join(opts.tags) if opts.tags else None,
             cmdline="--check" if opts.check else None,
-            event_handler=handle, quiet=True, rotate_artifacts=0,
+            event_handler=handle, quiet=True, rotate_artifacts=0, suppress_env_files=True,
         )
+        runner.config.env = settings.scrubbed(runner.config.env, host_env=dict(os.environ),
+                                              own=env)
+        runner.run()
     except KeyboardInterrupt:
         record.update(status="interrupted", results=rundir.result_dicts(tracker.results()))
         rundir.write_record(run_dir, record)
@@ -177,6 +178,14 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
                           hint=f"full output: {run_dir / 'artifacts/ansible/stdout'}")
     return DeployResult(run_dir, tuple(targets), tuple(results), int(runner.rc or 0),
                         str(runner.status), seconds, resumed_from)
+
+
+def _check_vault_password_file() -> None:
+    """A vault password file that is not there is bad input (2), not a failed deploy (3)."""
+    name = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    if name and not Path(name).expanduser().is_file():
+        raise InputError(f"ANSIBLE_VAULT_PASSWORD_FILE={name}: no such file",
+                         hint="point it at the file holding the vault password, or unset it")
 
 
 def _stdout_tail(run_dir: Path) -> str:

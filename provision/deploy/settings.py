@@ -101,3 +101,31 @@ def environment(profile: Profile, *, hosts: int, cache_dir: Path, roles_path: Pa
 def strategy_of(env: dict[str, str]) -> str:
     """The strategy a run used, for its record."""
     return env.get("ANSIBLE_STRATEGY", "linear")
+
+
+# The control host's variables Ansible may see: nothing else of the operator's
+# environment (tokens, passwords, cloud keys) reaches ansible-playbook, so nothing
+# else can land in ansible-runner's record of the run (artifacts/*/command).
+PASSED_VARS = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
+    "SSH_AUTH_SOCK", "VIRTUAL_ENV", "PYTHONPATH", "XDG_RUNTIME_DIR",
+})
+_SECRET_WORDS = ("PASS", "TOKEN", "SECRET", "CREDENTIAL", "_KEY", "PRIVATE")
+
+
+def passes(name: str) -> bool:
+    """Whether the control host's variable ``name`` is handed to ansible-playbook."""
+    if name in PASSED_VARS or name.startswith("LC_"):
+        return True
+    if name.startswith("ANSIBLE_"):
+        upper = name.upper()
+        return upper.endswith("_FILE") or not any(w in upper for w in _SECRET_WORDS)
+    return False
+
+
+def scrubbed(env: dict[str, str], *, host_env: dict[str, str], own: dict[str, str]
+             ) -> dict[str, str]:
+    """``env`` as ansible-runner built it (the host's variables plus its own and
+    forge's ``own``), less every host variable that :func:`passes` refuses."""
+    return {k: v for k, v in env.items()
+            if k in own or passes(k) or (k not in host_env)}

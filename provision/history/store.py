@@ -8,6 +8,13 @@ health check, a fleet of nodes pushing results), so:
 - every write is one ``BEGIN IMMEDIATE`` transaction, retried with jittered
   backoff on SQLITE_BUSY/LOCKED until a deadline, so a sweep's rows land
   all together or not at all, and none is lost to a lock.
+
+Opening is careful too: a reader (``readonly=True``) opens the file read-only
+and never writes a byte (it works in a directory the user cannot write); a
+file that is not forge's (another application's SQLite database, a text
+file) is refused before anything is changed in it; a damaged database is
+reported in one line naming the file, which is kept as it is; every
+statement of the set-up honours the same lock deadline as a write.
 """
 
 from __future__ import annotations
@@ -74,6 +81,35 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _damaged(path: Path, exc: sqlite3.DatabaseError) -> InputError:
+    return InputError(f"{path}: history database is damaged ({exc}); the file is kept as it is",
+                      hint="restore it from a backup, or move it away to start a new one")
+
+
+def _foreign(path: Path) -> str | None:
+    """Why the existing file at ``path`` is not a forge history database (None: it is)."""
+    if path.stat().st_size == 0:
+        return None  # a database another process is creating right now
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error as exc:
+        return f"cannot be read ({exc})"
+    try:
+        tables = {r[0] for r in probe.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            return None  # locked by a writer: a forge database being written, most likely
+        return f"not an SQLite database ({exc})"
+    except sqlite3.DatabaseError as exc:
+        return f"not an SQLite database ({exc})"
+    finally:
+        probe.close()
+    if tables and "schema_version" not in tables:
+        return f"another application's database (tables {', '.join(sorted(tables)[:5])})"
+    return None
+
+
 class HistoryStore:
     """One connection to a history database; use as a context manager."""
 
@@ -82,19 +118,30 @@ class HistoryStore:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self.retry_deadline_s = retry_deadline_s
+        self.readonly = readonly
         if readonly and not self.path.exists():
             raise InputError(f"{self.path}: no history database here",
                              hint="run a sweep with --db PATH first, or pass the right --db")
+        if self.path.exists():
+            why = _foreign(self.path)
+            if why:
+                raise InputError(f"{self.path}: not a forge history database: {why}; "
+                                 f"left untouched", hint="pass the right --db")
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        target = f"{self.path.resolve().as_uri()}?mode=ro" if readonly else str(self.path)
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s,
-                                        isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(target, timeout=busy_timeout_s, uri=readonly,
+                                   isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise InputError(f"{self.path}: cannot open history database: {exc}") from None
+        self.conn = conn
         try:
-            self._configure()
-            self._migrate()
+            if readonly:
+                self._check_version()
+            else:
+                self._configure()
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             self.conn.close()
             if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
@@ -107,7 +154,7 @@ class HistoryStore:
         c = self.conn
         c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         # only takes effect on a new, empty database; lets compaction give pages back
-        c.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        self._retry(lambda: c.execute("PRAGMA auto_vacuum = INCREMENTAL"))
         self._retry(lambda: c.execute("PRAGMA journal_mode = WAL").fetchone())
         c.execute("PRAGMA synchronous = NORMAL")
 
@@ -127,7 +174,10 @@ class HistoryStore:
                             (m.version, m.description, time.time()))
 
             self.transaction(apply)
-        v = self.version()
+        self._check_version()
+
+    def _check_version(self) -> None:
+        v = self._retry(self.version)
         if v > schema.LATEST:
             raise InputError(f"{self.path}: history schema version {v} is newer than this "
                              f"forge understands ({schema.LATEST})", hint="upgrade forge")
@@ -178,8 +228,10 @@ class HistoryStore:
     def __enter__(self) -> HistoryStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            raise _damaged(self.path, exc) from None
 
     # --- writing -----------------------------------------------------------
     def record(self, run: RunInfo, records: Iterable[Measurement]) -> int:

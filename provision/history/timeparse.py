@@ -34,7 +34,7 @@ def parse_since(text: str, *, now: float | None = None, flag: str = "--since") -
     now = time.time() if now is None else now
     t = text.strip()
     if m := _AGO.match(t):
-        return now - float(m[1]) * _UNITS[m[2]]
+        return max(0.0, now - float(m[1]) * _UNITS[m[2]])  # at most: since the epoch
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
     except ValueError:

@@ -1,25 +1,39 @@
-"""Write rendered files without destroying a user's edits.
+"""Write rendered files without destroying a user's edits, all or nothing.
 
 forge records the sha256 of every file it writes in ``.forge-manifest.json``.
 On the next render a file is replaced only if it is still exactly what forge
 wrote; a file forge did not write, or one changed since, is kept and
-reported, unless ``force``. Every write is atomic (temp file + rename).
+reported, unless ``force``.
+
+Every render is all or nothing: the new tree is built in a hidden sibling
+directory (a re-render starts from hard links of the current tree, so kept
+and unknown files come along) and swapped in with one atomic exchange of the
+two directories. An interrupted or failed render (full disk, SIGINT, SIGTERM)
+leaves the old inventory whole and no staging directory behind. Every path
+written or deleted, manifest entries included, is proven to lie inside the
+output directory first.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from provision.fsutil import atomic_write_text, sha256_bytes, sha256_file
+from provision.errors import InputError
+from provision.fsutil import sha256_bytes, sha256_file
 from provision.inventory.render import render_files
 from provision.spec.model import Site
 
 MANIFEST = ".forge-manifest.json"
+RENAME_EXCHANGE = 2  # linux/fs.h
 
 
 @dataclass
@@ -37,60 +51,131 @@ class WriteReport:
                 "overwritten": self.overwritten}
 
 
+def safe_relative(rel: str) -> bool:
+    """True when ``rel`` names a path strictly inside a directory (no '..', no absolute path)."""
+    p = PurePosixPath(rel)
+    return (bool(rel) and "\\" not in rel and "\0" not in rel and not p.is_absolute()
+            and all(part not in ("", ".", "..") for part in p.parts) and len(p.parts) > 0)
+
+
 def _load_manifest(out: Path) -> dict[str, str]:
+    """The manifest's entries that lie inside ``out`` (others are never acted on)."""
+    path = out / MANIFEST
+    if path.is_dir() or path.is_symlink():
+        raise InputError(f"{path}: not forge's manifest (a directory or a link)",
+                         hint="move it away, then render again")
     try:
-        data = json.loads((out / MANIFEST).read_text())
-        files = data.get("files", {})
-        return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
-    except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
+    files = data.get("files", {}) if isinstance(data, dict) else {}
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): str(v) for k, v in files.items() if safe_relative(str(k))}
 
 
-def _write_fresh(out: Path, files: dict[str, str]) -> WriteReport:
-    """First render: build the whole tree in a hidden sibling and rename it into place.
-
-    The directory rename is the atomic step, so files inside need no temporary
-    names of their own: half the file-system operations of per-file renames,
-    which matters for inventories of thousands of hosts.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+def _regular_or_absent(path: Path, rel: str) -> bool:
+    """True when ``path`` is a regular file, False when absent; refuse anything else."""
     try:
-        made: set[Path] = set()
-        for rel in sorted(files):
-            path = stage / rel
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
-            with path.open("w", encoding="utf-8") as f:
-                f.write(files[rel])
-        manifest = {rel: sha256_bytes(text.encode()) for rel, text in files.items()}
-        (stage / MANIFEST).write_text(json.dumps(
-            {"schema_version": 1, "files": manifest}, indent=1, sort_keys=True) + "\n")
-        os.chmod(stage, 0o755)
-        os.sync()
-        if out.exists():
-            out.rmdir()  # only ever an empty directory here
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    raise InputError(f"{path}: is not a regular file where forge writes {rel}",
+                     hint="move it away, then render again")
+
+
+def _libc_rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2); False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Mirror ``src`` into ``dst`` with hard links (copies where links are not possible)."""
+    for root, dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        for d in dirs:
+            target = dst / rel / d
+            target.mkdir()
+            shutil.copymode(Path(root) / d, target)
+        for f in files:
+            source = Path(root) / f
+            if source.is_symlink():
+                os.symlink(os.readlink(source), dst / rel / f)
+                continue
+            try:
+                os.link(source, dst / rel / f)
+            except OSError:
+                shutil.copy2(source, dst / rel / f)
+
+
+def _stage(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"{out}: directory is not writable")
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+
+
+def _write(stage: Path, rel: str, text: str) -> None:
+    path = stage / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()  # a hard link to the old tree's file: never write through it
+    with path.open("w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _swap_in(stage: Path, out: Path, mode: int) -> None:
+    """Make ``stage`` the new ``out`` in one step; the old tree goes away after."""
+    os.chmod(stage, mode)
+    os.sync()
+    if not out.exists():
         os.rename(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return WriteReport(out, written=sorted(files))
+        return
+    if not any(out.iterdir()):
+        out.rmdir()
+        os.rename(stage, out)
+        return
+    if _libc_rename_exchange(stage, out):
+        shutil.rmtree(stage, ignore_errors=True)  # now the old tree
+        return
+    old = stage.with_name(stage.name + ".old")
+    os.rename(out, old)
+    os.rename(stage, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> WriteReport:
-    out = Path(out)
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return _write_fresh(out, files)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = _load_manifest(out)
-    report = WriteReport(out)
+    for rel in files:
+        if not safe_relative(rel) or rel == MANIFEST:
+            raise InputError(f"refusing to write {rel!r}: not a path inside {out}")
+    given, out = Path(out), Path(os.path.realpath(out))  # OUT may link to the real directory
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    existing = out.exists() and any(out.iterdir())
+    manifest = _load_manifest(out) if existing else {}
+    report = WriteReport(given)
     new_manifest: dict[str, str] = {}
+    changes: dict[str, str | None] = {}   # rel -> new text, or None to delete
     for rel in sorted(files):
         data = files[rel].encode()
         digest = sha256_bytes(data)
         path = out / rel
-        if path.exists():
+        if existing and _regular_or_absent(path, rel):
             current = sha256_file(path)
             if current == digest:
                 report.unchanged.append(rel)
@@ -105,24 +190,38 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
             (report.written if ours else report.overwritten).append(rel)
         else:
             report.written.append(rel)
-        atomic_write_text(path, files[rel], 0o644, fsync=False)
+        changes[rel] = files[rel]
         new_manifest[rel] = digest
     for rel, digest in sorted(manifest.items()):
-        if rel in files:
+        if rel in files or not _regular_or_absent(out / rel, rel):
             continue
-        path = out / rel
-        if not path.exists():
-            continue
-        if sha256_file(path) == digest or force:
-            path.unlink()
+        if sha256_file(out / rel) == digest or force:
+            changes[rel] = None
             report.removed.append(rel)
-            _prune_empty(path.parent, out)
         else:
             report.kept.append(rel)
             new_manifest[rel] = digest
-    os.sync()  # one flush for all files instead of one fsync per file
-    atomic_write_text(out / MANIFEST, json.dumps(
-        {"schema_version": 1, "files": new_manifest}, indent=1, sort_keys=True) + "\n")
+    manifest_text = json.dumps({"schema_version": 1, "files": new_manifest}, indent=1,
+                               sort_keys=True) + "\n"
+    if existing and not changes and manifest == new_manifest \
+            and (out / MANIFEST).is_file() and (out / MANIFEST).read_text() == manifest_text:
+        return report  # nothing to do: not even the manifest is rewritten
+    mode = stat.S_IMODE(out.stat().st_mode) if out.exists() else 0o755
+    stage = _stage(out)
+    try:
+        if existing:
+            _link_tree(out, stage)
+        for rel, text in sorted(changes.items()):
+            if text is None:
+                (stage / rel).unlink()
+                _prune_empty((stage / rel).parent, stage)
+            else:
+                _write(stage, rel, text)
+        _write(stage, MANIFEST, manifest_text)
+        _swap_in(stage, out, mode)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     return report
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from provision.errors import InputError
+from provision.paths import lab_state_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[2]   # the checkout (tests use it)
 DEFAULT_IMAGE = "localhost/forge-lab-node:bookworm"
 BASE_IMAGE = "localhost/forge-lab-node:bookworm-base"
 MAX_NODES = 32
@@ -57,6 +58,14 @@ class LabConfig:
             raise InputError(f"lab subnet {self.subnet} is too small (need a /26 or larger)")
 
     @property
+    def owner(self) -> str:
+        """This lab's identity (its state directory): labels every container and network it
+        makes, so two checkouts on one machine never remove each other's lab."""
+        import hashlib
+
+        return hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
+
+    @property
     def node_names(self) -> list[str]:
         return [f"{self.prefix}{i}" for i in range(1, self.nodes + 1)]
 
@@ -90,7 +99,7 @@ class LabConfig:
 def from_env(env: Mapping[str, str] | None = None, *, nodes: int | None = None) -> LabConfig:
     """The lab named by ``FORGE_LAB_*`` variables, else the default one under ``.lab/``."""
     env = os.environ if env is None else env
-    state = Path(env.get("FORGE_LAB_DIR") or REPO_ROOT / ".lab")
+    state = Path(env.get("FORGE_LAB_DIR") or lab_state_dir())
     kwargs: dict[str, object] = {"state_dir": state.resolve()}
     if "FORGE_LAB_PREFIX" in env:
         kwargs["prefix"] = env["FORGE_LAB_PREFIX"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from provision import proc
 from provision.errors import ForgeError
 from provision.fsutil import atomic_write_text
-from provision.lab import image, keys, podman, sitespec
+from provision.lab import image, keys, podman, prereqs, sitespec
 from provision.lab.config import MAX_NODES, LabConfig
 
 READY_TIMEOUT_S = 90.0
@@ -74,6 +74,7 @@ def up(cfg: LabConfig, *, log: Log = lambda _m: None, mirror_url: str | None = N
     SSH from this host still works (it arrives from the on-link gateway).
     """
     started = time.monotonic()
+    prereqs.require()  # name the missing program and the fix before touching anything
     if not podman_available():
         raise LabError("podman is not installed or cannot run here",
                        hint="apt-get install podman runc mmdebstrap (scripts/system-deps.sh)")
@@ -149,13 +150,30 @@ def _node_count(seen: dict[str, str], prefix: str) -> int:
 
 
 def _remove(cfg: LabConfig) -> None:
-    listed = proc.run(podman.ps_json(cfg), timeout=30)
-    names = set(cfg.node_names)
-    if listed.ok:
-        names |= {row["Names"][0] for row in json.loads(listed.stdout or "[]")}
-    _must(proc.run(podman.rm(sorted(names)), timeout=120), "removing old lab nodes")
-    if proc.run(podman.network_exists(cfg), timeout=30).ok:
-        _must(proc.run(podman.network_rm(cfg), timeout=60), f"removing network {cfg.network}")
+    """Remove this lab's containers and network; refuse to touch anyone else's."""
+    rows = json.loads(_must(proc.run(podman.ps_all(), timeout=30), "podman ps").stdout or "[]")
+    mine = {row["Names"][0] for row in rows
+            if (row.get("Labels") or {}).get(podman.OWNER) == cfg.owner}
+    wanted = set(cfg.node_names) | {f"{cfg.prefix}mirror"}
+    foreign = sorted(row["Names"][0] for row in rows
+                     if row["Names"][0] in wanted and row["Names"][0] not in mine)
+    if foreign:
+        raise LabError(f"containers {', '.join(foreign)} belong to another lab (not made from "
+                       f"{cfg.state_dir}); forge leaves them alone",
+                       hint="give this lab its own names: FORGE_LAB_PREFIX, FORGE_LAB_DIR, "
+                            "FORGE_LAB_SUBNET, FORGE_LAB_SSH_PORT_BASE (docs/lab.md); if they "
+                            f"are yours from an older forge: podman rm -f {' '.join(foreign)}")
+    if mine:
+        _must(proc.run(podman.rm(sorted(mine)), timeout=120), "removing old lab nodes")
+    if not proc.run(podman.network_exists(cfg), timeout=30).ok:
+        return
+    inspected = json.loads(_must(proc.run(podman.network_inspect(cfg), timeout=30),
+                                 f"inspecting network {cfg.network}").stdout or "[]")
+    labels = (inspected[0].get("labels") or {}) if inspected else {}
+    if labels.get(podman.OWNER) != cfg.owner:
+        raise LabError(f"network {cfg.network} belongs to another lab; forge leaves it alone",
+                       hint="FORGE_LAB_PREFIX names this lab's network differently (docs/lab.md)")
+    _must(proc.run(podman.network_rm(cfg), timeout=60), f"removing network {cfg.network}")
 
 
 def _wait_systemd(name: str, timeout: float = READY_TIMEOUT_S) -> None:

@@ -113,6 +113,7 @@ def serve(cfg: LabConfig, repo: Path, *, image: str = BASE_IMAGE) -> str:
     _must(proc.run(podman.rm([name]), timeout=60), "removing an old mirror container")
     _must(proc.run([podman.PODMAN, "--runtime", "runc", "run", "--detach", "--name", name,
                     "--label", f"{podman.LABEL}={cfg.prefix}mirror",
+                    "--label", f"{podman.OWNER}={cfg.owner}",
                     "--network", cfg.network, "--ip", address,
                     "--ulimit", "nofile=10000:10000", "--ulimit", "nproc=10000:10000",
                     "--volume", f"{repo}:/srv/mirror:ro", image,

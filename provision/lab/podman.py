@@ -11,10 +11,12 @@ from provision.lab.config import LabConfig
 
 PODMAN = "podman"
 LABEL = "io.forge.lab"
+OWNER = "io.forge.lab.owner"
 
 
 def network_create(cfg: LabConfig, *, internal: bool = False) -> list[str]:
-    argv = [PODMAN, "network", "create", "--subnet", cfg.subnet, "--label", f"{LABEL}=1"]
+    argv = [PODMAN, "network", "create", "--subnet", cfg.subnet, "--label", f"{LABEL}=1",
+            "--label", f"{OWNER}={cfg.owner}"]
     if internal:
         argv.append("--internal")
     return [*argv, cfg.network]
@@ -22,6 +24,10 @@ def network_create(cfg: LabConfig, *, internal: bool = False) -> list[str]:
 
 def network_exists(cfg: LabConfig) -> list[str]:
     return [PODMAN, "network", "exists", cfg.network]
+
+
+def network_inspect(cfg: LabConfig) -> list[str]:
+    return [PODMAN, "network", "inspect", "--format", "json", cfg.network]
 
 
 def network_rm(cfg: LabConfig) -> list[str]:
@@ -34,7 +40,7 @@ def run_node(cfg: LabConfig, index: int, *, image: str | None = None,
     name = f"{cfg.prefix}{index}"
     argv = [
         PODMAN, "--runtime", "runc", "run", "--detach", "--name", name, "--hostname", name,
-        "--label", f"{LABEL}={cfg.prefix}",
+        "--label", f"{LABEL}={cfg.prefix}", "--label", f"{OWNER}={cfg.owner}",
         "--network", cfg.network, "--ip", cfg.address(index),
         "--publish", f"127.0.0.1:{cfg.ssh_port(index)}:22",
         "--ulimit", "nofile=10000:10000", "--ulimit", "nproc=10000:10000",
@@ -62,7 +68,12 @@ def exec_privileged(name: str, *command: str) -> list[str]:
 
 
 def ps_json(cfg: LabConfig) -> list[str]:
-    return [PODMAN, "ps", "--all", "--format", "json", "--filter", f"label={LABEL}={cfg.prefix}"]
+    """This lab's containers (by owner label: never another checkout's)."""
+    return [PODMAN, "ps", "--all", "--format", "json", "--filter", f"label={OWNER}={cfg.owner}"]
+
+
+def ps_all() -> list[str]:
+    return [PODMAN, "ps", "--all", "--format", "json"]
 
 
 def image_exists(image: str) -> list[str]:

@@ -13,9 +13,10 @@ import yaml
 
 from provision.fsutil import atomic_write_text
 from provision.lab.config import REPO_ROOT, LabConfig
+from provision.paths import lab_state_dir
 
-EXAMPLE = REPO_ROOT / "inventory" / "examples" / "lab.yaml"
-DEFAULT = LabConfig(state_dir=REPO_ROOT / ".lab")
+EXAMPLE = REPO_ROOT / "inventory" / "examples" / "lab.yaml"   # its key paths: a checkout's .lab/
+DEFAULT = LabConfig(state_dir=lab_state_dir())
 
 
 def is_default(cfg: LabConfig) -> bool:

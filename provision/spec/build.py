@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
+from provision.errors import InputError
+from provision.nodes import size_bound
 from provision.spec.allocate import int_to_ipv4, ipv4_to_int, sequence, split_hostport
 from provision.spec.model import (
     Access,
@@ -196,6 +199,60 @@ def _v4_net(subnet: str) -> tuple[int, int]:
     return int(net.network_address), int(net.netmask)
 
 
+#: a node name is a host name (RFC 1123 label): it becomes a file name, an Ansible
+#: host and a Slurm NodeName, so no dots, slashes or other path characters
+HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+#: more nodes than any site forge is built for: a typo such as gpu[1-20000000]
+MAX_NODES = 100_000
+
+
+def _is_address(text: str) -> bool:
+    host = text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _hostport(value: str, path: Path_, probs: Problems) -> tuple[str, int | None]:
+    """``split_hostport`` with its problems reported at ``path`` (port 1..65535)."""
+    try:
+        host, port = split_hostport(value)
+    except ValueError as exc:
+        probs.add(path, str(exc))
+        return value, None
+    if port is not None and not 1 <= port <= 65535:
+        probs.add(path, f"port {port} in {value!r} is outside 1..65535")
+        return host, None
+    return host, port
+
+
+def _members(g: dict[str, Any], gpath: Path_, probs: Problems, budget: int) -> list[str] | None:
+    """The group's node names, each a valid host name, and no more than ``budget`` of them."""
+    if size_bound(g["nodes"]) > budget:
+        probs.add(gpath + ("nodes",), f"{g['nodes']!r} is over {budget:,} nodes; a site "
+                                      f"spec holds at most {MAX_NODES:,} in all (a typo?)")
+        return None
+    try:
+        nodeset = NodeSet(g["nodes"])
+    except NodeSetParseError as exc:
+        probs.add(gpath + ("nodes",), f"invalid node set {g['nodes']!r}: {exc}")
+        return None
+    if len(nodeset) > budget:
+        probs.add(gpath + ("nodes",), f"{g['nodes']!r} is {len(nodeset):,} nodes; a site "
+                                      f"spec holds at most {MAX_NODES:,} in all (a typo?)")
+        return None
+    members = list(nodeset)
+    bad = [n for n in members if not HOSTNAME.match(n)]
+    if bad:
+        probs.add(gpath + ("nodes",), f"{bad[0]!r} is not a valid host name (letters, digits "
+                                      f"and '-', at most 63 characters, no '.' or '/')"
+                                      + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+        return None
+    return members
+
+
 def _secret(ref: dict[str, Any] | None) -> SecretRef | None:
     if not ref:
         return None
@@ -209,6 +266,9 @@ def _secret(ref: dict[str, Any] | None) -> SecretRef | None:
 def build_site(doc: dict[str, Any], located: Located,
                base_dir: Path) -> tuple[Site | None, list[str]]:
     probs = Problems(located)
+    if not isinstance(doc.get("networks"), dict):
+        probs.add(("networks",), "'networks' is required (size custom has no preset networks)")
+        return None, probs.items
     nets = doc["networks"]
     subnets: dict[str, Any] = {}
     for name in ("management", "bmc", "storage"):
@@ -245,16 +305,19 @@ def build_site(doc: dict[str, Any], located: Located,
         else:
             seen[kind][key] = path
 
+    total = 0
     for gi, g in enumerate(doc["node_groups"]):
         gpath: Path_ = ("node_groups", gi)
-        try:
-            members = list(NodeSet(g["nodes"]))
-        except NodeSetParseError as exc:
-            probs.add(gpath + ("nodes",), f"invalid node set {g['nodes']!r}: {exc}")
+        found = _members(g, gpath, probs, MAX_NODES - total)
+        if found is None:
             continue
+        members = found
+        total += len(members)
         profile = profiles.get(g["profile"])
         addrs = g.get("addresses", {})
         excepts = frozenset(addrs.get("except", []))
+        for bad in sorted(e for e in excepts if not _is_address(e)):
+            probs.add(gpath + ("addresses", "except"), f"{bad!r} is not an IP address")
         gens = {k: _allocator(addrs.get(k), gpath + ("addresses", k), excepts, probs)
                 for k in ("management", "bmc", "ssh")}
         node_data = g.get("node_data", {})
@@ -275,7 +338,8 @@ def build_site(doc: dict[str, Any], located: Located,
                 if value is None:
                     continue
                 kpath = dpath + (key,) if key in data else gpath + ("addresses", net)
-                host, _ = split_hostport(value) if value.count(":") == 1 else (value, None)
+                host, _ = _hostport(value, kpath, probs) if value.count(":") == 1 \
+                    else (value, None)
                 inside = _inside(host, subnets[net][0] if net in subnets else None)
                 if inside is None:
                     if kind == "ip":
@@ -287,7 +351,8 @@ def build_site(doc: dict[str, Any], located: Located,
                                      f"networks.{net}.subnet {subnets[net][0]}")
                 unique(kind, value, kpath, f"{net} address")
             if ssh:
-                ssh_host, ssh_port = split_hostport(ssh)
+                ssh_host, ssh_port = _hostport(ssh, dpath + ("ssh",) if "ssh" in data
+                                               else gpath + ("addresses", "ssh"), probs)
             else:
                 ssh_host, ssh_port = mgmt or name, None
             unique("ssh", f"{ssh_host}:{ssh_port or default_port}", dpath, "SSH endpoint")
@@ -353,7 +418,10 @@ def build_site(doc: dict[str, Any], located: Located,
 def _path(value: str | None, base_dir: Path) -> str | None:
     if not value:
         return None
-    p = Path(value).expanduser()
+    try:
+        p = Path(value).expanduser()
+    except RuntimeError:  # ~user of a user this machine does not have
+        raise InputError(f"{value}: no such user's home directory") from None
     return os.path.normpath(p if p.is_absolute() else (base_dir / p))
 
 

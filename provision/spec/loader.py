@@ -6,23 +6,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from provision.errors import InputError, SpecError
+from provision.errors import SpecError
+from provision.fsutil import read_input_text
 from provision.spec.build import build_site
 from provision.spec.migrate import VersionProblem, migrate
 from provision.spec.model import Site
 from provision.spec.presets import DEFAULT_VERSIONS, preset
 from provision.spec.profiles import deep_merge, suggest
 from provision.spec.schema import site_schema
+from provision.spec.schemacheck import SchemaError, iter_errors
 from provision.spec.yamlsrc import Located, load_located
 
 MAX_SPEC_BYTES = 64 * 1024 * 1024
 
 
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(site_schema())
+def _schema() -> dict[str, Any]:
+    return site_schema()
 
 
 def _describe(value: Any) -> str:
@@ -30,7 +30,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _schema_message(err: jsonschema.ValidationError) -> tuple[tuple[str | int, ...], str]:
+def _schema_message(err: SchemaError) -> tuple[tuple[str | int, ...], str]:
     path = tuple(err.absolute_path)
     v = err.validator
     if v == "additionalProperties":
@@ -41,6 +41,15 @@ def _schema_message(err: jsonschema.ValidationError) -> tuple[tuple[str | int, .
                                f"{', '.join(allowed)}")
     if v == "required":
         return path, err.message.replace("is a required property", "is required")
+    if v == "type" and len(path) >= 2 and path[-2] == "versions":
+        return path, (f"expected a quoted string, got {_describe(err.instance)}: write "
+                      f"versions in quotes ('12.10'), an unquoted 12.10 is the number 12.1")
+    if v == "pattern" and path and path[-1] == "env":
+        return path, (f"{_describe(err.instance)} is not an environment variable name "
+                      f"(letters, digits and _, not starting with a digit)")
+    if v == "pattern" and path and path[-1] in ("file", "vault", "key"):
+        return path, (f"{_describe(err.instance)}: a secret's path or key may not contain "
+                      f"quotes, braces, backslashes or control characters")
     if v == "type":
         want = err.validator_value
         want = " or ".join(want) if isinstance(want, list) else want
@@ -51,6 +60,9 @@ def _schema_message(err: jsonschema.ValidationError) -> tuple[tuple[str | int, .
     if v == "const":
         return path, f"must be {err.validator_value!r}, got {_describe(err.instance)}"
     if v == "oneOf" and path and path[-1] == "password":
+        for sub in err.context or ():
+            if sub.validator == "pattern":  # the right shape with a hostile name in it
+                return _schema_message(sub)
         return path, ("must be a reference, never the secret itself: {env: VAR}, "
                       "{file: PATH} (mode 0600) or {vault: PATH, key: NAME}")
     if v == "pattern":
@@ -79,7 +91,7 @@ def validate_document(located: Located, base_dir: Path) -> Site:
     except VersionProblem as exc:
         raise SpecError([located.problem(("spec_version",), str(exc))]) from None
     merged = _apply_defaults(doc)
-    errors = sorted(_validator().iter_errors(merged), key=lambda e: list(map(str, e.path)))
+    errors = sorted(iter_errors(merged, _schema()), key=lambda e: list(map(str, e.path)))
     if errors:
         problems = []
         for err in errors:
@@ -97,17 +109,7 @@ def load_site_text(text: str, source: str = "<spec>", base_dir: Path | None = No
 
 
 def load_site(path: str | Path) -> Site:
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_SPEC_BYTES:
-            raise InputError(f"{p}: larger than {MAX_SPEC_BYTES // 2**20} MiB; not a site spec")
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{p}: is a directory, expected a site spec file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{p}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InputError(f"{p}: {exc.strerror}") from None
-    return load_site_text(text, str(path), p.resolve().parent)
+    """Load the spec at ``path`` (``-``: standard input)."""
+    text = read_input_text(path, MAX_SPEC_BYTES, "site spec")
+    base = Path.cwd() if str(path) == "-" else Path(path).resolve().parent
+    return load_site_text(text, "<stdin>" if str(path) == "-" else str(path), base)

@@ -16,7 +16,7 @@ from provision.spec.model import CpuSpec, GpuSpec, HardwareProfile, NicSpec
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, Any]:
     text = resources.files("provision.spec").joinpath("catalog.yaml").read_text()
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return data
 
 

@@ -14,6 +14,16 @@ SPEC_VERSION = 1
 _str: dict[str, Any] = {"type": "string", "minLength": 1}
 _int: dict[str, Any] = {"type": "integer"}
 _num: dict[str, Any] = {"type": "number"}
+# physical figures: a size, a rate, a count of cores is never zero or negative
+_pos: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0}
+_pos_int: dict[str, Any] = {"type": "integer", "minimum": 1}
+_pcie_gen: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 7}
+_pcie_width: dict[str, Any] = {"type": "integer", "enum": [1, 2, 4, 8, 16, 32]}
+_port: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
+# what a secret reference may name: it ends up inside an Ansible lookup on the controller,
+# so no quotes, braces, backslashes or control characters can ever reach that template
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+SECRET_PATH = r"^[^'\"{}\\\x00-\x1f\x7f]{1,4096}$"
 _bool: dict[str, Any] = {"type": "boolean"}
 _name: dict[str, Any] = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
 _mac: dict[str, Any] = {"type": "string",
@@ -31,9 +41,10 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) ->
 _secret = {
     "description": "a reference to a secret: never the secret itself",
     "oneOf": [
-        _obj({"env": _str}, ("env",)),
-        _obj({"file": _str}, ("file",)),
-        _obj({"vault": _str, "key": _str}, ("vault",)),
+        _obj({"env": {"type": "string", "pattern": ENV_NAME}}, ("env",)),
+        _obj({"file": {"type": "string", "pattern": SECRET_PATH}}, ("file",)),
+        _obj({"vault": {"type": "string", "pattern": SECRET_PATH},
+              "key": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,128}$"}}, ("vault",)),
     ],
 }
 
@@ -96,17 +107,18 @@ _gpu_override = _obj({
     "model": _str, "count": {"type": "integer", "minimum": 0, "maximum": 16},
     "nvlink_pairs": {"type": "array", "items": {"type": "array", "items": _int,
                                                 "minItems": 2, "maxItems": 2}},
-    "memory_gb": _num, "memory_bandwidth_gbs": _num, "nvlink_links_per_gpu": _int,
-    "nvlink_link_speed_gbs": _num, "nvlink_bridge_bandwidth_gbs": _num, "pcie_gen": _int,
-    "pcie_width": _int, "bf16_dense_tflops": _num, "power_limit_w": _num,
+    "memory_gb": _pos, "memory_bandwidth_gbs": _pos, "nvlink_links_per_gpu": _int,
+    "nvlink_link_speed_gbs": _pos, "nvlink_bridge_bandwidth_gbs": _pos, "pcie_gen": _pcie_gen,
+    "pcie_width": _pcie_width, "bf16_dense_tflops": _pos, "power_limit_w": _pos,
     "fabric_manager": _bool,
 })
 
 _nic = _obj({
     "model": _str, "count": {"type": "integer", "minimum": 0}, "purpose": {
         "enum": ["compute", "storage", "north-south"]},
-    "ports_per_nic": {"type": "integer", "minimum": 1}, "rate_gbps": _num,
-    "link_layer": {"enum": ["InfiniBand", "Ethernet"]}, "pcie_gen": _int, "pcie_width": _int,
+    "ports_per_nic": {"type": "integer", "minimum": 1}, "rate_gbps": _pos,
+    "link_layer": {"enum": ["InfiniBand", "Ethernet"]}, "pcie_gen": _pcie_gen,
+    "pcie_width": _pcie_width,
     "gpu_affinity": {"type": "array", "items": {"type": "array", "items": _int}},
 }, ("model", "count"))
 
@@ -115,12 +127,12 @@ _profile = _obj({
     "container": _bool, "fake_gpus": {"type": "integer", "minimum": 0, "maximum": 16},
     "gpu": _gpu_override,
     "nics": {"type": "array", "items": _nic},
-    "cpu": _obj({"model": _str, "sockets": _int, "cores_per_socket": _int}),
-    "memory_gib": _num,
+    "cpu": _obj({"model": _str, "sockets": _pos_int, "cores_per_socket": _pos_int}),
+    "memory_gib": _pos,
     "sources": {"type": "object", "additionalProperties": _str},
 })
 
-_versions = _obj({k: {"type": ["string", "number"]} for k in (
+_versions = _obj({k: _str for k in (
     "driver_branch", "cuda", "doca_ofed", "slurm", "kubernetes", "gpu_operator",
     "network_operator", "nccl", "nccl_tests", "perftest", "dcgm", "nvbandwidth", "containerd",
     "helm", "calico", "pyxis")})
@@ -176,7 +188,7 @@ def site_schema() -> dict[str, Any]:
                 "size": {"enum": ["small", "medium", "large", "ovx-l40s", "custom"]},
             }, ("name",)),
             "access": _obj({"user": _str, "ssh_key": _str, "known_hosts": _str,
-                            "become": _bool, "port": _int}),
+                            "become": _bool, "port": _port}),
             "profiles": {"type": "object", "additionalProperties": _profile},
             "networks": _obj({"management": _network, "bmc": _network, "storage": _network,
                               "fabric": _fabric}, ("management",)),

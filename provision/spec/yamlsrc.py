@@ -9,17 +9,20 @@ document is refused in microseconds rather than eating memory.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from provision.errors import InputError, SpecError
+from provision.errors import SpecError
 
 Path_ = tuple[str | int, ...]
 
 #: refuse documents whose alias-expanded size exceeds this many YAML nodes
 MAX_EXPANDED_NODES = 2_000_000
+#: refuse documents nested deeper than this (a site spec needs about 8)
+MAX_DEPTH = 200
 
 
 def format_path(path: Path_) -> str:
@@ -56,8 +59,8 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int
     key = id(node)
     if key in memo:
         return memo[key]
-    if depth > 200:
-        raise InputError("YAML nesting deeper than 200 levels")
+    if depth > MAX_DEPTH:
+        raise _TooDeep(node.start_mark)
     memo[key] = 1  # guards recursive aliases
     if isinstance(node, yaml.MappingNode):
         size = 1 + sum(_expanded_size(k, memo, depth + 1) + _expanded_size(v, memo, depth + 1)
@@ -70,7 +73,20 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int
     return size
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark: Any = None) -> None:
+        super().__init__()
+        self.mark = mark
+
+
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    line = text.count("\n", 0, position) + 1
+    return line, position - (text.rfind("\n", 0, position) + 1) + 1
+
+
 _SCALAR_LOADER = yaml.SafeLoader("")
+# libyaml where PyYAML has it: the same nodes and marks, several times faster
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
@@ -80,8 +96,15 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 def load_located(text: str, source: str) -> Located:
     """Parse one YAML document safely into plain data with locations."""
+    too_deep = f"YAML nested deeper than {MAX_DEPTH} levels; not a site spec"
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_COMPOSER)
+    except RecursionError:  # PyYAML's composer recurses once per level
+        raise SpecError([f"{source}: {too_deep}"]) from None
+    except yaml.reader.ReaderError as exc:
+        line, col = _line_col(text, exc.position)
+        raise SpecError([f"{source}:{line}:{col}: invalid YAML: character "
+                         f"{exc.character!r} is not allowed"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -90,7 +113,12 @@ def load_located(text: str, source: str) -> Located:
         raise SpecError([f"{source}: invalid YAML: {exc}"]) from None
     if root is None:
         raise SpecError([f"{source}:1:1: the document is empty"])
-    size = _expanded_size(root, {})
+    try:
+        size = _expanded_size(root, {})
+    except (_TooDeep, RecursionError) as exc:
+        mark = getattr(exc, "mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise SpecError([f"{where}: {too_deep}"]) from None
     if size > MAX_EXPANDED_NODES:
         raise SpecError([f"{source}: refusing a document that expands to {size:,} YAML nodes "
                          f"(limit {MAX_EXPANDED_NODES:,}): alias expansion bomb?"])
@@ -129,10 +157,14 @@ def load_located(text: str, source: str) -> Located:
             return [build(v, path + (i,)) for i, v in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
         try:
-            return _scalar(node)
+            value = _scalar(node)
         except yaml.constructor.ConstructorError as exc:
             problems.append(located.problem(path, f"unsupported YAML value ({exc.problem})"))
             return None
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(located.problem(path, f"{node.value!r} is not a finite number"))
+            return None
+        return value
 
     located.data = build(root, ())
     if problems:

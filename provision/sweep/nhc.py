@@ -22,7 +22,9 @@ DEFAULT_DB = "/var/lib/forge/health.db"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="forge-health", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="forge-health", description=__doc__.splitlines()[0],
+        epilog="example: forge-health --profile quick --drain   (exit codes: docs/exit-codes.md)")
     ap.add_argument("--config", default=DEFAULT_CONFIG)
     ap.add_argument("--node", default=socket.gethostname().split(".")[0])
     ap.add_argument("--profile", default="quick", choices=("quick", "full"))

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from provision import metrics
 from provision.actions.policy import Failure, NodeHealth, failures_from
-from provision.errors import ExitCode
+from provision.errors import ExitCode, combine
 from provision.measurement import Measurement, from_dict, problem
 
 SCHEMA_VERSION = 1
@@ -107,15 +107,14 @@ class SweepResult:
         return [n for n in self.nodes if n.status == status]
 
     def exit_code(self) -> ExitCode:
-        """3 when a drain/resume failed, 1 when a node fails a check, 4 when one was
-        unreachable, else 0."""
-        if any(a.get("outcome", "").startswith("failed") for a in self.actions):
-            return ExitCode.DEPLOY_FAILED
-        if self.by_status("failing"):
-            return ExitCode.CHECKS_FAILED
-        if self.by_status("unreachable"):
-            return ExitCode.HOSTS_UNREACHABLE
-        return ExitCode.OK
+        """4 when a node was unreachable, 3 when a drain/resume failed, 1 when a node
+        fails a check, else 0 (the precedence of :func:`provision.errors.combine`)."""
+        return combine([
+            ExitCode.DEPLOY_FAILED
+            if any(a.get("outcome", "").startswith("failed") for a in self.actions)
+            else ExitCode.OK,
+            ExitCode.CHECKS_FAILED if self.by_status("failing") else ExitCode.OK,
+            ExitCode.HOSTS_UNREACHABLE if self.by_status("unreachable") else ExitCode.OK])
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "kind": "forge-sweep-result",
@@ -142,6 +141,9 @@ def from_document(doc: dict[str, Any], *, source: str) -> SweepResult:
                                  reachable=n.get("status") != "unreachable",
                                  why_unreachable=str(n.get("reason") or ""),
                                  seconds=float(n.get("seconds") or 0)))
+    missing = [k for k in ("run_id", "started", "nodes") if not doc.get(k)]
+    if missing:
+        raise InputError(f"{source}: sweep result without {', '.join(missing)}")
     return SweepResult(str(doc.get("run_id")), str(doc.get("profile")),
                        float(doc.get("started") or 0), float(doc.get("finished") or 0),
                        tuple(nodes))

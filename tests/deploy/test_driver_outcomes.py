@@ -104,7 +104,8 @@ def test_every_outcome_in_one_run_then_resume(site: tuple[Path, Path], tmp_path:
     first = deploy(DeployOptions(**opts, extravars={"fx_dir": str(out), "fx_fail_host": "fx2"}))
     outcomes = {r.host: r.outcome for r in first.results}
     assert outcomes == {"fx1": "changed", "fx2": "failed", "fx3": "unreachable"}
-    assert first.exit_code == ExitCode.DEPLOY_FAILED
+    # failed and unreachable in one run: unreachable wins (docs/exit-codes.md precedence)
+    assert first.exit_code == ExitCode.HOSTS_UNREACHABLE
     fx2 = next(r for r in first.results if r.host == "fx2")
     assert fx2.failure is not None and fx2.failure.task == "Fail where asked"
     assert fx2.failure.message == "fixture failure on fx2"

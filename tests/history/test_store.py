@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from provision.errors import InputError
 from provision.history import schema
 from provision.history.retention import RetentionPolicy, compact
-from provision.history.store import HistoryStore, RunInfo
+from provision.history.store import HistoryBusy, HistoryStore, RunInfo
 from provision.history.timeparse import parse_since
 from provision.history.trend import series, sparkline
 from provision.measurement import Measurement
@@ -85,7 +86,7 @@ def test_refuses_newer_schema_and_non_database(tmp_path: Path) -> None:
         HistoryStore(db)
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(InputError, match="not a usable forge history database"):
+    with pytest.raises(InputError, match="not a forge history database"):
         HistoryStore(junk)
 
 
@@ -137,3 +138,69 @@ def test_series_groups_by_node_gpu_metric(tmp_path: Path) -> None:
         got = series(store.samples())
         assert len(got) == 8 and all(len(s.values) == 2 for s in got)
         assert got[0].key == "n1 gpu0"
+
+
+def test_another_applications_database_is_never_modified(tmp_path: Path) -> None:
+    """Refused before anything is written: no WAL switch, no schema_version table."""
+    other = tmp_path / "app.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(InputError, match="another application's database"):
+            HistoryStore(other, readonly=readonly)
+    assert other.read_bytes() == before
+    assert not other.with_name("app.db-wal").exists()
+
+
+def test_reader_opens_read_only_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    with HistoryStore(db) as store:
+        store.record(RunInfo("r1", 1.0), [Measurement(node="n1", metric="m", value=1.0)])
+    db.chmod(0o444)
+    before = db.read_bytes()
+    with HistoryStore(db, readonly=True) as store:
+        assert store.count() == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.conn.execute("DELETE FROM samples")
+    assert db.read_bytes() == before
+
+
+def test_damaged_pages_are_one_line_and_the_file_is_kept(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    with HistoryStore(db) as store:
+        store.record(RunInfo("r1", 1.0), [Measurement(node=f"n{i}", metric="m", value=float(i))
+                                          for i in range(3000)])
+    data = bytearray(db.read_bytes())
+    page = 4096
+    for offset in range(2 * page, len(data) - page, page):   # keep the header and schema page
+        data[offset + 100: offset + 400] = random.Random(offset).randbytes(300)
+    db.write_bytes(bytes(data))
+    damaged = db.read_bytes()
+    with pytest.raises(InputError, match="damaged") as err, \
+            HistoryStore(db, readonly=True) as store:
+        store.samples(metric="m")
+    assert str(db) in str(err.value)
+    assert db.read_bytes() == damaged
+
+
+def test_lock_held_by_another_process_honours_the_deadline(tmp_path: Path) -> None:
+    """A writer holding the lock past the deadline: 124 after the deadline, not before,
+    and a reader is not blocked at all (WAL)."""
+    db = tmp_path / "h.db"
+    HistoryStore(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with HistoryStore(db, readonly=True) as reader:
+            assert reader.count() == 0
+        started = time.monotonic()
+        with pytest.raises(HistoryBusy), \
+                HistoryStore(db, busy_timeout_s=0.2, retry_deadline_s=1.5) as store:
+            store.record(RunInfo("r2", 2.0), [Measurement(node="n", metric="m", value=1)])
+        assert 1.5 <= time.monotonic() - started < 10
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -40,7 +40,9 @@ def test_verdict_and_exit_codes() -> None:
     r = _result()
     assert [n.status for n in r.nodes] == ["healthy", "failing", "unreachable"]
     assert r.nodes[1].findings[0].fatal and r.nodes[1].findings[0].gpu == 3
-    assert int(r.exit_code()) == 1
+    assert int(r.exit_code()) == 4                 # failing + unreachable: 4 wins (exit-codes.md)
+    without_gone = SweepResult("x", "quick", 0, 1, (r.nodes[0], r.nodes[1]))
+    assert int(without_gone.exit_code()) == 1
     only_gone = SweepResult("x", "quick", 0, 1, (r.nodes[0], r.nodes[2]))
     assert int(only_gone.exit_code()) == 4         # unreachable is never healthy
     assert report.nhc_line(r.nodes[1]).startswith("ERROR: gpu002 gpu3: FATAL gpu/ecc_")
@@ -99,7 +101,7 @@ def test_prometheus_textfile_parses() -> None:
     fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
     healthy = {s.labels["node"]: s.value for s in fams["forge_sweep_node_healthy"].samples}
     assert healthy == {"gpu001": 1, "gpu002": 0, "gpu003": 0}
-    assert fams["forge_sweep_exit_code"].samples[0].value == 1
+    assert fams["forge_sweep_exit_code"].samples[0].value == 4  # failing + unreachable
 
 
 def test_history_cli_sparklines_json_and_compaction(tmp_path: Path, forge: Callable[..., Any]) -> None:

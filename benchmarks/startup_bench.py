@@ -1,0 +1,69 @@
+"""CLI start-up: CPU seconds of `forge --help`, `forge validate` of the small example and
+`forge-health --help`, beside `python -c 'import click'` (the floor any click CLI pays).
+
+Targets: forge --help < 0.1 s, forge validate small < 0.15 s (CPU, median).
+Run: .venv/bin/python benchmarks/startup_bench.py [--rounds 21]
+One alternating run: every round runs each command once, in turn, so a busy machine
+slows all of them alike; each figure is the median over rounds of the child's user+sys
+CPU time (wall time is shown too, but on a shared machine it measures the neighbours).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ROOT / "inventory" / "examples" / "small.yaml"
+PY = sys.executable
+_SCRIPT = Path(PY).with_name("forge")
+FORGE = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "provision"]
+
+COMMANDS: dict[str, tuple[list[str], float | None]] = {
+    "python -c 'import click' (peer)": ([PY, "-c", "import click"], None),
+    "forge --help": ([*FORGE, "--help"], 0.10),
+    "forge validate small.yaml": ([*FORGE, "validate", str(SMALL)], 0.15),
+    "forge-health --help": ([PY, "-m", "provision.sweep.nhc", "--help"], None),
+}
+
+
+def _once(argv: list[str]) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=21)
+    rounds = ap.parse_args().rounds
+    for argv, _ in COMMANDS.values():  # warm the page cache and .pyc files
+        _once(argv)
+    cpu: dict[str, list[float]] = {k: [] for k in COMMANDS}
+    wall: dict[str, list[float]] = {k: [] for k in COMMANDS}
+    for _ in range(rounds):
+        for name, (argv, _) in COMMANDS.items():
+            c, w = _once(argv)
+            cpu[name].append(c)
+            wall[name].append(w)
+    peer = statistics.median(cpu["python -c 'import click' (peer)"])
+    print(f"{'command':34} {'CPU s':>7} {'wall s':>7} {'x peer':>7}  target")
+    for name, (_, target) in COMMANDS.items():
+        c, w = statistics.median(cpu[name]), statistics.median(wall[name])
+        verdict = "" if target is None else f"< {target:.2f} s {'ok' if c < target else 'MISSED'}"
+        print(f"{name:34} {c:7.3f} {w:7.3f} {c / peer:7.1f}  {verdict}")
+    print(f"(medians of {rounds} alternating rounds; CPU = the child's user + sys time)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The one error boundary: no traceback without --debug, the same exit code with it, a bug
+is 'internal error' (70), and closed pipes and streams are not failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from provision.cli.main import cli, main
+
+ROOT = Path(__file__).resolve().parents[2]
+LARGE = ROOT / "inventory" / "examples" / "large.yaml"
+FORGE = [sys.executable, "-m", "provision"]
+
+
+def _run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FORGE, *args], capture_output=True, text=True, timeout=60,
+                          **kw)  # type: ignore[call-overload]
+
+
+def test_debug_keeps_the_exit_code_and_shows_the_traceback(tmp_path: Path) -> None:
+    plain = _run("validate", str(tmp_path / "nope.yaml"))
+    debug = _run("--debug", "validate", str(tmp_path / "nope.yaml"))
+    assert plain.returncode == debug.returncode == 2
+    assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
+    assert plain.stderr.startswith("forge: error: ") and "nope.yaml" in plain.stderr
+
+
+def test_a_bug_is_an_internal_error_with_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
+    @click.command("explode")
+    def explode() -> None:
+        """Example: forge explode"""
+        raise ZeroDivisionError("division by zero")
+
+    cli.add_command(explode)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["explode"])
+    finally:
+        cli.commands.pop("explode")
+    err = capsys.readouterr().err
+    assert exc.value.code == 70
+    assert err.splitlines()[0] == "forge: internal error: ZeroDivisionError: division by zero"
+    assert "report" in err and "Traceback" not in err
+
+
+def test_os_error_names_the_path(tmp_path: Path) -> None:
+    run = _run("render", str(ROOT / "inventory" / "examples" / "small.yaml"), "-o",
+               "/proc/forge-no-such/inv")
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "/proc/forge-no-such" in run.stderr
+
+
+def test_reader_going_away_is_not_a_failure() -> None:
+    proc = subprocess.Popen([*FORGE, "plan", str(LARGE)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_closed_stdout_is_not_a_traceback() -> None:
+    run = subprocess.run(["bash", "-c", f"{' '.join(FORGE)} validate {LARGE} >&-"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+
+
+def test_version() -> None:
+    run = _run("--version")
+    assert run.returncode == 0 and run.stdout.startswith("forge, version ")
+
+
+def test_check_list_needs_no_spec_and_check_without_one_is_usage(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--list"])
+    assert exc.value.code == 0 and "conformance" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["check"])
+    assert exc.value.code == 2 and "SPEC" in capsys.readouterr().err
+
+
+def test_deploy_nodes_and_limit_are_one_option() -> None:
+    command = cli.get_command(click.Context(cli), "deploy")
+    assert command is not None
+    option = next(p for p in command.params if p.name == "limit")
+    assert {"--nodes", "--limit"} <= set(option.opts)
