@@ -207,13 +207,18 @@ def read_dicts(path: Path, *, strict: bool = False,
             good.append(obj)
         else:
             problems.append(BadLine(str(path), lineno, why))
+    settle(problems, strict=strict, bad=bad)
+    return good
+
+
+def settle(problems: list[BadLine], *, strict: bool, bad: list[BadLine] | None) -> None:
+    """Refuse the first bad line (strict) or hand them all, in line order, to ``bad``."""
     problems.sort(key=lambda b: b.line)
     if problems:
         if strict:
             raise InputError(str(problems[0]), hint="use --skip-bad to skip malformed lines")
         if bad is not None:
             bad.extend(problems)
-    return good
 
 
 def iter_dicts(path: Path, *, strict: bool = False,
