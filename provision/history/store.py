@@ -93,6 +93,7 @@ class HistoryStore:
         except sqlite3.Error as exc:
             raise InputError(f"{self.path}: cannot open history database: {exc}") from None
         try:
+            self._refuse_foreign()
             self._configure()
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -103,6 +104,15 @@ class HistoryStore:
                 from None
 
     # --- connection set-up -------------------------------------------------
+    def _refuse_foreign(self) -> None:
+        """Leave a database alone unless it is empty or forge's own (it has schema_version)."""
+        names = {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+        if names and "schema_version" not in names:
+            self.conn.close()
+            raise InputError(f"{self.path}: an SQLite database that is not a forge history "
+                             "store; left as it is", hint="pass another --db")
+
     def _configure(self) -> None:
         c = self.conn
         c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
@@ -184,7 +194,7 @@ class HistoryStore:
     # --- writing -----------------------------------------------------------
     def record(self, run: RunInfo, records: Iterable[Measurement]) -> int:
         """Store a run and its measurements in one transaction; returns the rows written."""
-        rows = [_row(run, r) for r in records]
+        recs = list(records)
 
         def write(c: sqlite3.Connection) -> int:
             c.execute(
@@ -193,9 +203,29 @@ class HistoryStore:
                 "finished=excluded.finished, status=excluded.status",
                 (run.run_id, run.started, run.finished, run.kind, run.origin, run.profile,
                  run.nodes, run.status))
-            c.executemany(
-                "INSERT INTO samples (run_id, ts, node, gpu, serial, uuid, metric, value, unit, "
-                "check_name, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            names = _Interned(c)
+            run_no = names.name(run.run_id)
+            seen: dict[tuple[int, int, int], int] = {}
+            rows = []
+            for r in recs:
+                key = (names.name(r.metric), _ms(from_iso(r.ts, run.started)), names.series(r))
+                seq = seen.get(key, -1) + 1
+                seen[key] = seq
+                rows.append((*key, run_no, seq, r.value, r.detail))
+            insert = ("INSERT INTO readings (metric, ts, series, run, seq, value, detail) "
+                      "VALUES (?,?,?,?,?,?,?)")
+            try:
+                c.execute("SAVEPOINT bulk")
+                c.executemany(insert, rows)
+                c.execute("RELEASE bulk")
+            except sqlite3.IntegrityError:  # the same run recorded again: keep both readings
+                c.execute("ROLLBACK TO bulk")
+                c.execute("RELEASE bulk")
+                for row in rows:
+                    c.execute(insert[:-len("VALUES (?,?,?,?,?,?,?)")] + "SELECT ?,?,?,?, "
+                              "COALESCE((SELECT MAX(seq) + 1 FROM readings WHERE metric = ? "
+                              "AND ts = ? AND series = ? AND run = ?), 0), ?, ?",
+                              (*row[:4], *row[:4], *row[5:]))
             return len(rows)
         return self.transaction(write)
 
@@ -226,22 +256,47 @@ class HistoryStore:
                 since: float | None = None, until: float | None = None,
                 uuid: str | None = None, limit: int | None = None) -> list[Sample]:
         """Samples in time order, filtered by node list, metric, GPU UUID and time."""
-        where, args = _where(nodes, metric, since, until, uuid)
-        sql = ("SELECT ts, node, metric, value, gpu, serial, uuid, unit, check_name, detail, "
-               f"run_id, agg, n, vmin, vmax FROM samples{where} ORDER BY ts, id")
+        src, cond, args = _where(nodes, metric, since, until, uuid)
+        sql = ("SELECT r.ts / 1000.0, s.node, m.name, r.value, s.gpu, s.serial, s.uuid, s.unit, "
+               "s.check_name, r.detail, rn.name, COALESCE(r.agg, 'raw'), COALESCE(r.n, 1), "
+               f"r.vmin, r.vmax FROM{src} JOIN series s ON s.id = r.series "
+               "JOIN names m ON m.id = r.metric LEFT JOIN names rn ON rn.id = r.run"
+               f"{cond} ORDER BY r.ts, r.series, r.run, r.seq")
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [Sample(*row) for row in self.conn.execute(sql, args)]
+
+    def values(self, *, metric: str, nodes: Sequence[str] | None = None,
+               since: float | None = None) -> tuple[dict[int, tuple[str, int | None, str | None]],
+                                                     list[tuple[int, float, float]]]:
+        """The narrow fetch behind a trend: series identities, and (series, ts, value) rows.
+
+        Only the columns a sparkline needs cross from SQLite to Python, and no object is
+        built per reading; rows come in time order.
+        """
+        src, cond, args = _where(nodes, metric, since, None, None)
+        rows = self.conn.execute(f"SELECT r.series, r.ts / 1000.0, r.value FROM{src}{cond} "
+                                 "ORDER BY r.ts", args).fetchall()
+        ids = sorted({r[0] for r in rows})
+        ident: dict[int, tuple[str, int | None, str | None]] = {}
+        for chunk in range(0, len(ids), 900):
+            part = ids[chunk:chunk + 900]
+            ident.update((i, (node, gpu, unit)) for i, node, gpu, unit in self.conn.execute(
+                f"SELECT id, node, gpu, unit FROM series WHERE id IN ({','.join('?' * len(part))})",
+                part))
+        return ident, rows
 
     def has_run(self, run_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?",
                                  (run_id,)).fetchone() is not None
 
     def metrics(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT metric FROM samples ORDER BY 1")]
+        return [r[0] for r in self.conn.execute(
+            "SELECT name FROM names WHERE id IN (SELECT DISTINCT metric FROM readings) "
+            "ORDER BY 1")]
 
     def count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        return int(self.conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         rows = self.conn.execute(
@@ -270,10 +325,11 @@ class HistoryStore:
         """
         out: list[Measurement] = []
         for m in metrics or [None]:  # type: ignore[list-item]
-            where, args = _where(nodes, m, since, until, None)
+            src, cond, args = _where(nodes, m, since, until, None)
             rows = self.conn.execute(
-                "SELECT node, gpu, metric, value, unit, serial, uuid, check_name FROM samples"
-                f"{where} ORDER BY node, gpu, metric, ts", args)
+                "SELECT s.node, s.gpu, m.name, r.value, s.unit, s.serial, s.uuid, s.check_name "
+                f"FROM{src} JOIN series s ON s.id = r.series JOIN names m ON m.id = r.metric"
+                f"{cond} ORDER BY s.node, s.gpu, m.name, r.ts", args)
             for (node, gpu, metric), grp in itertools.groupby(rows, key=lambda r: r[:3]):
                 g = list(grp)
                 last = g[-1]
@@ -292,27 +348,61 @@ class HistoryStore:
 
 
 def _where(nodes: Sequence[str] | None, metric: str | None, since: float | None,
-           until: float | None, uuid: str | None) -> tuple[str, list[Any]]:
+           until: float | None, uuid: str | None) -> tuple[str, str, list[Any]]:
+    """``readings r`` and a WHERE clause: each filter through the index made for it."""
     clauses: list[str] = []
     args: list[Any] = []
     if nodes:
-        clauses.append(f"node IN ({','.join('?' * len(nodes))})")
+        clauses.append(f"r.series IN (SELECT id FROM series WHERE node IN "
+                       f"({','.join('?' * len(nodes))}))")
         args.extend(nodes)
-    if metric:
-        clauses.append("metric = ?")
-        args.append(metric)
     if uuid:
-        clauses.append("uuid = ?")
+        clauses.append("r.series IN (SELECT id FROM series WHERE uuid = ?)")
         args.append(uuid)
+    if metric:
+        clauses.append("r.metric = (SELECT id FROM names WHERE name = ?)")
+        args.append(metric)
     if since is not None:
-        clauses.append("ts >= ?")
-        args.append(since)
+        clauses.append("r.ts >= ?")
+        args.append(_ms(since))
     if until is not None:
-        clauses.append("ts < ?")
-        args.append(until)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+        clauses.append("r.ts < ?")
+        args.append(_ms(until))
+    # without statistics SQLite would walk (metric, time) for every node; point it at the index
+    source = " readings r INDEXED BY readings_series" if nodes or uuid else " readings r"
+    return source, (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def _row(run: RunInfo, r: Measurement) -> tuple[Any, ...]:
-    return (run.run_id, from_iso(r.ts, run.started), r.node, r.gpu, r.serial, r.uuid,
-            r.metric, r.value, r.unit, r.check, r.detail)
+def _ms(ts: float) -> int:
+    """Seconds since the epoch as the stored integer milliseconds."""
+    return int(round(ts * 1000))
+
+
+class _Interned:
+    """Numbers for names (metrics, run ids) and series, created on first use."""
+
+    def __init__(self, c: sqlite3.Connection) -> None:
+        self.c = c
+        self.names: dict[str, int] = {}
+        self.series_ids: dict[tuple[Any, ...], int] | None = None
+
+    def name(self, name: str) -> int:
+        got = self.names.get(name)
+        if got is None:
+            row = self.c.execute("SELECT id FROM names WHERE name = ?", (name,)).fetchone()
+            got = row[0] if row else self.c.execute(
+                "INSERT INTO names (name) VALUES (?)", (name,)).lastrowid
+            self.names[name] = int(got)  # type: ignore[arg-type]
+        return self.names[name]
+
+    def series(self, r: Measurement) -> int:
+        if self.series_ids is None:  # a sweep writes every series it has: read them once
+            self.series_ids = {tuple(row[1:]): row[0] for row in self.c.execute(
+                "SELECT id, node, gpu, serial, uuid, unit, check_name FROM series")}
+        key = (r.node, r.gpu, r.serial, r.uuid, r.unit, r.check)
+        got = self.series_ids.get(key)
+        if got is None:
+            got = self.series_ids[key] = int(self.c.execute(  # type: ignore[arg-type]
+                "INSERT INTO series (node, gpu, serial, uuid, unit, check_name) "
+                "VALUES (?,?,?,?,?,?)", key).lastrowid)
+        return got

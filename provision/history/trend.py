@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from provision.history.store import Sample
@@ -55,4 +55,25 @@ def series(samples: Sequence[Sample]) -> list[Series]:
     out = [Series(node, gpu, metric, ss[-1].unit, tuple(s.value for s in ss), ss[0].ts,
                   ss[-1].ts) for (node, gpu, metric), ss in groups.items()]
     out.sort(key=lambda s: (s.metric, s.node, -1 if s.gpu is None else s.gpu))
+    return out
+
+
+def series_of(ident: Mapping[int, tuple[str, int | None, str | None]],
+              rows: Sequence[tuple[int, float, float]], metric: str) -> list[Series]:
+    """:func:`series` from a narrow fetch (``HistoryStore.values``): rows in time order."""
+    values: dict[tuple[str, int | None], list[float]] = {}
+    first: dict[tuple[str, int | None], float] = {}
+    last: dict[tuple[str, int | None], tuple[float, str | None]] = {}
+    for sid, ts, v in rows:
+        node, gpu, unit = ident[sid]
+        key = (node, gpu)
+        got = values.get(key)
+        if got is None:
+            values[key] = got = []
+            first[key] = ts
+        got.append(v)
+        last[key] = (ts, unit)
+    out = [Series(node, gpu, metric, last[(node, gpu)][1], tuple(vs), first[(node, gpu)],
+                  last[(node, gpu)][0]) for (node, gpu), vs in values.items()]
+    out.sort(key=lambda s: (s.node, -1 if s.gpu is None else s.gpu))
     return out
