@@ -375,7 +375,7 @@ def _where(nodes: Sequence[str] | None, metric: str | None, since: float | None,
 
 def _ms(ts: float) -> int:
     """Seconds since the epoch as the stored integer milliseconds."""
-    return int(round(ts * 1000))
+    return round(ts * 1000)
 
 
 class _Interned:

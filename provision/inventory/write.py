@@ -15,7 +15,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provision.fsutil import atomic_write_text, sha256_bytes, sha256_file
+from provision.fsutil import (
+    atomic_write_text,
+    fsync_all,
+    sha256_bytes,
+    sha256_file,
+    start_writeback,
+)
 from provision.inventory.render import render_files
 from provision.spec.model import Site
 
@@ -56,22 +62,30 @@ def _write_fresh(out: Path, files: dict[str, str]) -> WriteReport:
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        made: set[Path] = set()
+        made: set[Path] = {stage}
+        written: list[Path] = []
         for rel in sorted(files):
             path = stage / rel
             if path.parent not in made:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 made.add(path.parent)
-            with path.open("w", encoding="utf-8") as f:
-                f.write(files[rel])
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, files[rel].encode())
+                start_writeback(fd)
+            finally:
+                os.close(fd)
+            written.append(path)
         manifest = {rel: sha256_bytes(text.encode()) for rel, text in files.items()}
         (stage / MANIFEST).write_text(json.dumps(
             {"schema_version": 1, "files": manifest}, indent=1, sort_keys=True) + "\n")
         os.chmod(stage, 0o755)
-        os.sync()
+        # the files forge wrote and their directories, not every file system of the machine
+        fsync_all([*written, stage / MANIFEST], sorted(made, reverse=True))
         if out.exists():
             out.rmdir()  # only ever an empty directory here
         os.rename(stage, out)
+        fsync_all((), [out.parent])
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -86,6 +100,7 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
     manifest = _load_manifest(out)
     report = WriteReport(out)
     new_manifest: dict[str, str] = {}
+    flushed: list[Path] = []
     for rel in sorted(files):
         data = files[rel].encode()
         digest = sha256_bytes(data)
@@ -106,6 +121,7 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
         else:
             report.written.append(rel)
         atomic_write_text(path, files[rel], 0o644, fsync=False)
+        flushed.append(path)
         new_manifest[rel] = digest
     for rel, digest in sorted(manifest.items()):
         if rel in files:
@@ -120,7 +136,7 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
         else:
             report.kept.append(rel)
             new_manifest[rel] = digest
-    os.sync()  # one flush for all files instead of one fsync per file
+    fsync_all(flushed, sorted({p.parent for p in flushed} | {out}, reverse=True))
     atomic_write_text(out / MANIFEST, json.dumps(
         {"schema_version": 1, "files": new_manifest}, indent=1, sort_keys=True) + "\n")
     return report
