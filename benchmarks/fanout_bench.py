@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import resource
 import shutil
@@ -206,7 +207,7 @@ def main() -> int:
         order = list(tools)
         for rep in range(args.reps):
             for k in order:  # every tool a process; the start order rotates each round
-                w, c = timed(lambda k=k, rep=rep: tools[k](rep))
+                w, c = timed(functools.partial(tools[k], rep))
                 wall[k].append(w)
                 cpu[k].append(c)
             ratio["forge/clush"].append(wall["forge"][-1] / wall["clush"][-1])
