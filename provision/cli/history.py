@@ -6,11 +6,9 @@ from pathlib import Path
 
 import click
 
-from provision.cli.output import console, emit_json
-from provision.history.store import HistoryStore
+from provision.history.store import HistoryStore, default_db
 from provision.history.timeparse import parse_duration, parse_since, to_iso
 from provision.history.trend import series, series_of, sparkline
-from provision.sweep.run import default_db
 
 
 @click.command()
@@ -60,6 +58,8 @@ def history(nodeset: str | None, metric: str | None, since: str, db: Path | None
     start = parse_since(since)
     with HistoryStore(path, readonly=True) as store:
         if as_json:
+            from provision.cli.output import emit_json
+
             samples = store.samples(nodes=nodes, metric=metric, since=start)
             emit_json({"schema_version": 1, "since": to_iso(start), "samples": [
                 {"ts": to_iso(s.ts), "node": s.node, "gpu": s.gpu, "uuid": s.uuid,
@@ -70,6 +70,8 @@ def history(nodeset: str | None, metric: str | None, since: str, db: Path | None
         trends = (series_of(*store.values(metric=metric, nodes=nodes, since=start), metric)
                   if metric else series(store.samples(nodes=nodes, since=start)))
     if not trends:
+        from provision.cli.output import console
+
         console().print(f"no samples since {to_iso(start)} in {path}", markup=False)
         return
     lines = []

@@ -13,6 +13,7 @@ health check, a fleet of nodes pushing results), so:
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import sqlite3
 import statistics
@@ -28,6 +29,14 @@ from provision.history.timeparse import from_iso
 from provision.measurement import Measurement
 
 T = TypeVar("T")
+DEFAULT_DB = Path("/var/lib/forge/history.db")
+
+
+def default_db() -> Path:
+    """The history store: ``$FORGE_HISTORY_DB``, else /var/lib/forge/history.db."""
+    env = os.environ.get("FORGE_HISTORY_DB")
+    return Path(env) if env else DEFAULT_DB
+
 _BUSY_CODES = {5, 6, 261, 262, 517}  # SQLITE_BUSY, _LOCKED and their extended codes
 
 

@@ -224,3 +224,19 @@ def test_queries_use_their_index_and_a_reading_is_small(tmp_path: Path) -> None:
         size = (tmp_path / "h.db").stat().st_size
         assert n == 12 * 32 * 8 * 3
         assert size / n < 292 / 3, f"{size / n:.0f} bytes a reading"
+
+
+@pytest.mark.parametrize("sweeps", [3, 45])  # below and above the numpy grouping threshold
+def test_narrow_fetch_gives_the_trends_of_full_samples(tmp_path: Path, sweeps: int) -> None:
+    from provision.history.trend import series_of
+
+    with HistoryStore(tmp_path / "h.db") as store:
+        for s in range(sweeps):
+            store.record(RunInfo(f"s{s}", 1e9 + 900 * s), [
+                Measurement(node=f"gpu{n:03d}", metric="gpu_temperature", gpu=g,
+                            value=40.0 + (s * 7 + n + g) % 13, unit="C" if s < 2 else "degC")
+                for n in range(64) for g in range(8)])
+        ident, rows = store.values(metric="gpu_temperature", since=1e9 + 900)
+        got = series_of(ident, rows, "gpu_temperature")
+        assert got == series(store.samples(metric="gpu_temperature", since=1e9 + 900))
+        assert len(got) == 512 and got[0].unit == "degC"
