@@ -71,14 +71,16 @@ def run_once(cmd: Sequence[str] | Callable[[], Sequence[str]]) -> Run:
     are large) and hide a smaller peak of its own.
     """
     argv = list(cmd() if callable(cmd) else cmd)
-    with tempfile.NamedTemporaryFile("r") as out:
+    with tempfile.NamedTemporaryFile("r") as out, tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
         p = subprocess.run([TIME, "-q", "-o", out.name, "-f", "%x %U %S %M", *argv],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+                           stdout=subprocess.DEVNULL, stderr=err, check=False)
         wall = time.perf_counter() - t
         code, user, sys_s, rss_kib = out.read().split()[-4:]
-    if int(code) not in (0, 1) or p.returncode not in (0, 1):  # 1: acceptance failed
-        raise SystemExit(f"{argv[:4]}... exited {code}")
+        if int(code) not in (0, 1) or p.returncode not in (0, 1):  # 1: acceptance failed
+            err.seek(0)
+            tail = err.read().strip().splitlines()[-1:] or ["(no message)"]
+            raise SystemExit(f"{argv[:4]}... exited {code}: {tail[0]}")
     return Run(wall, float(user) + float(sys_s), int(rss_kib) / 1024)
 
 

@@ -105,7 +105,9 @@ def _read_columnar(path: Path, head: bytes) -> pa.Table:
     pa = _pa()
     try:
         if head.startswith(PARQUET_MAGIC):
-            raw = pa.parquet.read_table(path)
+            strings = [f.name for f in pa.parquet.read_schema(path)
+                       if f.name in _STR_KEYS or f.name in ("node", "metric")]
+            raw = pa.parquet.read_table(path, read_dictionary=strings)  # stays encoded
         else:
             with pa.memory_map(str(path)) as src:
                 raw = pa.ipc.open_file(src).read_all()
@@ -279,18 +281,21 @@ def _suspects(table: pa.Table) -> np.ndarray:
     pa = _pa()
     pc = pa.compute
     s = np.zeros(table.num_rows, dtype=bool)
-    for k in ("node", "metric"):
-        col = table[k]
-        s |= _np(pc.is_null(col), bool)
-        s |= _np(pc.equal(pc.fill_null(pc.binary_length(col.cast(pa.string())), 0), 0), bool)
+    for k in ("node", "metric"):  # required, non-empty
+        s |= _flagged(table[k], lambda v: not v, null=True)
     value = table["value"]
     s |= _np(pc.is_null(value), bool) | ~np.isfinite(_np(pc.fill_null(value, 0.0), float))
     s |= _np(pc.fill_null(pc.less(table["gpu"], 0), False), bool)
-    better = table["better"]
-    s |= _np(pc.invert(pc.fill_null(pc.is_in(better.cast(pa.string()),
-                                             value_set=pa.array(list(DIRECTION_CODE))), True)),
-             bool)
+    s |= _flagged(table["better"], lambda v: v not in DIRECTION_CODE, null=False)
     return s
+
+
+def _flagged(col: Any, bad: Any, *, null: bool) -> np.ndarray:
+    """Rows of a dictionary column whose value ``bad`` says yes to (judged once per value)."""
+    pa = _pa()
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    flags = np.array([bool(bad(v)) for v in arr.dictionary.to_pylist()] + [null], dtype=bool)
+    return flags[_np(pa.compute.fill_null(arr.indices, -1), np.int64)]
 
 
 def _explain(path: Path, table: pa.Table, rows: np.ndarray,
@@ -330,9 +335,11 @@ def _codes(col: Any) -> tuple[np.ndarray, list[Any]]:
     seen = np.maximum.accumulate(idx)
     if idx[0] <= 0 and np.all(idx[1:] <= seen[:-1] + 1) and int(seen[-1]) + 1 == len(values):
         return idx.astype(np.int32), values  # already numbered by first appearance
-    ok = idx >= 0
-    used, first = np.unique(idx[ok], return_index=True)
-    order = used[np.argsort(first, kind="stable")]
+    pos = np.flatnonzero(idx >= 0)
+    first = np.full(len(values), idx.shape[0], dtype=np.int64)
+    first[idx[pos[::-1]]] = pos[::-1]  # assigned in order: the earliest position is written last
+    used = np.flatnonzero(first < idx.shape[0])
+    order = used[np.argsort(first[used], kind="stable")]
     remap = np.full(len(values) + 1, -1, dtype=np.int64)  # remap[-1] stays -1: null
     remap[order] = np.arange(order.size)
     return remap[idx].astype(np.int32), [values[j] for j in order.tolist()]
