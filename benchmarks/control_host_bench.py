@@ -7,11 +7,15 @@ a playbook of ten typical tasks (control_host_playbook.yml: file, copy,
 lineinfile, command, stat, assert, a loop, shell, set_fact) through forge's driver, once to
 converge and then as a no-change rerun, with ``--ansible-settings forge``
 (Mitogen) and ``forge-ssh``. While each run goes, it samples the proportional
-set size (PSS, so pages shared between forks count once) of every process the
-controller started: ansible-playbook, its forks, the ssh clients and Mitogen's
-multiplexer, and their CPU time (getrusage of the waited children). Modules
-run under the sshd endpoints, outside that tree, so neither figure counts
-the nodes' work.
+set size (PSS, so pages shared between forks count once) of the controller:
+this process (forge's driver runs in it) and every process it started:
+ansible-playbook, its forks, the ssh clients and Mitogen's multiplexer; and
+their CPU time (getrusage of this process and of the waited children). The sshd
+endpoints are started outside this process's tree (``start_sshds``), so the
+sshd sessions, the modules and Mitogen's per-node interpreters, which live on
+the nodes in a real cluster, are in neither figure. Not counted either: SSH
+ControlPersist masters (forge-ssh), which detach and are never waited for, so
+the ssh path's CPU is understated.
 
 On a small machine the endpoints' modules share the CPUs with the controller,
 so the wall times are an upper bound; the controller's CPU seconds per host
@@ -48,6 +52,21 @@ TASKS = 10
 
 def process_tree_pss_kib(root: int) -> int:
     """Sum of PSS over root and all its descendants (from /proc)."""
+    return sum(_pss_kib(pid) for pid in descendants(root, include_root=True))
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(root: int, *, include_root: bool = False) -> list[int]:
+    """``root``'s descendants (and ``root``), from the parent links in /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -58,18 +77,12 @@ def process_tree_pss_kib(root: int) -> int:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, list(children.get(root, []))
+    out, stack = [root] if include_root else [], list(children.get(root, []))
     while stack:
         pid = stack.pop()
+        out.append(pid)
         stack.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-                    break
-        except OSError:
-            continue
-    return total
+    return out
 
 
 class PeakSampler:
@@ -124,19 +137,20 @@ class Measured:
     peak_pss_kib: int
 
 
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def controller_cpu_s() -> float:
+    """CPU seconds of this process (forge's driver) and of its waited-for children."""
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def run(spec: Path, playbook: Path, runs: Path, profile: Profile, bench_dir: Path) -> Measured:
-    cpu_before = children_cpu_s()
+    cpu_before = controller_cpu_s()
     with PeakSampler() as sampler:
         res = deploy(DeployOptions(spec=spec, playbook=playbook, runs_root=runs, profile=profile,
                                    extravars={"bench_dir": str(bench_dir)}))
     if res.exit_code != ExitCode.OK:
         raise SystemExit(f"{profile}: run failed, see {res.run_dir}")
-    return Measured(res.seconds, res.changed, children_cpu_s() - cpu_before, sampler.peak_kib)
+    return Measured(res.seconds, res.changed, controller_cpu_s() - cpu_before, sampler.peak_kib)
 
 
 def main() -> int:
@@ -146,7 +160,7 @@ def main() -> int:
     args = ap.parse_args()
     profiles: tuple[Profile, ...] = ("forge", "forge-ssh")
     print(f"no-change rerun of {TASKS} tasks (facts from the cache), {os.cpu_count()} CPUs; "
-          "controller = ansible-playbook and all it started")
+          "controller = forge's driver, ansible-playbook and all it started (not the endpoints)")
     print(f"{'nodes':>5} {'settings':<10} {'converge s':>10} {'rerun s':>8} "
           f"{'ctl CPU s':>9} {'ms/host/task':>12} {'peak MiB':>9} {'MiB/node':>8}")
     for n in args.nodes:

@@ -3,9 +3,11 @@
 
 Starts N real sshd processes on 127.0.0.1 (one per port, a generated host
 key, a generated client key), then runs the same command on all of them with
-each tool, cold (fresh connections every repetition), and prints median wall
-times and the ratios. Goal: forge no slower than clush, >= 5x faster than
-``ansible -m command``.
+each tool, cold (fresh connections every repetition), every tool as its own
+process (forge's launcher too, so each pays its interpreter start), in an order
+that rotates every round, and prints median wall times, the client processes'
+CPU seconds and the medians of the per-round ratios. Goal: forge no slower than
+clush, >= 5x faster than ``ansible -m command``.
 
     .venv/bin/python benchmarks/fanout_bench.py [--nodes 32] [--reps 5] [--command 'uname -n']
 """
@@ -13,7 +15,10 @@ times and the ratios. Goal: forge no slower than clush, >= 5x faster than
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +49,14 @@ def wait_port(port: int, timeout: float = 10) -> None:
     raise SystemExit(f"sshd on port {port} did not start")
 
 
-def start_sshds(d: Path, ports: list[int]) -> list[subprocess.Popen[bytes]]:
+def start_sshds(d: Path, ports: list[int]) -> list[int]:
+    """Start one sshd per port, outside this process's tree; returns their process groups.
+
+    Each sshd is started by a shell that exits at once, so the sshd (and every session
+    and command it forks later) is adopted by init, not by this process: a walk of this
+    process's descendants (control_host_bench's memory figure) sees the controller only,
+    never the nodes' side.
+    """
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")],
                    check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client")],
@@ -73,26 +86,53 @@ LogLevel ERROR
         f"  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking yes\n"
         for i, p in enumerate(ports, 1)))
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    procs = [subprocess.Popen([sshd, "-D", "-e", "-f", str(d / "sshd_config"), "-p", str(p)],
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-             for p in ports]
+    groups = []
+    for p in ports:
+        launcher = subprocess.Popen(
+            ["sh", "-c", 'exec 2>/dev/null; "$0" -D -e -f "$1" -p "$2" & exit 0',
+             sshd, str(d / "sshd_config"), str(p)], start_new_session=True)
+        launcher.wait(10)
+        groups.append(launcher.pid)  # the sshd keeps the launcher's process group
     for p in ports:
         wait_port(p)
-    return procs
+    return groups
 
 
-def stop_sshds(procs: list[subprocess.Popen[bytes]], d: Path) -> None:
-    for p in procs:
-        os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        p.wait(10)
+def stop_sshds(groups: list[int], d: Path) -> None:
+    for g in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(g, signal.SIGTERM)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(_alive(g) for g in groups):
+        time.sleep(0.05)
     shutil.rmtree(d, ignore_errors=True)
 
 
-def timed(fn) -> float:  # type: ignore[no-untyped-def]
+def _alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + sys) of the child processes ``fn`` waited for."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     fn()
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime
+
+
+def run_forge_process(d: Path, ports: list[int], command: list[str]) -> None:
+    """forge's launcher in its own Python process, started and timed like clush and ansible."""
+    out = subprocess.run([sys.executable, __file__, "--child", str(d), "--command",
+                          " ".join(command), *map(str, ports)],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise SystemExit(f"forge failed ({out.returncode}): {out.stderr[-300:]}")
 
 
 def run_forge(d: Path, ports: list[int], command: list[str]) -> None:
@@ -142,7 +182,12 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--port-base", type=int, default=24000)
     ap.add_argument("--command", default="uname -n")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # forge's side, as a process
+    ap.add_argument("ports", type=int, nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        run_forge(args.child, args.ports, args.command.split())
+        return 0
     ports = [args.port_base + i for i in range(1, args.nodes + 1)]
     busy = [p for p in ports if not free(p)]
     if busy:
@@ -151,24 +196,36 @@ def main() -> int:
     d = Path(tempfile.mkdtemp(prefix="forge-fanout-"))
     procs = start_sshds(d, ports)
     try:
-        times: dict[str, list[float]] = {"forge": [], "clush": [], "ansible": []}
-        run_forge(d, ports, command)        # warm the page cache and imports once
+        tools = {"forge": lambda rep: run_forge_process(d, ports, command),
+                 "clush": lambda rep: run_clush(d, args.nodes, command),
+                 "ansible": lambda rep: run_ansible(d, args.nodes, command, rep)}
+        wall: dict[str, list[float]] = {k: [] for k in tools}
+        cpu: dict[str, list[float]] = {k: [] for k in tools}
+        ratio: dict[str, list[float]] = {"forge/clush": [], "ansible/forge": []}
+        run_forge_process(d, ports, command)        # warm the page cache and imports once
         run_clush(d, args.nodes, command)
+        order = list(tools)
         for rep in range(args.reps):
-            times["forge"].append(timed(lambda: run_forge(d, ports, command)))
-            times["clush"].append(timed(lambda: run_clush(d, args.nodes, command)))
-            times["ansible"].append(timed(
-                lambda rep=rep: run_ansible(d, args.nodes, command, rep)))
-        med = {k: statistics.median(v) for k, v in times.items()}
+            for k in order:  # every tool a process; the start order rotates each round
+                w, c = timed(functools.partial(tools[k], rep))
+                wall[k].append(w)
+                cpu[k].append(c)
+            ratio["forge/clush"].append(wall["forge"][-1] / wall["clush"][-1])
+            ratio["ansible/forge"].append(wall["ansible"][-1] / wall["forge"][-1])
+            order = order[1:] + order[:1]
+        med = {k: statistics.median(v) for k, v in wall.items()}
         print(f"fan-out of {command!r} to {args.nodes} sshd endpoints on 127.0.0.1, "
-              f"{args.reps} cold repetitions, {os.cpu_count()} CPUs")
-        for k, v in times.items():
-            print(f"  {k:<8} median {med[k]:7.3f} s   (min {min(v):.3f}, max {max(v):.3f})")
-        print(f"  forge / clush   = {med['forge'] / med['clush']:.2f}  (goal <= 1.00)")
-        print(f"  ansible / forge = {med['ansible'] / med['forge']:.1f}x (goal >= 5x)")
+              f"{args.reps} cold repetitions, order rotated, every tool a process, "
+              f"{os.cpu_count()} CPUs")
+        for k, v in wall.items():
+            print(f"  {k:<8} median {med[k]:7.3f} s wall (min {min(v):.3f}, max {max(v):.3f}),"
+                  f" {statistics.median(cpu[k]):6.3f} s client CPU")
+        print(f"  forge / clush   = {statistics.median(ratio['forge/clush']):.2f}"
+              "  (median of per-round ratios; goal <= 1.00)")
+        print(f"  ansible / forge = {statistics.median(ratio['ansible/forge']):.1f}x (goal >= 5x)")
         return 0
     finally:
-            stop_sshds(procs, d)
+        stop_sshds(procs, d)
 
 
 if __name__ == "__main__":

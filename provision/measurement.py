@@ -30,6 +30,8 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
     _DecodeError = (json.JSONDecodeError, UnicodeDecodeError)
 
 SCHEMA_VERSION = 1
+#: a GPU index beyond any real node (NVML counts a node's GPUs in an unsigned int)
+MAX_GPU_INDEX = 1023
 _OPTIONAL_STR = ("unit", "model", "peer", "check", "ts", "source", "serial", "uuid", "detail",
                  "profile", "better", "bus_id", "vbios", "node_serial")
 _OPTIONAL_NUM = ("min", "max", "expected")
@@ -118,7 +120,7 @@ def _plainly_valid(obj: Any) -> bool:
     if "gpu" not in obj:
         return False
     g = obj["gpu"]
-    if g is not None and (type(g) is not int or g < 0):
+    if g is not None and (type(g) is not int or not 0 <= g <= MAX_GPU_INDEX):
         return False
     for k, x in obj.items():
         if x is None:
@@ -148,8 +150,9 @@ def problem(obj: Any) -> str | None:
     if "gpu" not in obj:
         return "field 'gpu' is required (an integer GPU index, or null)"
     g = obj["gpu"]
-    if g is not None and (isinstance(g, bool) or not isinstance(g, int) or g < 0):
-        return "field 'gpu' must be a non-negative integer or null"
+    if g is not None and (isinstance(g, bool) or not isinstance(g, int)
+                          or not 0 <= g <= MAX_GPU_INDEX):
+        return f"field 'gpu' must be a non-negative integer (at most {MAX_GPU_INDEX}) or null"
     # only the keys present are looked at: records carry a handful of the optional fields
     for key, x in obj.items():
         kind = _KEY_KIND.get(key)
@@ -225,13 +228,18 @@ def read_dicts(path: Path, *, strict: bool = False,
             good.append(obj)
         else:
             problems.append(BadLine(str(path), lineno, why))
+    settle(problems, strict=strict, bad=bad)
+    return good
+
+
+def settle(problems: list[BadLine], *, strict: bool, bad: list[BadLine] | None) -> None:
+    """Refuse the first bad line (strict) or hand them all, in line order, to ``bad``."""
     problems.sort(key=lambda b: b.line)
     if problems:
         if strict:
             raise InputError(str(problems[0]), hint="use --skip-bad to skip malformed lines")
         if bad is not None:
             bad.extend(problems)
-    return good
 
 
 def iter_dicts(path: Path, *, strict: bool = False,

@@ -55,10 +55,35 @@ def fold(names: Iterable[str]) -> str:
     ``a+b``) cannot be folded: they are listed as they are, comma-separated.
     """
     listed = list(names)
+    one = _one_prefix(listed)
+    if one is not None:  # the common case: ClusterShell parses one range, not one name each
+        prefix, numbers = one
+        return str(NodeSet(f"{prefix}[{','.join(numbers)}]"))
     try:
         return str(NodeSet.fromlist(listed))
     except NodeSetParseError:
         return ",".join(sorted(set(listed)))
+
+
+_NUMBERED = re.compile(r"([A-Za-z_-][A-Za-z_.-]*)(\d+)")
+
+
+def _one_prefix(names: list[str]) -> tuple[str, list[str]] | None:
+    """(prefix, numbers) when every name is the same letters-only prefix and a number."""
+    if len(names) < 2:
+        return None
+    first = _NUMBERED.fullmatch(names[0])
+    if first is None:
+        return None
+    prefix = first.group(1)
+    cut = len(prefix)
+    numbers = []
+    for n in names:
+        tail = n[cut:]
+        if not n.startswith(prefix) or not tail.isdigit() or not tail.isascii():
+            return None
+        numbers.append(tail)
+    return prefix, numbers
 
 
 def group_by_text(per_node: Mapping[str, str]) -> list[tuple[str, str]]:

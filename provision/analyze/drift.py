@@ -47,6 +47,17 @@ class Baseline:
         return cls({k: float(np.median(v)) for k, v in acc.items()}, source)
 
     @classmethod
+    def from_columns(cls, cols: Columns, source: str = "baseline") -> Baseline:
+        """:meth:`from_records` for readings already in columns (see ``analyze.table``)."""
+        acc: dict[BaselineKey, list[float]] = defaultdict(list)
+        nodes, peers, cohorts = cols.nodes, cols.peers, cols.cohorts
+        for nd, g, c, p, v in zip(cols.node.tolist(), cols.gpu.tolist(), cols.cohort.tolist(),
+                                  cols.peer.tolist(), cols.value.tolist(), strict=True):
+            acc[(nodes[nd], None if g < 0 else g, cohorts[c].metric,
+                 None if p < 0 else peers[p])].append(v)
+        return cls({k: float(np.median(v)) for k, v in acc.items()}, source)
+
+    @classmethod
     def from_values(cls, values: Mapping[tuple[Any, ...], float],
                     source: str = "history") -> Baseline:
         """Per-(node, gpu, metric) or per-(node, gpu, metric, peer) reference values."""

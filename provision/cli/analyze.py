@@ -44,8 +44,8 @@ def analyze(results: tuple[Path, ...], as_json: bool, junit: Path | None, html: 
             force: bool, cluster: str | None) -> None:
     """Judge measurements against hard limits, like parts, pairs and a baseline.
 
-    RESULTS are measurement files (JSON Lines) or run directories holding
-    measurements.jsonl. Exit 0 when everything passes, 1 when anything fails
+    RESULTS are measurement files (JSON Lines, Parquet or Arrow IPC) or run
+    directories holding measurements.jsonl. Exit 0 when everything passes, 1 when anything fails
     acceptance, 2 on bad input.
 
     \b
@@ -55,7 +55,8 @@ def analyze(results: tuple[Path, ...], as_json: bool, junit: Path | None, html: 
     """
     from dataclasses import replace
 
-    from provision.analyze import DEFAULT_POLICY, Baseline, analyze, load
+    from provision.analyze import DEFAULT_POLICY, Baseline, analyze_columns
+    from provision.analyze.table import load_columns
     from provision.cli.output import console
     from provision.fsutil import atomic_write_text
     from provision.nodes import fold
@@ -64,17 +65,17 @@ def analyze(results: tuple[Path, ...], as_json: bool, junit: Path | None, html: 
                                    (prom, "forge analyze")) if p is not None]
     for path, marker in targets:
         _guard(path, marker, force)
-    records, bad, files = load(list(results), strict=strict)
-    if not records:
+    cols, bad, files = load_columns(list(results), strict=strict)
+    if not cols.n:
         raise InputError(f"no measurements in {', '.join(files)}",
                          hint="each line must be a JSON object: see docs/measurements.md")
     base = None
     if baseline is not None:
-        brecs, bbad, bfiles = load([baseline], strict=strict)
+        bcols, bbad, bfiles = load_columns([baseline], strict=strict)
         bad += bbad
-        base = Baseline.from_records(brecs, source=f"baseline {bfiles[0]}")
+        base = Baseline.from_columns(bcols, source=f"baseline {bfiles[0]}")
     policy = replace(DEFAULT_POLICY, fail_on="warn" if fail_on == "warn" else "fail")
-    result = analyze(records, baseline=base, policy=policy, bad_lines=bad, inputs=files)
+    result = analyze_columns(cols, baseline=base, policy=policy, bad_lines=bad, inputs=files)
 
     if junit is not None:
         from provision.report.junit import junit_xml

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import click
 
-from provision.cli.output import console, emit_json
-from provision.history.store import HistoryStore
+from provision.history.store import HistoryStore, default_db
 from provision.history.timeparse import parse_duration, parse_since, to_iso
-from provision.history.trend import series, sparkline
-from provision.sweep.run import default_db
+from provision.history.trend import series, series_of, sparkline
 
 
 @click.command()
@@ -60,23 +58,30 @@ def history(nodeset: str | None, metric: str | None, since: str, db: Path | None
         nodes = expand(nodeset)
     start = parse_since(since)
     with HistoryStore(path, readonly=True) as store:
-        samples = store.samples(nodes=nodes, metric=metric, since=start)
-    if as_json:
-        emit_json({"schema_version": 1, "since": to_iso(start), "samples": [
-            {"ts": to_iso(s.ts), "node": s.node, "gpu": s.gpu, "uuid": s.uuid,
-             "serial": s.serial, "metric": s.metric, "value": s.value, "unit": s.unit,
-             "check": s.check, "agg": s.agg, "n": s.n, "min": s.vmin, "max": s.vmax}
-            for s in samples]})
+        if as_json:
+            from provision.cli.output import emit_json
+
+            samples = store.samples(nodes=nodes, metric=metric, since=start)
+            emit_json({"schema_version": 1, "since": to_iso(start), "samples": [
+                {"ts": to_iso(s.ts), "node": s.node, "gpu": s.gpu, "uuid": s.uuid,
+                 "serial": s.serial, "metric": s.metric, "value": s.value, "unit": s.unit,
+                 "check": s.check, "agg": s.agg, "n": s.n, "min": s.vmin, "max": s.vmax}
+                for s in samples]})
+            return
+        trends = (series_of(*store.values(metric=metric, nodes=nodes, since=start), metric)
+                  if metric else series(store.samples(nodes=nodes, since=start)))
+    if not trends:
+        from provision.cli.output import console
+
+        console().print(f"no samples since {to_iso(start)} in {path}", markup=False)
         return
-    out = console()
-    if not samples:
-        out.print(f"no samples since {to_iso(start)} in {path}", markup=False)
-        return
+    lines = []
     current = None
-    for s in series(samples):
+    for s in trends:
         if s.metric != current:
             current = s.metric
-            out.print(f"{s.metric} ({s.unit or ''}) since {to_iso(start)}", markup=False)
-        out.print(f"  {s.key:<18} {sparkline(s.values, width):<{width}}  "
-                  f"last {s.last:g}  min {min(s.values):g}  max {max(s.values):g}  "
-                  f"n={len(s.values)}", markup=False)
+            lines.append(f"{s.metric} ({s.unit or ''}) since {to_iso(start)}")
+        lines.append(f"  {s.key:<18} {sparkline(s.values, width):<{width}}  "
+                     f"last {s.last:g}  min {min(s.values):g}  max {max(s.values):g}  "
+                     f"n={len(s.values)}")
+    click.echo("\n".join(lines))  # thousands of plain lines: no rich rendering per line

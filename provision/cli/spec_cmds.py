@@ -20,16 +20,19 @@ if TYPE_CHECKING:  # the heavy modules load only in the commands that need them
 SPEC = click.argument("spec", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 
 
-def summarize(site: Site) -> dict[str, Any]:
-    groups: dict[str, list[str]] = {}
-    for n in site.nodes:
-        groups.setdefault(n.group, []).append(n.name)
-    return {
+def summarize(site: Site, *, groups: bool = True) -> dict[str, Any]:
+    """The one-line summary's figures; ``groups`` (folded node sets) only where printed."""
+    out: dict[str, Any] = {
         "cluster": site.name, "size": site.size, "stack": site.stack.scheduler,
         "fabric": site.fabric.type, "nodes": len(site.nodes),
         "gpus": sum(n.profile.gpu.count for n in site.nodes if n.profile.gpu),
-        "groups": {g: fold(names) for g, names in groups.items()},
     }
+    if groups:
+        members: dict[str, list[str]] = {}
+        for n in site.nodes:
+            members.setdefault(n.group, []).append(n.name)
+        out["groups"] = {g: fold(names) for g, names in members.items()}
+    return out
 
 
 @click.command()
@@ -47,7 +50,7 @@ def validate(spec: Path, as_json: bool) -> None:
     if as_json:
         emit_json({"valid": True, **summarize(site)})
         return
-    s = summarize(site)
+    s = summarize(site, groups=False)
     click.echo(f"{spec}: valid: cluster {s['cluster']} ({s['size']}), {s['nodes']} nodes, "
                     f"{s['gpus']} GPUs, {s['stack']} on {s['fabric']}")
 

@@ -51,19 +51,22 @@ def compact(store: HistoryStore, policy: RetentionPolicy, *,
     width = BUCKETS[policy.bucket]
 
     def work(c: sqlite3.Connection) -> CompactResult:
-        folded = c.execute("SELECT COUNT(*) FROM samples WHERE agg = 'raw' AND ts < ?",
-                           (raw_cut,)).fetchone()[0]
+        raw_ms, keep_ms, width_ms = int(raw_cut * 1000), int(keep_cut * 1000), width * 1000
+        folded = c.execute("SELECT COUNT(*) FROM readings WHERE agg IS NULL AND ts < ?",
+                           (raw_ms,)).fetchone()[0]
+        # a bucket that already holds readings (from the last compaction) absorbs the new ones
         cur = c.execute(
-            "INSERT INTO samples (run_id, ts, node, gpu, serial, uuid, metric, value, unit, "
-            "check_name, detail, agg, n, vmin, vmax) "
-            "SELECT NULL, CAST(ts / ? AS INTEGER) * ?, node, gpu, serial, uuid, metric, "
-            "AVG(value), unit, check_name, NULL, ?, COUNT(*), MIN(value), MAX(value) "
-            "FROM samples WHERE agg = 'raw' AND ts < ? "
-            "GROUP BY node, gpu, serial, uuid, metric, unit, check_name, CAST(ts / ? AS INTEGER)",
-            (width, width, policy.bucket, raw_cut, width))
+            "INSERT INTO readings (metric, ts, series, run, seq, value, detail, agg, n, vmin, "
+            "vmax) SELECT metric, (ts / ?) * ?, series, 0, 0, AVG(value), NULL, ?, COUNT(*), "
+            "MIN(value), MAX(value) FROM readings WHERE agg IS NULL AND ts < ? "
+            "GROUP BY metric, series, ts / ? "
+            "ON CONFLICT DO UPDATE SET value = (value * n + excluded.value * excluded.n) "
+            "/ (n + excluded.n), n = n + excluded.n, vmin = MIN(vmin, excluded.vmin), "
+            "vmax = MAX(vmax, excluded.vmax)",
+            (width_ms, width_ms, policy.bucket, raw_ms, width_ms))
         buckets = cur.rowcount
-        c.execute("DELETE FROM samples WHERE agg = 'raw' AND ts < ?", (raw_cut,))
-        deleted = c.execute("DELETE FROM samples WHERE ts < ?", (keep_cut,)).rowcount
+        c.execute("DELETE FROM readings WHERE agg IS NULL AND ts < ?", (raw_ms,))
+        deleted = c.execute("DELETE FROM readings WHERE ts < ?", (keep_ms,)).rowcount
         runs = c.execute("DELETE FROM runs WHERE started < ?", (keep_cut,)).rowcount
         c.execute("DELETE FROM actions WHERE ts < ?", (keep_cut,))
         return CompactResult(int(folded), int(buckets), int(deleted), int(runs))

@@ -20,6 +20,7 @@ statement of the set-up honours the same lock deadline as a write.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import sqlite3
 import statistics
@@ -35,6 +36,14 @@ from provision.history.timeparse import from_iso
 from provision.measurement import Measurement
 
 T = TypeVar("T")
+DEFAULT_DB = Path("/var/lib/forge/history.db")
+
+
+def default_db() -> Path:
+    """The history store: ``$FORGE_HISTORY_DB``, else /var/lib/forge/history.db."""
+    env = os.environ.get("FORGE_HISTORY_DB")
+    return Path(env) if env else DEFAULT_DB
+
 _BUSY_CODES = {5, 6, 261, 262, 517}  # SQLITE_BUSY, _LOCKED and their extended codes
 
 
@@ -129,14 +138,16 @@ class HistoryStore:
                                  f"left untouched", hint="pass the right --db")
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        target = f"{self.path.resolve().as_uri()}?mode=ro" if readonly else str(self.path)
+        self.conn = self._connect(readonly)
         try:
-            conn = sqlite3.connect(target, timeout=busy_timeout_s, uri=readonly,
-                                   isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise InputError(f"{self.path}: cannot open history database: {exc}") from None
-        self.conn = conn
-        try:
+            if readonly and self._retry(self.version) < schema.LATEST and self._writable():
+                # an older forge's store: upgraded once, in place, then read as usual
+                self.conn.close()
+                self.conn = self._connect(False)
+                self._configure()
+                self._migrate()
+                self.conn.close()
+                self.conn = self._connect(True)
             if readonly:
                 self._check_version()
             else:
@@ -150,6 +161,18 @@ class HistoryStore:
                 from None
 
     # --- connection set-up -------------------------------------------------
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        target = f"{self.path.resolve().as_uri()}?mode=ro" if readonly else str(self.path)
+        try:
+            return sqlite3.connect(target, timeout=self.busy_timeout_s, uri=readonly,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise InputError(f"{self.path}: cannot open history database: {exc}") from None
+
+    def _writable(self) -> bool:
+        """The file and its directory (WAL and journal files live there) can be written."""
+        return os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+
     def _configure(self) -> None:
         c = self.conn
         c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
@@ -178,6 +201,11 @@ class HistoryStore:
 
     def _check_version(self) -> None:
         v = self._retry(self.version)
+        if v < schema.LATEST:
+            raise InputError(f"{self.path}: history schema version {v} was written by an "
+                             f"older forge; reading needs version {schema.LATEST}",
+                             hint="let a user who can write it open it once (any forge "
+                                  "command with this --db) to upgrade it in place")
         if v > schema.LATEST:
             raise InputError(f"{self.path}: history schema version {v} is newer than this "
                              f"forge understands ({schema.LATEST})", hint="upgrade forge")
@@ -236,7 +264,7 @@ class HistoryStore:
     # --- writing -----------------------------------------------------------
     def record(self, run: RunInfo, records: Iterable[Measurement]) -> int:
         """Store a run and its measurements in one transaction; returns the rows written."""
-        rows = [_row(run, r) for r in records]
+        recs = list(records)
 
         def write(c: sqlite3.Connection) -> int:
             c.execute(
@@ -245,9 +273,29 @@ class HistoryStore:
                 "finished=excluded.finished, status=excluded.status",
                 (run.run_id, run.started, run.finished, run.kind, run.origin, run.profile,
                  run.nodes, run.status))
-            c.executemany(
-                "INSERT INTO samples (run_id, ts, node, gpu, serial, uuid, metric, value, unit, "
-                "check_name, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            names = _Interned(c)
+            run_no = names.name(run.run_id)
+            seen: dict[tuple[int, int, int], int] = {}
+            rows = []
+            for r in recs:
+                key = (names.name(r.metric), _ms(from_iso(r.ts, run.started)), names.series(r))
+                seq = seen.get(key, -1) + 1
+                seen[key] = seq
+                rows.append((*key, run_no, seq, r.value, r.detail))
+            insert = ("INSERT INTO readings (metric, ts, series, run, seq, value, detail) "
+                      "VALUES (?,?,?,?,?,?,?)")
+            try:
+                c.execute("SAVEPOINT bulk")
+                c.executemany(insert, rows)
+                c.execute("RELEASE bulk")
+            except sqlite3.IntegrityError:  # the same run recorded again: keep both readings
+                c.execute("ROLLBACK TO bulk")
+                c.execute("RELEASE bulk")
+                for row in rows:
+                    c.execute(insert[:-len("VALUES (?,?,?,?,?,?,?)")] + "SELECT ?,?,?,?, "
+                              "COALESCE((SELECT MAX(seq) + 1 FROM readings WHERE metric = ? "
+                              "AND ts = ? AND series = ? AND run = ?), 0), ?, ?",
+                              (*row[:4], *row[:4], *row[5:]))
             return len(rows)
         return self.transaction(write)
 
@@ -278,22 +326,47 @@ class HistoryStore:
                 since: float | None = None, until: float | None = None,
                 uuid: str | None = None, limit: int | None = None) -> list[Sample]:
         """Samples in time order, filtered by node list, metric, GPU UUID and time."""
-        where, args = _where(nodes, metric, since, until, uuid)
-        sql = ("SELECT ts, node, metric, value, gpu, serial, uuid, unit, check_name, detail, "
-               f"run_id, agg, n, vmin, vmax FROM samples{where} ORDER BY ts, id")
+        src, cond, args = _where(nodes, metric, since, until, uuid)
+        sql = ("SELECT r.ts / 1000.0, s.node, m.name, r.value, s.gpu, s.serial, s.uuid, s.unit, "
+               "s.check_name, r.detail, rn.name, COALESCE(r.agg, 'raw'), COALESCE(r.n, 1), "
+               f"r.vmin, r.vmax FROM{src} JOIN series s ON s.id = r.series "
+               "JOIN names m ON m.id = r.metric LEFT JOIN names rn ON rn.id = r.run"
+               f"{cond} ORDER BY r.ts, r.series, r.run, r.seq")
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [Sample(*row) for row in self.conn.execute(sql, args)]
+
+    def values(self, *, metric: str, nodes: Sequence[str] | None = None,
+               since: float | None = None) -> tuple[dict[int, tuple[str, int | None, str | None]],
+                                                     list[tuple[int, float, float]]]:
+        """The narrow fetch behind a trend: series identities, and (series, ts, value) rows.
+
+        Only the columns a sparkline needs cross from SQLite to Python, and no object is
+        built per reading; rows come in time order.
+        """
+        src, cond, args = _where(nodes, metric, since, None, None)
+        rows = self.conn.execute(f"SELECT r.series, r.ts / 1000.0, r.value FROM{src}{cond} "
+                                 "ORDER BY r.ts", args).fetchall()
+        ids = sorted({r[0] for r in rows})
+        ident: dict[int, tuple[str, int | None, str | None]] = {}
+        for chunk in range(0, len(ids), 900):
+            part = ids[chunk:chunk + 900]
+            ident.update((i, (node, gpu, unit)) for i, node, gpu, unit in self.conn.execute(
+                f"SELECT id, node, gpu, unit FROM series WHERE id IN ({','.join('?' * len(part))})",
+                part))
+        return ident, rows
 
     def has_run(self, run_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?",
                                  (run_id,)).fetchone() is not None
 
     def metrics(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT metric FROM samples ORDER BY 1")]
+        return [r[0] for r in self.conn.execute(
+            "SELECT name FROM names WHERE id IN (SELECT DISTINCT metric FROM readings) "
+            "ORDER BY 1")]
 
     def count(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        return int(self.conn.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         rows = self.conn.execute(
@@ -322,10 +395,11 @@ class HistoryStore:
         """
         out: list[Measurement] = []
         for m in metrics or [None]:  # type: ignore[list-item]
-            where, args = _where(nodes, m, since, until, None)
+            src, cond, args = _where(nodes, m, since, until, None)
             rows = self.conn.execute(
-                "SELECT node, gpu, metric, value, unit, serial, uuid, check_name FROM samples"
-                f"{where} ORDER BY node, gpu, metric, ts", args)
+                "SELECT s.node, s.gpu, m.name, r.value, s.unit, s.serial, s.uuid, s.check_name "
+                f"FROM{src} JOIN series s ON s.id = r.series JOIN names m ON m.id = r.metric"
+                f"{cond} ORDER BY s.node, s.gpu, m.name, r.ts", args)
             for (node, gpu, metric), grp in itertools.groupby(rows, key=lambda r: r[:3]):
                 g = list(grp)
                 last = g[-1]
@@ -344,27 +418,61 @@ class HistoryStore:
 
 
 def _where(nodes: Sequence[str] | None, metric: str | None, since: float | None,
-           until: float | None, uuid: str | None) -> tuple[str, list[Any]]:
+           until: float | None, uuid: str | None) -> tuple[str, str, list[Any]]:
+    """``readings r`` and a WHERE clause: each filter through the index made for it."""
     clauses: list[str] = []
     args: list[Any] = []
     if nodes:
-        clauses.append(f"node IN ({','.join('?' * len(nodes))})")
+        clauses.append(f"r.series IN (SELECT id FROM series WHERE node IN "
+                       f"({','.join('?' * len(nodes))}))")
         args.extend(nodes)
-    if metric:
-        clauses.append("metric = ?")
-        args.append(metric)
     if uuid:
-        clauses.append("uuid = ?")
+        clauses.append("r.series IN (SELECT id FROM series WHERE uuid = ?)")
         args.append(uuid)
+    if metric:
+        clauses.append("r.metric = (SELECT id FROM names WHERE name = ?)")
+        args.append(metric)
     if since is not None:
-        clauses.append("ts >= ?")
-        args.append(since)
+        clauses.append("r.ts >= ?")
+        args.append(_ms(since))
     if until is not None:
-        clauses.append("ts < ?")
-        args.append(until)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+        clauses.append("r.ts < ?")
+        args.append(_ms(until))
+    # without statistics SQLite would walk (metric, time) for every node; point it at the index
+    source = " readings r INDEXED BY readings_series" if nodes or uuid else " readings r"
+    return source, (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-def _row(run: RunInfo, r: Measurement) -> tuple[Any, ...]:
-    return (run.run_id, from_iso(r.ts, run.started), r.node, r.gpu, r.serial, r.uuid,
-            r.metric, r.value, r.unit, r.check, r.detail)
+def _ms(ts: float) -> int:
+    """Seconds since the epoch as the stored integer milliseconds."""
+    return round(ts * 1000)
+
+
+class _Interned:
+    """Numbers for names (metrics, run ids) and series, created on first use."""
+
+    def __init__(self, c: sqlite3.Connection) -> None:
+        self.c = c
+        self.names: dict[str, int] = {}
+        self.series_ids: dict[tuple[Any, ...], int] | None = None
+
+    def name(self, name: str) -> int:
+        got = self.names.get(name)
+        if got is None:
+            row = self.c.execute("SELECT id FROM names WHERE name = ?", (name,)).fetchone()
+            got = row[0] if row else self.c.execute(
+                "INSERT INTO names (name) VALUES (?)", (name,)).lastrowid
+            self.names[name] = int(got)  # type: ignore[arg-type]
+        return self.names[name]
+
+    def series(self, r: Measurement) -> int:
+        if self.series_ids is None:  # a sweep writes every series it has: read them once
+            self.series_ids = {tuple(row[1:]): row[0] for row in self.c.execute(
+                "SELECT id, node, gpu, serial, uuid, unit, check_name FROM series")}
+        key = (r.node, r.gpu, r.serial, r.uuid, r.unit, r.check)
+        got = self.series_ids.get(key)
+        if got is None:
+            got = self.series_ids[key] = int(self.c.execute(  # type: ignore[arg-type]
+                "INSERT INTO series (node, gpu, serial, uuid, unit, check_name) "
+                "VALUES (?,?,?,?,?,?)", key).lastrowid)
+        return got

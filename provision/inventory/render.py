@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 
 from provision import __version__
+from provision.gcutil import paused_gc
 from provision.paths import templates_dir
 from provision.spec.model import HardwareProfile, Node, SecretRef, Site
 
@@ -30,7 +31,7 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True, autoescape=False,
     )
     # plain JSON (valid YAML flow style), without jinja's HTML escaping of quotes
-    env.filters["tojson"] = lambda value: json.dumps(value, sort_keys=True, ensure_ascii=False)
+    env.filters["tojson"] = _json
     return env
 
 
@@ -130,14 +131,67 @@ def render_files(site: Site, spec_text: str) -> dict[str, str]:
             files[f"group_vars/{group_name('profile', p.name)}/forge.yml"] = ptemplate.render(
                 profile=p, hw=hw_vars(p), **common)
     htemplate = env.get_template("host_vars.yml.j2")
-    for n in site.nodes:
-        files[f"host_vars/{n.name}.yml"] = htemplate.render(
-            node=n, fabric_addresses=_fabric(n), **common)
+    enc = _HostJson()
+    with paused_gc():  # 50,000 hosts: hundreds of thousands of strings, none garbage
+        for n in site.nodes:
+            files[f"host_vars/{n.name}.yml"] = htemplate.render(node=n, j=enc.host(n), **common)
     return files
 
 
-def _fabric(n: Node) -> list[dict[str, Any]]:
-    return [dict(a.__dict__) for a in n.fabric_addresses]
+def _json(value: Any) -> str:
+    """The ``tojson`` filter's text: valid YAML flow style."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+class _HostJson:
+    """Each host's values as JSON text, the way ``tojson`` writes them, with the repeats cached.
+
+    Group, roles, rack and the per-rail part of every fabric address are the same for
+    thousands of hosts; only addresses differ, and a plain address needs no encoder.
+    """
+
+    _ADDRESS = "\x00address\x00"
+
+    def __init__(self) -> None:
+        self.memo: dict[Any, str] = {}
+        self.rails: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+    def value(self, v: Any) -> str:
+        if type(v) is str and _PLAIN.fullmatch(v):
+            return f'"{v}"'
+        key = (type(v), v)
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = _json(list(v) if type(v) is tuple else v)
+        return got
+
+    def fabric(self, n: Node) -> str:
+        parts = []
+        for a in n.fabric_addresses:
+            d = dict(a.__dict__)
+            address = d.pop("address")
+            key = (type(a), *d.values())  # a dataclass: same fields, same order
+            split = self.rails.get(key)
+            if split is None:
+                head, _, tail = _json({**d, "address": self._ADDRESS}).partition(
+                    _json(self._ADDRESS))
+                split = self.rails[key] = (head, tail)
+            parts.append(f"{split[0]}{self.value(address)}{split[1]}")
+        return f"[{', '.join(parts)}]"
+
+    def host(self, n: Node) -> dict[str, str]:
+        macs = self.memo.get(("macs", n.macs))
+        if macs is None:
+            macs = self.memo[("macs", n.macs)] = _json(n.mac_map)
+        return {"ssh_host": self.value(n.ssh_host), "group": self.value(n.group),
+                "roles": self.value(tuple(n.roles)), "rack": self.value(n.rack),
+                "management_ip": self.value(n.management_ip),
+                "bmc_address": self.value(n.bmc_address), "serial": self.value(n.serial),
+                "macs": macs, "fabric_addresses": self.fabric(n)}
+
+
+#: strings JSON writes as they are between quotes (addresses, names)
+_PLAIN = re.compile(r"[A-Za-z0-9._:\-/]*")
 
 
 def spec_json(site: Site) -> str:

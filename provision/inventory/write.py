@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from provision.errors import InputError
-from provision.fsutil import sha256_bytes, sha256_file
+from provision.fsutil import fsync_all, sha256_bytes, sha256_file
 from provision.inventory.render import render_files
 from provision.spec.model import Site
 
@@ -130,33 +130,36 @@ def _stage(out: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
 
 
-def _write(stage: Path, rel: str, text: str) -> None:
+def _write(stage: Path, rel: str, text: str) -> Path:
     path = stage / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() or path.is_symlink():
         path.unlink()  # a hard link to the old tree's file: never write through it
     with path.open("w", encoding="utf-8") as f:
         f.write(text)
+    return path
 
 
-def _swap_in(stage: Path, out: Path, mode: int) -> None:
-    """Make ``stage`` the new ``out`` in one step; the old tree goes away after."""
+def _swap_in(stage: Path, out: Path, mode: int, written: list[Path]) -> None:
+    """Make ``stage`` the new ``out`` in one step; the old tree goes away after.
+
+    Only the files written here and their directories are flushed first (hard links
+    into the old tree are on disk already), never every file system of the machine.
+    """
     os.chmod(stage, mode)
-    os.sync()
-    if not out.exists():
+    fsync_all(written, sorted({p.parent for p in written} | {stage}, reverse=True))
+    if not out.exists() or not any(out.iterdir()):
+        if out.exists():
+            out.rmdir()
         os.rename(stage, out)
-        return
-    if not any(out.iterdir()):
-        out.rmdir()
-        os.rename(stage, out)
-        return
-    if _libc_rename_exchange(stage, out):
+    elif _libc_rename_exchange(stage, out):
         shutil.rmtree(stage, ignore_errors=True)  # now the old tree
-        return
-    old = stage.with_name(stage.name + ".old")
-    os.rename(out, old)
-    os.rename(stage, out)
-    shutil.rmtree(old, ignore_errors=True)
+    else:
+        old = stage.with_name(stage.name + ".old")
+        os.rename(out, old)
+        os.rename(stage, out)
+        shutil.rmtree(old, ignore_errors=True)
+    fsync_all((), [out.parent])  # the rename itself
 
 
 def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> WriteReport:
@@ -211,14 +214,15 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
     try:
         if existing:
             _link_tree(out, stage)
+        written: list[Path] = []
         for rel, text in sorted(changes.items()):
             if text is None:
                 (stage / rel).unlink()
                 _prune_empty((stage / rel).parent, stage)
             else:
-                _write(stage, rel, text)
-        _write(stage, MANIFEST, manifest_text)
-        _swap_in(stage, out, mode)
+                written.append(_write(stage, rel, text))
+        written.append(_write(stage, MANIFEST, manifest_text))
+        _swap_in(stage, out, mode, written)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -21,7 +21,16 @@ def ipv4_to_int(text: str) -> int | None:
 
 
 def int_to_ipv4(value: int) -> str:
-    return socket.inet_ntoa(struct.pack("!I", value))
+    # consecutive addresses share their first three octets: format those once per /24
+    head = _HEADS.get(value >> 8)
+    if head is None:
+        if len(_HEADS) > 4096:
+            _HEADS.clear()
+        head = _HEADS[value >> 8] = socket.inet_ntoa(struct.pack("!I", value)).rpartition(".")[0]
+    return f"{head}.{value & 255}"
+
+
+_HEADS: dict[int, str] = {}
 
 
 def split_hostport(value: str) -> tuple[str, int | None]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from provision.errors import SpecError
 from provision.fsutil import read_input_text
+from provision.gcutil import paused_gc
 from provision.spec.build import build_site
 from provision.spec.migrate import VersionProblem, migrate
 from provision.spec.model import Site
@@ -98,7 +99,8 @@ def validate_document(located: Located, base_dir: Path) -> Site:
             path, message = _schema_message(err)
             problems.append(located.problem(path, message))
         raise SpecError(list(dict.fromkeys(problems)))
-    site, problems = build_site(merged, located, base_dir)
+    with paused_gc():  # millions of long-lived objects: no collection passes over them
+        site, problems = build_site(merged, located, base_dir)
     if problems or site is None:
         raise SpecError(problems)
     return site

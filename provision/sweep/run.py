@@ -7,7 +7,6 @@ and the actions read the streak counters the store keeps.
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import time
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision.actions.apply import ActionResult, Scheduler, apply
 from provision.actions.policy import PolicyConfig
-from provision.history.store import HistoryStore, RunInfo
+from provision.history.store import HistoryStore, RunInfo, default_db
 from provision.sweep.result import NodeResult, SweepResult
 
 if TYPE_CHECKING:
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from provision.spec.model import Site
     from provision.sweep.expect import NodeExpectation
 
-DEFAULT_DB = Path("/var/lib/forge/history.db")
 
 
 @dataclass(frozen=True)
@@ -44,11 +42,6 @@ class SweepOptions:
 
 def new_run_id(prefix: str = "sweep") -> str:
     return f"{prefix}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(2)}"
-
-
-def default_db() -> Path:
-    env = os.environ.get("FORGE_HISTORY_DB")
-    return Path(env) if env else DEFAULT_DB
 
 
 def launcher_for(site: Site, max_workers: int) -> SshLauncher:

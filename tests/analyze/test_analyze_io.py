@@ -29,6 +29,7 @@ BAD = [
     ({"node": "a", "metric": "m", "value": 1}, "'gpu' is required"),
     ({"node": "a", "gpu": -1, "metric": "m", "value": 1}, "non-negative"),
     ({"node": "a", "gpu": True, "metric": "m", "value": 1}, "non-negative"),
+    ({"node": "a", "gpu": 2**63 - 1, "metric": "m", "value": 1}, "at most 1023"),
     ({"node": "a", "gpu": 0, "metric": "m", "value": 1, "min": "3"}, "'min' must be a number"),
     ({"node": "a", "gpu": 0, "metric": "m", "value": 1, "peer": 5}, "'peer' must be a string"),
     ({"node": "a", "gpu": 0, "metric": "m", "value": 1, "better": "up"}, "'better'"),

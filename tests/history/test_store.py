@@ -72,8 +72,8 @@ def test_migrates_a_version_1_database(tmp_path: Path) -> None:
     c.commit()
     c.close()
     with HistoryStore(db) as store:
-        assert store.version() == 2
-        assert [s.value for s in store.samples(nodes=["n1"])] == [3.0]
+        assert store.version() == schema.LATEST
+        assert [(s.ts, s.value, s.agg) for s in store.samples(nodes=["n1"])] == [(1.0, 3.0, "raw")]
         store.set_streaks("n1", {"fail:xid": 2}, "r1")
         assert store.streaks("n1") == {"fail:xid": 2}
 
@@ -164,7 +164,7 @@ def test_reader_opens_read_only_and_writes_nothing(tmp_path: Path) -> None:
     with HistoryStore(db, readonly=True) as store:
         assert store.count() == 1
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            store.conn.execute("DELETE FROM samples")
+            store.conn.execute("DELETE FROM readings")
     assert db.read_bytes() == before
 
 
@@ -204,3 +204,92 @@ def test_lock_held_by_another_process_honours_the_deadline(tmp_path: Path) -> No
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+def _v2_database(db: Path) -> list[tuple]:
+    """A version-2 store written by the earlier schema, with what the migration must keep."""
+    c = sqlite3.connect(db)
+    c.execute(schema.VERSION_TABLE)
+    for m in schema.MIGRATIONS[:2]:
+        for stmt in m.statements:
+            c.execute(stmt)
+        c.execute("INSERT INTO schema_version VALUES (?, ?, 0)", (m.version, m.description))
+    rows = [  # ts, node, gpu, serial, uuid, metric, value, unit, check, detail, run, agg, n, min, max
+        (100.5, "n1", 0, "S1", "GPU-a", "gpu_temperature", 41.0, "C", "sweep", None, "r1", "raw",
+         1, None, None),
+        (100.5, "n1", 0, "S1", "GPU-a", "gpu_temperature", 42.0, "C", "sweep", None, "r1", "raw",
+         1, None, None),  # same key twice: both kept
+        (100.5, "n1", None, None, None, "xid_events", 0.0, "count", None, "none", "r1", "raw",
+         1, None, None),
+        (3600.0, "n2", 1, None, None, "gpu_temperature", 40.0, "C", None, None, None, "hour",
+         4, 38.0, 44.0),
+    ]
+    c.executemany("INSERT INTO samples (ts, node, gpu, serial, uuid, metric, value, unit, "
+                  "check_name, detail, run_id, agg, n, vmin, vmax) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+    c.commit()
+    c.close()
+    return rows
+
+
+def test_migration_keeps_every_reading_of_a_version_2_store(tmp_path: Path) -> None:
+    db = tmp_path / "v2.db"
+    rows = _v2_database(db)
+    with HistoryStore(db, readonly=True) as store:
+        got = [(s.ts, s.node, s.gpu, s.serial, s.uuid, s.metric, s.value, s.unit, s.check,
+                s.detail, s.run_id, s.agg, s.n, s.vmin, s.vmax) for s in store.samples()]
+        assert sorted(got, key=repr) == sorted(rows, key=repr)
+        # the old table's name still answers ad-hoc SQL, as a view
+        assert store.conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 4
+        assert store.integrity_check() == "ok"
+
+
+def test_recording_a_run_again_keeps_both_readings(tmp_path: Path) -> None:
+    with HistoryStore(tmp_path / "h.db") as store:
+        rec = [Measurement(node="n1", metric="xid_events", value=v, gpu=0) for v in (1, 2)]
+        store.record(RunInfo("r1", 50.0), rec)
+        store.record(RunInfo("r1", 50.0), rec)
+        assert sorted(s.value for s in store.samples()) == [1.0, 1.0, 2.0, 2.0]
+
+
+def test_queries_use_their_index_and_a_reading_is_small(tmp_path: Path) -> None:
+    with HistoryStore(tmp_path / "h.db") as store:
+        for sweep in range(12):
+            store.record(RunInfo(f"s{sweep}", 1e9 + 900 * sweep), [
+                Measurement(node=f"gpu{n:03d}", metric=m, value=40.0 + sweep, gpu=g,
+                            uuid=f"GPU-{n:03d}-{g}", serial=f"16523{n:05d}{g}", unit="C",
+                            check="sweep")
+                for n in range(32) for g in range(8)
+                for m in ("gpu_temperature", "gpu_power", "xid_events")])
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        c = store.conn
+
+        def plan(**kw: object) -> str:
+            from provision.history.store import _where
+            src, cond, args = _where(kw.get("nodes"), kw.get("metric"),  # type: ignore[arg-type]
+                                     1e9, None, kw.get("uuid"))  # type: ignore[arg-type]
+            return " ".join(r[3] for r in c.execute(
+                f"EXPLAIN QUERY PLAN SELECT r.value FROM{src}{cond}", args))
+
+        assert "SEARCH r USING PRIMARY KEY (metric=? AND ts>?)" in plan(metric="gpu_power")
+        assert "readings_series (series=? AND metric=? AND ts>?)" in plan(
+            metric="gpu_power", nodes=["gpu001"])
+        assert "readings_series" in plan(metric="gpu_power", uuid="GPU-001-3")
+        n = store.count()
+        size = (tmp_path / "h.db").stat().st_size
+        assert n == 12 * 32 * 8 * 3
+        assert size / n < 292 / 3, f"{size / n:.0f} bytes a reading"
+
+
+@pytest.mark.parametrize("sweeps", [3, 45])  # below and above the numpy grouping threshold
+def test_narrow_fetch_gives_the_trends_of_full_samples(tmp_path: Path, sweeps: int) -> None:
+    from provision.history.trend import series_of
+
+    with HistoryStore(tmp_path / "h.db") as store:
+        for s in range(sweeps):
+            store.record(RunInfo(f"s{s}", 1e9 + 900 * s), [
+                Measurement(node=f"gpu{n:03d}", metric="gpu_temperature", gpu=g,
+                            value=40.0 + (s * 7 + n + g) % 13, unit="C" if s < 2 else "degC")
+                for n in range(64) for g in range(8)])
+        ident, rows = store.values(metric="gpu_temperature", since=1e9 + 900)
+        got = series_of(ident, rows, "gpu_temperature")
+        assert got == series(store.samples(metric="gpu_temperature", since=1e9 + 900))
+        assert len(got) == 512 and got[0].unit == "degC"

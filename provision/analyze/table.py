@@ -1,0 +1,433 @@
+"""Measurement files -> :class:`Columns` through Apache Arrow, without a Python object per record.
+
+Three inputs give the same columns: JSON Lines (parsed block by block by Arrow's
+JSON reader, strings dictionary-encoded per block), Parquet and Arrow IPC files
+(``write_table`` writes both; checks and sweeps can produce them directly).
+
+JSON Lines keeps the line-checked semantics of :func:`provision.measurement.read_dicts`:
+every row is validated in bulk, and a row that fails is looked up by its line and
+explained by :func:`provision.measurement.problem`, so the message is the same one
+line naming the file and line. When Arrow's reader cannot take the file as it is
+(a line that is not a JSON object, a field of the wrong type, blank lines,
+non-UTF-8 bytes), the file is read the line-by-line way instead, which names every
+bad line; only the speed differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from provision.analyze.columns import DIRECTION_CODE, Cohort, Columns, make_cohort
+from provision.analyze.load import resolve
+from provision.errors import InputError
+from provision.measurement import (
+    _NUM_KEYS,
+    _STR_KEYS,
+    MAX_GPU_INDEX,
+    BadLine,
+    Measurement,
+    problem,
+    read_dicts,
+    settle,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+PARQUET_MAGIC = b"PAR1"
+ARROW_MAGIC = b"ARROW1"
+_BLOCK = 8 << 20          # bytes per JSON block: large enough to amortise, small for memory
+_SCAN = 64 << 20          # bytes per chunk of the line-structure scan
+_REQUIRED = ("node", "metric", "value", "gpu")
+_ORDER = ("node", "metric", "value", "gpu", *sorted(_STR_KEYS | _NUM_KEYS))
+
+
+def _pa() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.compute
+        import pyarrow.json
+        import pyarrow.parquet
+    except ImportError:  # pragma: no cover - pyarrow is a declared dependency
+        raise InputError("reading measurement tables needs pyarrow",
+                         hint="pip install pyarrow") from None
+    return pyarrow
+
+
+def schema() -> pa.Schema:
+    """The canonical table: required fields first, then every optional field of a record."""
+    pa = _pa()
+    types = {"node": pa.string(), "metric": pa.string(), "value": pa.float64(),
+             "gpu": pa.int64(), **{k: pa.string() for k in _STR_KEYS},
+             **{k: pa.float64() for k in _NUM_KEYS}}
+    return pa.schema([(k, types[k]) for k in _ORDER])
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def load_columns(paths: Sequence[Path], *,
+                 strict: bool) -> tuple[Columns, list[BadLine], list[str]]:
+    """Columns of every input (JSONL, Parquet or Arrow), the bad lines skipped, the files read."""
+    pa = _pa()
+    tables: list[Any] = []
+    bad: list[BadLine] = []
+    files: list[str] = []
+    for p in paths:
+        f = resolve(p)
+        files.append(str(f))
+        tables.append(read_table(f, strict=strict, bad=bad))
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).unify_dictionaries()
+    return columns_from_table(table), bad, files
+
+
+def read_table(path: Path, *, strict: bool, bad: list[BadLine] | None = None) -> pa.Table:
+    """One measurement file as a canonical table (strings dictionary-encoded)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except IsADirectoryError:
+        raise InputError(f"cannot read {path}: is a directory") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    problems: list[BadLine] = []
+    if head.startswith(PARQUET_MAGIC) or head.startswith(ARROW_MAGIC):
+        table = _checked(path, _read_columnar(path, head), problems, lines=None)
+    else:
+        table = _read_jsonl(path, problems)
+    settle(problems, strict=strict, bad=bad)
+    return table
+
+
+def _read_columnar(path: Path, head: bytes) -> pa.Table:
+    pa = _pa()
+    try:
+        if head.startswith(PARQUET_MAGIC):
+            strings = [f.name for f in pa.parquet.read_schema(path)
+                       if f.name in _STR_KEYS or f.name in ("node", "metric")]
+            raw = pa.parquet.read_table(path, read_dictionary=strings)  # stays encoded
+        else:
+            with pa.memory_map(str(path)) as src:
+                raw = pa.ipc.open_file(src).read_all()
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet/Arrow file ({exc})") from None
+    return _canonical(path, raw)
+
+
+def _canonical(path: Path, raw: pa.Table) -> pa.Table:
+    """``raw`` with the canonical columns and types; one line naming a missing or odd column."""
+    pa = _pa()
+    out = {}
+    names = set(raw.column_names)
+    for field in schema():
+        k = field.name
+        if k not in names:
+            if k in _REQUIRED and k != "gpu":
+                raise InputError(f"{path}: column '{k}' is required")
+            out[k] = _dictionary(pa.nulls(raw.num_rows, field.type)) \
+                if field.type == pa.string() else pa.nulls(raw.num_rows, field.type)
+            continue
+        col = raw[k]
+        t = col.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        ok = (pa.types.is_string(t) or pa.types.is_large_string(t)
+              if field.type == pa.string()
+              else pa.types.is_integer(t) if k == "gpu"
+              else pa.types.is_integer(t) or pa.types.is_floating(t))
+        if not (ok or pa.types.is_null(t)):
+            raise InputError(f"{path}: column '{k}' has type {col.type}, expected {field.type}")
+        out[k] = _dictionary(col) if field.type == pa.string() else col.cast(field.type)
+    return pa.table(out)
+
+
+def _dictionary(col: Any) -> Any:
+    pa = _pa()
+    want = pa.dictionary(pa.int32(), pa.string())
+    if col.type == want:
+        return col
+    if pa.types.is_dictionary(col.type):
+        return col.cast(want)
+    return pa.compute.dictionary_encode(col.cast(pa.string()))
+
+
+def _line_starts(path: Path) -> np.ndarray | None:
+    """Byte offset of every line, or None unless every line opens a JSON object at its first byte.
+
+    That rules out blank lines, indented lines and lines that are not objects, so Arrow's
+    rows and the file's lines correspond one to one.
+    """
+    starts: list[np.ndarray] = []
+    pos = 0
+    pending = True  # the next byte starts a line
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(_SCAN)
+        while n := fh.readinto(buf):
+            a = np.frombuffer(buf, dtype=np.uint8, count=n)
+            if pending:
+                if a[0] != 0x7B:  # "{"
+                    return None
+                starts.append(np.array([pos], dtype=np.int64))
+            nl = np.flatnonzero(a == 0x0A)
+            pending = bool(nl.size) and int(nl[-1]) == n - 1
+            inner = nl[:-1] + 1 if pending else nl + 1
+            if inner.size and not np.all(a[inner] == 0x7B):
+                return None
+            starts.append(inner + pos)
+            pos += n
+    if not starts:
+        return None
+    return np.concatenate(starts)
+
+
+def _read_jsonl(path: Path, problems: list[BadLine]) -> pa.Table:
+    pa = _pa()
+    starts = _line_starts(path)
+    table = None
+    if starts is not None:
+        try:
+            table = _arrow_jsonl(path)
+        except (pa.ArrowException, UnicodeDecodeError):
+            table = None
+    if table is None or table.num_rows != starts.shape[0]:  # type: ignore[union-attr]
+        return _line_by_line(path, problems)
+    return _checked(path, table, problems, lines=starts)
+
+
+def _arrow_jsonl(path: Path) -> pa.Table:
+    pa = _pa()
+    pj = pa.json
+    pc = pa.compute
+    parse = pj.ParseOptions(explicit_schema=pa.schema([
+        ("node", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
+        ("gpu", pa.int64()), ("ts", pa.string())]))  # ts: else inferred as a timestamp
+    batches = []
+    with pj.open_json(path, read_options=pj.ReadOptions(block_size=_BLOCK),
+                      parse_options=parse) as reader:
+        for b in reader:
+            cols = {}
+            for k, col in zip(b.schema.names, b.columns, strict=True):
+                if k in _STR_KEYS or k in ("node", "metric"):
+                    if not (pa.types.is_string(col.type) or pa.types.is_null(col.type)):
+                        raise pa.ArrowInvalid(f"field {k} is not a string")
+                    cols[k] = pc.dictionary_encode(col)
+                elif k in _NUM_KEYS:
+                    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+                            or pa.types.is_null(col.type)):
+                        raise pa.ArrowInvalid(f"field {k} is not a number")
+                    cols[k] = col
+                elif k in ("value", "gpu"):
+                    cols[k] = col
+            batches.append(_canonical(path, pa.table(cols)))
+    if not batches:
+        return _canonical(path, pa.table({k: pa.nulls(0, f.type) for k, f in
+                                          zip(_ORDER, schema(), strict=True)}))
+    return pa.concat_tables(batches).unify_dictionaries()
+
+
+def _line_by_line(path: Path, problems: list[BadLine]) -> pa.Table:
+    pa = _pa()
+    good = read_dicts(path, strict=False, bad=problems)
+    return _canonical(path, pa.Table.from_pylist(good, schema=schema()))
+
+
+def _checked(path: Path, table: pa.Table, problems: list[BadLine],
+             lines: np.ndarray | None) -> pa.Table:
+    """``table`` without its invalid rows; each one explained in ``problems``.
+
+    With ``lines`` (JSONL), a row is explained from its own line, so a null ``gpu``
+    that was really a missing key is caught too; otherwise rows are numbered from 1.
+    """
+    pa = _pa()
+    pc = pa.compute
+    if table.num_rows == 0:
+        return table
+    suspect = _suspects(table)
+    if lines is not None:
+        no_gpu = _np(pc.is_null(table["gpu"]), bool)
+        if no_gpu.any() and _count(path, b'"gpu"') < table.num_rows:
+            suspect |= no_gpu  # some line may lack the required key: look at each
+    rows = np.flatnonzero(suspect)
+    if rows.size == 0:
+        return table
+    drop = []
+    for i, why in zip(rows.tolist(), _explain(path, table, rows, lines), strict=True):
+        if why is not None:
+            drop.append(i)
+            problems.append(BadLine(str(path), i + 1, why))  # one row per line, checked before
+    if not drop:
+        return table
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[drop] = False
+    return table.filter(pa.array(keep))
+
+
+def _count(path: Path, needle: bytes) -> int:
+    """Occurrences of ``needle`` in a file, read in chunks."""
+    n = 0
+    tail = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_SCAN):
+            block = tail + chunk
+            n += block.count(needle)
+            tail = block[-(len(needle) - 1):]  # too short to hold a whole needle
+    return n
+
+
+def _suspects(table: pa.Table) -> np.ndarray:
+    """Rows the quick bulk checks cannot vouch for (a superset of the invalid ones)."""
+    pa = _pa()
+    pc = pa.compute
+    s = np.zeros(table.num_rows, dtype=bool)
+    for k in ("node", "metric"):  # required, non-empty
+        s |= _flagged(table[k], lambda v: not v, null=True)
+    value = table["value"]
+    s |= _np(pc.is_null(value), bool) | ~np.isfinite(_np(pc.fill_null(value, 0.0), float))
+    s |= _np(pc.fill_null(pc.less(table["gpu"], 0), False), bool)
+    s |= _np(pc.fill_null(pc.greater(table["gpu"], MAX_GPU_INDEX), False), bool)
+    s |= _flagged(table["better"], lambda v: v not in DIRECTION_CODE, null=False)
+    return s
+
+
+def _flagged(col: Any, bad: Any, *, null: bool) -> np.ndarray:
+    """Rows of a dictionary column whose value ``bad`` says yes to (judged once per value)."""
+    pa = _pa()
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    flags = np.array([bool(bad(v)) for v in arr.dictionary.to_pylist()] + [null], dtype=bool)
+    return flags[_np(pa.compute.fill_null(arr.indices, -1), np.int64)]
+
+
+def _explain(path: Path, table: pa.Table, rows: np.ndarray,
+             lines: np.ndarray | None) -> Iterator[str | None]:
+    if lines is None:
+        for rec in table.take(rows).to_pylist():
+            yield problem(rec)
+        return
+    import orjson
+
+    with open(path, "rb") as fh:
+        for i in rows.tolist():
+            fh.seek(int(lines[i]))
+            line = fh.readline()
+            try:
+                yield problem(orjson.loads(line))
+            except (orjson.JSONDecodeError, UnicodeDecodeError):  # pragma: no cover - parsed once
+                yield "not valid JSON"
+
+
+def _np(arr: Any, dtype: type) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
+
+
+# --- table -> columns ------------------------------------------------------------------
+
+def _codes(col: Any) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary indices (-1 for null) and the dictionary, in order of first appearance."""
+    pa = _pa()
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_dictionary(arr.type):
+        arr = pa.compute.dictionary_encode(arr)
+    idx = _np(pa.compute.fill_null(arr.indices, -1), np.int64)
+    values = arr.dictionary.to_pylist()
+    if idx.size == 0:
+        return idx.astype(np.int32), []
+    seen = np.maximum.accumulate(idx)
+    if idx[0] <= 0 and np.all(idx[1:] <= seen[:-1] + 1) and int(seen[-1]) + 1 == len(values):
+        return idx.astype(np.int32), values  # already numbered by first appearance
+    pos = np.flatnonzero(idx >= 0)
+    first = np.full(len(values), idx.shape[0], dtype=np.int64)
+    first[idx[pos[::-1]]] = pos[::-1]  # assigned in order: the earliest position is written last
+    used = np.flatnonzero(first < idx.shape[0])
+    order = used[np.argsort(first[used], kind="stable")]
+    remap = np.full(len(values) + 1, -1, dtype=np.int64)  # remap[-1] stays -1: null
+    remap[order] = np.arange(order.size)
+    return remap[idx].astype(np.int32), [values[j] for j in order.tolist()]
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Row of each code's first appearance, for codes numbered by first appearance."""
+    seen = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.diff(seen, prepend=-1) > 0)
+
+
+def columns_from_table(table: pa.Table) -> Columns:
+    """The same columns :func:`~provision.analyze.columns.build_columns` makes from records."""
+    pa = _pa()
+    pc = pa.compute
+    n = table.num_rows
+    node, nodes = _codes(table["node"])
+    peer, peers = _codes(table["peer"])
+    gpu = _np(pc.fill_null(table["gpu"], -1), np.int64).astype(np.int32)
+    pair_of_peer = np.array([2 if ":" in p else 1 for p in peers] + [0], dtype=np.int64)
+    pair = pair_of_peer[peer]  # -1 indexes the trailing 0: not a pair
+    parts = [_codes(table[k]) for k in ("metric", "model", "profile", "check")]
+    key = np.zeros(n, dtype=np.int64)
+    for code, values in parts:
+        key = key * (len(values) + 1) + (code.astype(np.int64) + 1)
+    key = (key * 2 + (gpu >= 0)) * 3 + pair
+    # hash-encoded: cohorts numbered by first appearance, as build_columns numbers them
+    enc = pc.dictionary_encode(pa.array(key))
+    cohort = _np(enc.indices, np.int32)
+    firsts = _first_rows(cohort).tolist()
+    names = {k: (code, values) for k, (code, values) in
+             zip(("metric", "model", "profile", "check"), parts, strict=True)}
+    unit_code, units = _codes(table["unit"])
+    better_code, betters = _codes(table["better"])
+
+    def at(code: np.ndarray, values: list[Any], i: int) -> Any:
+        c = int(code[i])
+        return None if c < 0 else values[c]
+
+    cohorts: list[Cohort] = []
+    for c, i in enumerate(firsts):
+        cohorts.append(make_cohort(
+            c, at(*names["metric"], i), model=at(*names["model"], i),
+            profile=at(*names["profile"], i), check=at(*names["check"], i),
+            gpu_level=bool(gpu[i] >= 0), pair=("", "node", "gpu")[int(pair[i])],
+            unit=at(unit_code, units, i), better=at(better_code, betters, i)))
+    return Columns(
+        value=_np(table["value"], np.float64), node=node, gpu=gpu, cohort=cohort,
+        lo=_np(pc.fill_null(table["min"], np.nan), np.float64),
+        hi=_np(pc.fill_null(table["max"], np.nan), np.float64),
+        expected=_np(pc.fill_null(table["expected"], np.nan), np.float64),
+        peer=peer, nodes=tuple(nodes), peers=tuple(peers), cohorts=tuple(cohorts),
+        records=_Rows(table))
+
+
+class _Rows(Sequence[dict[str, Any]]):
+    """Rows of a table as records, built one at a time for the few fields a finding quotes."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        row = self._table.slice(int(i), 1).to_pylist()[0]
+        return {k: v for k, v in row.items() if v is not None}
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def write_table(path: Path, records: Sequence[Measurement], *, fmt: str = "parquet") -> int:
+    """Write records as a Parquet (default) or Arrow IPC file, atomically; returns how many."""
+    from provision.fsutil import atomic_open
+
+    pa = _pa()
+    rows = [r.to_dict() if isinstance(r, Measurement) else r for r in records]
+    table = _canonical(Path(path), pa.Table.from_pylist(rows, schema=schema()))
+    with atomic_open(Path(path), binary=True) as f:
+        if fmt == "parquet":
+            pa.parquet.write_table(table, f, compression="zstd")
+        elif fmt == "arrow":
+            with pa.ipc.new_file(f, table.schema) as w:
+                w.write_table(table)
+        else:
+            raise InputError(f"unknown table format {fmt!r}: use parquet or arrow")
+    return len(rows)

@@ -1,0 +1,127 @@
+"""Columnar reading: JSONL through Arrow, Parquet and Arrow IPC give the findings of the record path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_analyze_io import BAD, GOOD
+
+from provision.analyze import analyze, analyze_columns, table
+from provision.analyze.table import load_columns, write_table
+from provision.errors import InputError
+from provision.measurement import BadLine, from_dict, read_dicts
+from provision.report.json_report import to_dict
+
+pytest.importorskip("pyarrow")
+
+
+def _report(result: Any) -> dict[str, Any]:
+    d = to_dict(result)
+    return {k: d[k] for k in ("flagged", "cohorts_judged", "summary", "nodes")}
+
+
+def _jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def fleet(synth: Any) -> list[dict[str, Any]]:
+    """Every fault class (GPU, node, pair, link, limits), node-level readings, sources."""
+    recs = synth.generate(96, seed=12, faults_per_class=1, magnitude=(0.10, 0.12)).records
+    out = [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in recs]
+    out[3]["source"] = "vendor datasheet"
+    return out
+
+
+def test_jsonl_parquet_and_arrow_give_the_findings_of_the_record_path(
+        tmp_path: Path, fleet: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    def line_by_line(*_: Any) -> None:
+        raise AssertionError("a clean file must be read by Arrow, not line by line")
+
+    monkeypatch.setattr(table, "_line_by_line", line_by_line)
+    expected = _report(analyze(fleet))
+    assert expected["flagged"], "the fleet must have findings to compare"
+    f = _jsonl(tmp_path / "m.jsonl", fleet)
+    records = [from_dict(r) for r in fleet]
+    write_table(tmp_path / "m.parquet", records)
+    write_table(tmp_path / "m.arrow", records, fmt="arrow")
+    for name in ("m.jsonl", "m.parquet", "m.arrow"):
+        cols, bad, files = load_columns([tmp_path / name], strict=True)
+        assert bad == [] and files == [str(tmp_path / name)]
+        assert _report(analyze_columns(cols)) == expected, name
+    assert f.exists()
+
+
+def test_several_inputs_are_one_fleet(tmp_path: Path, fleet: list[dict[str, Any]]) -> None:
+    half = len(fleet) // 2
+    a = _jsonl(tmp_path / "a.jsonl", fleet[:half])
+    b = tmp_path / "b.parquet"
+    write_table(b, [from_dict(r) for r in fleet[half:]])
+    cols, _, _ = load_columns([a, b], strict=True)
+    assert _report(analyze_columns(cols)) == _report(analyze(fleet))
+
+
+@pytest.mark.parametrize(("obj", "why"), BAD)
+def test_a_bad_line_is_named_as_the_line_reader_names_it(
+        tmp_path: Path, obj: dict[str, Any], why: str) -> None:
+    lines = [json.dumps({**GOOD, "gpu": i % 8}) for i in range(50)]
+    lines.insert(20, json.dumps(obj))
+    f = tmp_path / "m.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    want: list[BadLine] = []
+    read_dicts(f, bad=want)
+    got: list[BadLine] = []
+    cols, _, _ = load_columns([f], strict=False)
+    cols, got, _ = load_columns([f], strict=False)
+    assert [(b.line, b.reason) for b in got] == [(b.line, b.reason) for b in want]
+    assert want[0].line == 21 and why in want[0].reason
+    assert cols.n == 50
+    with pytest.raises(InputError, match=r"m\.jsonl:21: "):
+        load_columns([f], strict=True)
+
+
+@pytest.mark.parametrize("odd", [b"", b"   ", b"null", b"[1, 2]", b"{not json", b"\xff\xfe",
+                                 json.dumps(GOOD).encode() + b" " + json.dumps(GOOD).encode(),
+                                 b"  " + json.dumps(GOOD).encode()])
+def test_odd_lines_fall_back_to_the_line_reader(tmp_path: Path, odd: bytes) -> None:
+    good = json.dumps(GOOD).encode()
+    f = tmp_path / "m.jsonl"
+    f.write_bytes(odd + b"\n" + b"\n".join([good] * 5) + b"\n" + odd + b"\n" + good + b"\n")
+    want: list[BadLine] = []
+    n = len(read_dicts(f, bad=want))
+    cols, got, _ = load_columns([f], strict=False)
+    assert cols.n == n
+    assert [(b.line, b.reason) for b in got] == [(b.line, b.reason) for b in want]
+
+
+def test_bad_rows_of_a_parquet_file_are_named_by_row(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"node": ["a", "", "c"], "metric": ["m", "m", "m"],
+                             "value": [1.0, 2.0, None], "gpu": [0, 1, None]}), f)
+    cols, bad, _ = load_columns([f], strict=False)
+    assert cols.n == 1
+    assert [str(b) for b in bad] == [f"{f}:2: field 'node' must be a non-empty string",
+                                     f"{f}:3: field 'value' must be a finite number"]
+    pq.write_table(pa.table({"node": ["a"], "value": [1.0]}), f)
+    with pytest.raises(InputError, match="column 'metric' is required"):
+        load_columns([f], strict=True)
+    pq.write_table(pa.table({"node": ["a"], "metric": ["m"], "value": ["x"], "gpu": [0]}), f)
+    with pytest.raises(InputError, match="column 'value' has type string"):
+        load_columns([f], strict=True)
+
+
+def test_node_level_reading_without_gpu_key_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "m.jsonl"
+    node_level = {"node": "a", "gpu": None, "metric": "gpu_count", "value": 8}
+    f.write_text(json.dumps(node_level) + "\n" + json.dumps(GOOD) + "\n"
+                 + '{"node": "b", "metric": "gpu_count", "value": 8}\n')
+    cols, bad, _ = load_columns([f], strict=False)
+    assert cols.n == 2 and [(b.line, b.reason.split(" (")[0]) for b in bad] == [
+        (3, "field 'gpu' is required")]
