@@ -14,6 +14,7 @@ from typing import Any
 
 from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
+from provision.spec import compat
 from provision.spec.allocate import int_to_ipv4, ipv4_to_int, sequence, split_hostport
 from provision.spec.model import (
     Access,
@@ -425,6 +426,9 @@ def _check_size_and_stack(doc: dict[str, Any], nodes: list[Node],
             elif not any(n.link_layer == "InfiniBand" for n in node.profile.nics):
                 probs.add(("networks", "fabric", "opensm_hosts"),
                           f"{name} has no InfiniBand NIC to run opensm on")
+    versions = {k: str(v) for k, v in doc["stack"].get("versions", {}).items()}
+    for key, message in compat.problems(versions, scheduler):
+        probs.add(("stack", "versions", key), message)
     used = {g["profile"] for g in doc["node_groups"]}
     for name in doc.get("acceptance", {}).get("profile_thresholds", {}):
         if name not in used:

@@ -37,6 +37,8 @@ class GpuSpec:
     bf16_dense_tflops: float
     power_limit_w: float
     fabric_manager: bool = False
+    nvml_name: str = ""                       # nvmlDeviceGetName(), e.g. "NVIDIA H100 NVL"
+    cpu_sockets: tuple[int, ...] = ()         # the CPU socket each GPU index hangs off
 
     @property
     def memory_mib(self) -> float:
@@ -65,6 +67,7 @@ class CpuSpec:
     model: str
     sockets: int
     cores_per_socket: int
+    threads_per_core: int = 1
 
     @property
     def cores(self) -> int:

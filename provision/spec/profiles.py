@@ -137,7 +137,18 @@ def build_profile(name: str, d: dict[str, Any]) -> HardwareProfile:
             bf16_dense_tflops=float(fig("bf16_dense_tflops")),
             power_limit_w=float(fig("power_limit_w")),
             fabric_manager=bool(g.get("fabric_manager", False)),
+            nvml_name=str(fig("nvml_name", "")),
+            cpu_sockets=tuple(int(x) for x in g.get("cpu_sockets", [])),
         )
+        if gpu.cpu_sockets and len(gpu.cpu_sockets) != gpu.count:
+            raise ProfileProblem(("gpu", "cpu_sockets"),
+                                 f"lists {len(gpu.cpu_sockets)} sockets for {gpu.count} GPUs "
+                                 f"(one entry per GPU index)")
+        bad_socket = [x for x in gpu.cpu_sockets if x >= int(d.get("cpu", {}).get("sockets", 1))]
+        if bad_socket:
+            raise ProfileProblem(("gpu", "cpu_sockets"),
+                                 f"socket {bad_socket[0]} does not exist on a "
+                                 f"{d.get('cpu', {}).get('sockets', 1)}-socket node")
         for i, pair in enumerate(pairs):
             bad = [x for x in pair if not 0 <= x < gpu.count]
             if bad:
@@ -175,7 +186,7 @@ def build_profile(name: str, d: dict[str, Any]) -> HardwareProfile:
         name=name, description=d.get("description", ""), server=d.get("server", ""),
         gpu=gpu, nics=tuple(nics),
         cpu=CpuSpec(c.get("model", "unknown"), int(c.get("sockets", 1)),
-                    int(c.get("cores_per_socket", 1))),
+                    int(c.get("cores_per_socket", 1)), int(c.get("threads_per_core", 1))),
         memory_gib=float(d.get("memory_gib", 0)), operating_mode=d.get("operating_mode", ""),
         container=bool(d.get("container", False)), fake_gpus=int(d.get("fake_gpus", 0)),
         sources=tuple(sorted(sources.items())),

@@ -99,7 +99,8 @@ _gpu_override = _obj({
     "memory_gb": _num, "memory_bandwidth_gbs": _num, "nvlink_links_per_gpu": _int,
     "nvlink_link_speed_gbs": _num, "nvlink_bridge_bandwidth_gbs": _num, "pcie_gen": _int,
     "pcie_width": _int, "bf16_dense_tflops": _num, "power_limit_w": _num,
-    "fabric_manager": _bool,
+    "fabric_manager": _bool, "nvml_name": _str,
+    "cpu_sockets": {"type": "array", "items": {"type": "integer", "minimum": 0}},
 })
 
 _nic = _obj({
@@ -115,7 +116,8 @@ _profile = _obj({
     "container": _bool, "fake_gpus": {"type": "integer", "minimum": 0, "maximum": 16},
     "gpu": _gpu_override,
     "nics": {"type": "array", "items": _nic},
-    "cpu": _obj({"model": _str, "sockets": _int, "cores_per_socket": _int}),
+    "cpu": _obj({"model": _str, "sockets": _int, "cores_per_socket": _int,
+                 "threads_per_core": {"type": "integer", "minimum": 1, "maximum": 8}}),
     "memory_gib": _num,
     "sources": {"type": "object", "additionalProperties": _str},
 })
@@ -183,7 +185,10 @@ def site_schema() -> dict[str, Any]:
                 "sources": _sources,
                 "checksums": _checksums,
                 "slurm": _obj({"accounting": _bool, "containers": {
-                    "enum": ["none", "enroot", "apptainer"]}, "partition": _name}),
+                    "enum": ["none", "enroot", "apptainer"]}, "partition": _name,
+                    "gpu_autodetect": {"enum": ["auto", "nvml", "off"]},
+                    "health_check": _bool, "health_check_interval_s": _int,
+                    "repository": _str}),
                 "kubernetes": _obj({"pod_subnet": _str, "service_subnet": _str,
                                     "control_plane_endpoint": _str,
                                     "rdma_network_range": _str,

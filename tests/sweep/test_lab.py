@@ -1,4 +1,4 @@
-"""Sweeps against the container lab's real Slurm (22.05, munge) over real SSH.
+"""Sweeps against the container lab's real Slurm (24.11, munge) over real SSH.
 
 A lab of its own (containers ``fsw-n1..3``, SSH on 127.0.0.1:2341-2343) so it
 never disturbs the user's lab. Failures are simulated with *recordings of
