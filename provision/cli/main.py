@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("provision.cli.sweep", "sweep"),
     "history": ("provision.cli.history", "history"),
     "bmc": ("provision.cli.bmc", "bmc"),
+    "rails": ("provision.cli.rails", "rails"),
 }
 
 

@@ -86,6 +86,7 @@ def hw_vars(p: HardwareProfile) -> dict[str, Any]:
         "memory_gib": p.memory_gib, "container": p.container, "fake_gpus": p.fake_gpus,
         "fake_gpu_cores": gres.gpu_cores(fake_sockets, p.cpu.cores_per_socket),
         "operating_mode": p.operating_mode,
+        "rail_map": [{"pci": r.pci, "hca": r.hca, "netdev": r.netdev} for r in p.rail_map],
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from provision.spec.model import CpuSpec, GpuSpec, HardwareProfile, NicSpec
+from provision.spec.model import CpuSpec, GpuSpec, HardwareProfile, NicSpec, RailPort
 
 
 @lru_cache(maxsize=1)
@@ -181,6 +181,17 @@ def build_profile(name: str, d: dict[str, Any]) -> HardwareProfile:
             pcie_width=int(n.get("pcie_width", base.get("pcie_width", 0))),
             gpu_affinity=tuple(tuple(a) for a in n.get("gpu_affinity", [])),
         ))
+    rail_map = tuple(RailPort(str(r["pci"]).lower(), str(r["hca"]), str(r.get("netdev", "")))
+                     for r in d.get("rail_map", []))
+    compute_ports = sum(n.ports for n in nics if n.purpose == "compute")
+    if rail_map and len(rail_map) != compute_ports:
+        raise ProfileProblem(("rail_map",), f"maps {len(rail_map)} ports, but the profile has "
+                                            f"{compute_ports} compute ports (one entry per rail)")
+    for key in ("pci", "hca"):
+        seen = [getattr(r, key) for r in rail_map]
+        dup = sorted({x for x in seen if seen.count(x) > 1})
+        if dup:
+            raise ProfileProblem(("rail_map",), f"{key} {dup[0]} is mapped to more than one rail")
     c = d.get("cpu", {})
     return HardwareProfile(
         name=name, description=d.get("description", ""), server=d.get("server", ""),
@@ -189,5 +200,5 @@ def build_profile(name: str, d: dict[str, Any]) -> HardwareProfile:
                     int(c.get("cores_per_socket", 1)), int(c.get("threads_per_core", 1))),
         memory_gib=float(d.get("memory_gib", 0)), operating_mode=d.get("operating_mode", ""),
         container=bool(d.get("container", False)), fake_gpus=int(d.get("fake_gpus", 0)),
-        sources=tuple(sorted(sources.items())),
+        sources=tuple(sorted(sources.items())), rail_map=rail_map,
     )

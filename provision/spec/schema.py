@@ -103,6 +103,8 @@ _gpu_override = _obj({
     "cpu_sockets": {"type": "array", "items": {"type": "integer", "minimum": 0}},
 })
 
+PCI_ADDRESS = r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$"
+
 _nic = _obj({
     "model": _str, "count": {"type": "integer", "minimum": 0}, "purpose": {
         "enum": ["compute", "storage", "north-south"]},
@@ -120,12 +122,16 @@ _profile = _obj({
                  "threads_per_core": {"type": "integer", "minimum": 1, "maximum": 8}}),
     "memory_gib": _num,
     "sources": {"type": "object", "additionalProperties": _str},
+    "rail_map": {"type": "array", "description": "compute port i (rail i) -> its PCI function, "
+                 "RDMA device and netdev, from a golden node (forge rails record)",
+                 "items": _obj({"pci": {"type": "string", "pattern": PCI_ADDRESS},
+                                "hca": _str, "netdev": _str}, ("pci", "hca"))},
 })
 
 _versions = _obj({k: {"type": ["string", "number"]} for k in (
     "driver_branch", "cuda", "doca_ofed", "slurm", "kubernetes", "gpu_operator",
     "network_operator", "nccl", "nccl_tests", "perftest", "dcgm", "nvbandwidth", "containerd",
-    "helm", "calico", "pyxis")})
+    "helm", "calico", "pyxis", "perftest_tag", "cupy", "nvidia_ml_py")})
 
 _checksums = {"type": "object", "description": "component -> version -> 'sha256:<hex>' of "
               "downloaded files (source tarballs)",
@@ -135,6 +141,7 @@ _checksums = {"type": "object", "description": "component -> version -> 'sha256:
 _sources = _obj({
     "mode": {"enum": ["public", "mirror"]},
     "apt_mirror": _str, "yum_mirror": _str, "nvidia_repo": _str, "doca_repo": _str,
+    "pypi": _str,
     "helm_repo": _str, "container_registry": _str, "files": _str, "kubernetes_repo": _str,
     "docker_repo": _str,
 })
@@ -181,6 +188,8 @@ def site_schema() -> dict[str, Any]:
             "node_groups": {"type": "array", "minItems": 1, "items": _node_group},
             "stack": _obj({
                 "scheduler": {"enum": ["slurm", "kubernetes"]},
+                "gpudirect_mode": {"enum": ["auto", "dmabuf", "peermem"]},
+                "hold_os_updates": _bool,
                 "versions": _versions,
                 "sources": _sources,
                 "checksums": _checksums,

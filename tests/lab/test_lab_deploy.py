@@ -65,7 +65,7 @@ def test_srun_runs_across_all_nodes(deployed: Deployed) -> None:
 def test_fake_gpus_are_schedulable(deployed: Deployed) -> None:
     wait_all_idle(deployed.lab)
     gres = deployed.lab.exec(1, "sinfo", "--noheader", "--format=%G")
-    assert gres.strip() == "gpu:fake:2"
+    assert gres.strip() == "gpu:fake:2(S:0)"       # Cores= in gres.conf reached slurmctld
     out = deployed.lab.exec(1, "timeout", "60", "srun", "--immediate=30", "-N3", "--gres=gpu:2",
                             "sh", "-c", "echo $CUDA_VISIBLE_DEVICES")
     assert out.split() == ["0,1"] * 3

@@ -64,7 +64,9 @@ def test_slurm_conf_is_identical_and_describes_the_lab(hosts: dict, deployed: De
     for i, name in enumerate(deployed.lab.names, start=1):
         assert (f"NodeName={name} NodeAddr={deployed.lab.cfg.address(i)} Sockets=1 "
                 "CoresPerSocket=1 ThreadsPerCore=1 RealMemory=972 Gres=gpu:fake:2") in conf
-    for line in ("AccountingStorageTRES=gres/gpu", "UnkillableStepTimeout=180",
+    # no slurmdbd in the lab: AccountingStorageTRES=gres/gpu would stop slurmctld
+    assert "AccountingStorageTRES" not in conf
+    for line in ("UnkillableStepTimeout=180",
                  "RebootProgram=/usr/sbin/reboot", "ResumeTimeout=1200"):
         assert line in conf.splitlines(), line
     assert "CryptoType" not in conf          # gone from Slurm 23.11 on (cred/munge is the default)
@@ -95,7 +97,9 @@ def test_os_baseline(hosts: dict, deployed: Deployed) -> None:
         assert "blacklist nouveau" in host.file(
             "/etc/modprobe.d/forge-blacklist-nouveau.conf").content_string
         grub = host.file("/etc/default/grub.d/90-forge.cfg").content_string
-        assert "iommu=pt" in grub
+        # IOMMU off on bare metal by default, with a value the kernel knows
+        assert "iommu=pt" not in grub and "amd_iommu=on" not in grub
+        assert "amd_iommu=off" in grub or "intel_iommu=off" in grub
         sudoers = host.file("/etc/sudoers.d/90-forge")
         assert sudoers.mode == 0o440 and "Defaults use_pty" in sudoers.content_string
         sshd = host.run("sshd -T")
