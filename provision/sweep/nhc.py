@@ -6,10 +6,12 @@ modules are imported (no spec parsing: the expectations come compiled in
 (``OK`` or ``ERROR: <reason>``) and exits 0 healthy, 1 failing, 2 bad
 configuration. A finding that only counts toward ``--fail-after`` (not fatal,
 and not the one that drains the node in this run) prints its line but exits 0:
-slurmd runs HealthCheckProgram at start-up and does not register the node
-until it exits 0 (SchedMD/slurm commit b31fa177, slurm.conf(5)
-HealthCheckProgram), so a non-zero exit would keep a node with, say, one slow
+where slurmd runs HealthCheckProgram at start-up and registers the node only
+once it exits 0 (SchedMD/slurm commit b31fa177, slurm.conf(5)
+HealthCheckProgram), a non-zero exit would keep a node with, say, one slow
 reading out of the cluster although forge's policy would not drain it.
+(Debian 13's Slurm 24.11.5 runs it at start, logs "health_check failed", and
+registers anyway: checked on the lab.)
 With ``--drain`` it drains/resumes this node itself through ``scontrol``
 under forge's policy, keeping its streak counters in a local
 history store.

@@ -40,7 +40,6 @@ NODES = ("fsw-n1", "fsw-n2", "fsw-n3")
 SLURM_CONF = """ClusterName=fsw
 SlurmctldHost=fsw-n1
 AuthType=auth/munge
-CryptoType=crypto/munge
 MpiDefault=none
 SwitchType=switch/none
 ProctrackType=proctrack/linuxproc
