@@ -1,4 +1,4 @@
-"""``forge lab up|down|status``: the local container lab (podman, Debian 12 systemd nodes)."""
+"""``forge lab up|down|status``: the local container lab (podman, Debian 13 systemd nodes)."""
 
 from __future__ import annotations
 

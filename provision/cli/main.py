@@ -73,6 +73,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "metric."),
     "bmc": ("provision.cli.bmc", "bmc",
             "Day 0 on the BMCs (Redfish): inventory, firmware audit, power, boot, virtual media."),
+    "rails": ("provision.cli.rails", "rails",
+              "Compute rails by identity (PCI address), not by mlx5_<i> order."),
 }
 
 

@@ -14,6 +14,7 @@ import jinja2
 from provision import __version__
 from provision.gcutil import paused_gc
 from provision.paths import templates_dir
+from provision.spec import gres
 from provision.spec.model import HardwareProfile, Node, SecretRef, Site
 
 
@@ -66,20 +67,27 @@ def hw_vars(p: HardwareProfile) -> dict[str, Any]:
     gpu = None
     if p.gpu is not None:
         g = p.gpu
+        sockets = g.cpu_sockets or gres.default_gpu_sockets(g.count, p.cpu.sockets)
         gpu = {"model": g.model, "count": g.count, "memory_gb": g.memory_gb,
                "memory_bandwidth_gbs": g.memory_bandwidth_gbs,
                "nvlink_pairs": [list(x) for x in g.nvlink_pairs],
                "nvlink_links_per_gpu": g.nvlink_links_per_gpu, "pcie_gen": g.pcie_gen,
-               "pcie_width": g.pcie_width, "fabric_manager": g.fabric_manager}
+               "pcie_width": g.pcie_width, "fabric_manager": g.fabric_manager,
+               "nvml_name": g.nvml_name, "gres_type": gres.gres_type(g.nvml_name),
+               "cores": gres.gpu_cores(sockets, p.cpu.cores_per_socket)}
+    fake_sockets = gres.default_gpu_sockets(p.fake_gpus, p.cpu.sockets)
     return {
         "gpu": gpu,
         "nics": [{"model": n.model, "count": n.count, "ports_per_nic": n.ports_per_nic,
                   "rate_gbps": n.rate_gbps, "link_layer": n.link_layer, "purpose": n.purpose}
                  for n in p.nics],
         "cpu": {"model": p.cpu.model, "sockets": p.cpu.sockets,
-                "cores_per_socket": p.cpu.cores_per_socket},
+                "cores_per_socket": p.cpu.cores_per_socket,
+                "threads_per_core": p.cpu.threads_per_core},
         "memory_gib": p.memory_gib, "container": p.container, "fake_gpus": p.fake_gpus,
+        "fake_gpu_cores": gres.gpu_cores(fake_sockets, p.cpu.cores_per_socket),
         "operating_mode": p.operating_mode,
+        "rail_map": [{"pci": r.pci, "hca": r.hca, "netdev": r.netdev} for r in p.rail_map],
     }
 
 

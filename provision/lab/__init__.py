@@ -1,4 +1,4 @@
-"""The local container lab: Debian 12 systemd nodes on podman, reachable over SSH on 127.0.0.1.
+"""The local container lab: Debian 13 systemd nodes on podman, reachable over SSH on 127.0.0.1.
 
 It is how forge is tried on a laptop and how the roles are proved in CI. The
 modules split one way: :mod:`.config` (what a lab is), :mod:`.podman` (argv

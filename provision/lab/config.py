@@ -17,8 +17,11 @@ from provision.errors import InputError
 from provision.paths import lab_state_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]   # the checkout (tests use it)
-DEFAULT_IMAGE = "localhost/forge-lab-node:bookworm"
-BASE_IMAGE = "localhost/forge-lab-node:bookworm-base"
+# Debian 13: its Slurm (24.11) is one forge supports (23.11 or newer, cgroup v2);
+# Debian 12's 22.05 is not.
+SUITE = "trixie"
+DEFAULT_IMAGE = f"localhost/forge-lab-node:{SUITE}"
+BASE_IMAGE = f"localhost/forge-lab-node:{SUITE}-base"
 MAX_NODES = 32
 
 # The packages every lab node has; the Slurm packages are baked into the

@@ -41,7 +41,7 @@ def run_lab_steps(nodes: int = 3) -> None:
 
     con = console()
     cfg = from_env(nodes=nodes)
-    con.rule(f"lab: {nodes} Debian 12 systemd nodes on podman, SSH on 127.0.0.1")
+    con.rule(f"lab: {nodes} Debian 13 systemd nodes on podman, SSH on 127.0.0.1")
     info = labmod.up(cfg, log=lambda m: con.print(m, markup=False))
     con.rule(f"deploy the Slurm stack onto the lab ({info.spec})")
     result = run_and_report(DeployOptions(spec=Path(info.spec)), spec_label=info.spec)

@@ -1,4 +1,4 @@
-"""The lab node image: a Debian 12 root filesystem imported into podman.
+"""The lab node image: a Debian 13 root filesystem imported into podman.
 
 mmdebstrap builds it in about 20 s; debootstrap (slower) is the fallback.
 The image carries no SSH key and no host keys: ``forge lab up`` injects the
@@ -16,9 +16,8 @@ from pathlib import Path
 from provision import proc
 from provision.errors import ForgeError
 from provision.lab import podman
-from provision.lab.config import BASE_PACKAGES, SLURM_PACKAGES
+from provision.lab.config import BASE_PACKAGES, SLURM_PACKAGES, SUITE
 
-SUITE = "bookworm"
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 BUILD_TIMEOUT_S = 900
 
@@ -42,7 +41,11 @@ class ImageBuildError(ForgeError):
 
 
 def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
-    """The Debian mirror this host's apt uses (so the lab builds from what is reachable)."""
+    """The Debian mirror this host's apt uses (so the lab builds from what is reachable).
+
+    Any suite's archive URI will do (the same archive serves every release); the
+    security archive is a different tree and is skipped.
+    """
     candidates = sorted((sources_dir / "sources.list.d").glob("*.sources"))
     for path in candidates:
         uri = _deb822_debian_uri(path.read_text(encoding="utf-8", errors="replace"))
@@ -52,8 +55,7 @@ def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
     if legacy.exists():
         for line in legacy.read_text(encoding="utf-8", errors="replace").splitlines():
             parts = line.split()
-            if len(parts) >= 3 and parts[0] == "deb" and f" {SUITE}" in line \
-                    and "security" not in parts[1]:
+            if len(parts) >= 3 and parts[0] == "deb" and "security" not in line:
                 return parts[1] if not parts[1].startswith("[") else parts[2]
     return FALLBACK_MIRROR
 
@@ -66,7 +68,7 @@ def _deb822_debian_uri(text: str) -> str | None:
                 key, _, value = line.partition(":")
                 fields[key.strip().lower()] = value.strip()
         suites = fields.get("suites", "").split()
-        if SUITE in suites and fields.get("uris"):
+        if suites and not any("security" in x for x in suites) and fields.get("uris"):
             return fields["uris"].split()[0]
     return None
 

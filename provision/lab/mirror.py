@@ -18,10 +18,9 @@ from pathlib import Path
 from provision import proc
 from provision.errors import ForgeError
 from provision.lab import podman
-from provision.lab.config import BASE_IMAGE, LabConfig
+from provision.lab.config import BASE_IMAGE, SUITE, LabConfig
 
-SUITE = "bookworm"
-SUITES = (SUITE, f"{SUITE}-updates")   # what the common role lists for a Debian 12 mirror
+SUITES = (SUITE, f"{SUITE}-updates")   # what the common role lists for a Debian mirror
 PORT = 8080
 
 

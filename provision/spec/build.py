@@ -17,6 +17,7 @@ from ClusterShell.NodeSet import NodeSet, NodeSetParseError
 
 from provision.errors import InputError
 from provision.nodes import size_bound
+from provision.spec import compat
 from provision.spec.allocate import int_to_ipv4, ipv4_to_int, sequence, split_hostport
 from provision.spec.model import (
     Access,
@@ -164,8 +165,13 @@ def _fabric_addresses(profile: HardwareProfile, fabric: Fabric, host_number: int
             continue
         address = (int_to_ipv4(base + host_number) if base >= 0 else
                    str(ipaddress.ip_network(rail.subnet, strict=False)[host_number]))
-        out.append(FabricAddress(f"mlx5_{i}", 1, rail.name, address, prefix,
-                                 f"{netdev_prefix}{i}" if netdev_prefix else ""))
+        if profile.rail_map:      # the port by identity, recorded from a golden node
+            port = profile.rail_map[i]
+            out.append(FabricAddress(port.hca, 1, rail.name, address, prefix, port.netdev,
+                                     port.pci))
+        else:                     # no map: enumeration order (docs/roles.md, rail map)
+            out.append(FabricAddress(f"mlx5_{i}", 1, rail.name, address, prefix,
+                                     f"{netdev_prefix}{i}" if netdev_prefix else ""))
     return tuple(out)
 
 
@@ -397,6 +403,8 @@ def build_site(doc: dict[str, Any], located: Located,
             slurm=tuple(sorted(stack_d.get("slurm", {}).items())),
             kubernetes=tuple(sorted(stack_d.get("kubernetes", {}).items())),
             checksums=tuple(sorted(stack_d.get("checksums", {}).items())),
+            gpudirect_mode=stack_d.get("gpudirect_mode", "auto"),
+            hold_os_updates=bool(stack_d.get("hold_os_updates", True)),
         ),
         access=Access(user=access_d.get("user", "root"),
                       ssh_key=_path(access_d.get("ssh_key"), base_dir),
@@ -493,6 +501,9 @@ def _check_size_and_stack(doc: dict[str, Any], nodes: list[Node],
             elif not any(n.link_layer == "InfiniBand" for n in node.profile.nics):
                 probs.add(("networks", "fabric", "opensm_hosts"),
                           f"{name} has no InfiniBand NIC to run opensm on")
+    versions = {k: str(v) for k, v in doc["stack"].get("versions", {}).items()}
+    for key, message in compat.problems(versions, scheduler):
+        probs.add(("stack", "versions", key), message)
     used = {g["profile"] for g in doc["node_groups"]}
     for name in doc.get("acceptance", {}).get("profile_thresholds", {}):
         if name not in used:

@@ -37,6 +37,8 @@ class GpuSpec:
     bf16_dense_tflops: float
     power_limit_w: float
     fabric_manager: bool = False
+    nvml_name: str = ""                       # nvmlDeviceGetName(), e.g. "NVIDIA H100 NVL"
+    cpu_sockets: tuple[int, ...] = ()         # the CPU socket each GPU index hangs off
 
     @property
     def memory_mib(self) -> float:
@@ -65,10 +67,25 @@ class CpuSpec:
     model: str
     sockets: int
     cores_per_socket: int
+    threads_per_core: int = 1
 
     @property
     def cores(self) -> int:
         return self.sockets * self.cores_per_socket
+
+
+@dataclass(frozen=True)
+class RailPort:
+    """One compute rail's port by identity: its PCI function, RDMA device and netdev.
+
+    Recorded from a golden node (``forge rails record``), so roles and checks
+    never rely on ``mlx5_<i>`` enumeration order (a storage or Ethernet adapter
+    can enumerate between the compute ones).
+    """
+
+    pci: str              # 0000:1a:00.0
+    hca: str              # mlx5_0
+    netdev: str = ""      # ibp26s0
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class HardwareProfile:
     container: bool = False
     fake_gpus: int = 0
     sources: tuple[tuple[str, str], ...] = ()
+    rail_map: tuple[RailPort, ...] = ()   # compute port i -> its identity
 
     def source(self, key: str) -> str:
         """The source of a figure: its own entry, else its section's, else the profile's."""
@@ -177,6 +195,7 @@ class FabricAddress:
     address: str
     prefix: int
     netdev: str
+    pci: str = ""          # from the profile's rail map; empty when it has none
 
 
 @dataclass(frozen=True)
@@ -270,6 +289,8 @@ class Stack:
     slurm: tuple[tuple[str, Any], ...] = ()
     kubernetes: tuple[tuple[str, Any], ...] = ()
     checksums: tuple[tuple[str, Any], ...] = ()
+    gpudirect_mode: str = "auto"          # auto | dmabuf | peermem (gpudirect role)
+    hold_os_updates: bool = True          # kernel hold + no unattended upgrades on GPU nodes
 
     @property
     def version_map(self) -> dict[str, str]:

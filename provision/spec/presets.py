@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 DEFAULT_VERSIONS: dict[str, str] = {
-    "driver_branch": "570",
+    "driver_branch": "580",
     "cuda": "12.8",
-    "doca_ofed": "2.10.0",
-    "slurm": "24.05",
+    "doca_ofed": "3.4.1",
+    "slurm": "24.11",
     "kubernetes": "1.31",
     "gpu_operator": "v26.7.0",
     "network_operator": "v26.4.1",

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from provision.spec.model import CpuSpec, GpuSpec, HardwareProfile, NicSpec
+from provision.spec.model import CpuSpec, GpuSpec, HardwareProfile, NicSpec, RailPort
 
 
 @lru_cache(maxsize=1)
@@ -137,7 +137,18 @@ def build_profile(name: str, d: dict[str, Any]) -> HardwareProfile:
             bf16_dense_tflops=float(fig("bf16_dense_tflops")),
             power_limit_w=float(fig("power_limit_w")),
             fabric_manager=bool(g.get("fabric_manager", False)),
+            nvml_name=str(fig("nvml_name", "")),
+            cpu_sockets=tuple(int(x) for x in g.get("cpu_sockets", [])),
         )
+        if gpu.cpu_sockets and len(gpu.cpu_sockets) != gpu.count:
+            raise ProfileProblem(("gpu", "cpu_sockets"),
+                                 f"lists {len(gpu.cpu_sockets)} sockets for {gpu.count} GPUs "
+                                 f"(one entry per GPU index)")
+        bad_socket = [x for x in gpu.cpu_sockets if x >= int(d.get("cpu", {}).get("sockets", 1))]
+        if bad_socket:
+            raise ProfileProblem(("gpu", "cpu_sockets"),
+                                 f"socket {bad_socket[0]} does not exist on a "
+                                 f"{d.get('cpu', {}).get('sockets', 1)}-socket node")
         for i, pair in enumerate(pairs):
             bad = [x for x in pair if not 0 <= x < gpu.count]
             if bad:
@@ -170,13 +181,24 @@ def build_profile(name: str, d: dict[str, Any]) -> HardwareProfile:
             pcie_width=int(n.get("pcie_width", base.get("pcie_width", 0))),
             gpu_affinity=tuple(tuple(a) for a in n.get("gpu_affinity", [])),
         ))
+    rail_map = tuple(RailPort(str(r["pci"]).lower(), str(r["hca"]), str(r.get("netdev", "")))
+                     for r in d.get("rail_map", []))
+    compute_ports = sum(n.ports for n in nics if n.purpose == "compute")
+    if rail_map and len(rail_map) != compute_ports:
+        raise ProfileProblem(("rail_map",), f"maps {len(rail_map)} ports, but the profile has "
+                                            f"{compute_ports} compute ports (one entry per rail)")
+    for key in ("pci", "hca"):
+        seen = [getattr(r, key) for r in rail_map]
+        dup = sorted({x for x in seen if seen.count(x) > 1})
+        if dup:
+            raise ProfileProblem(("rail_map",), f"{key} {dup[0]} is mapped to more than one rail")
     c = d.get("cpu", {})
     return HardwareProfile(
         name=name, description=d.get("description", ""), server=d.get("server", ""),
         gpu=gpu, nics=tuple(nics),
         cpu=CpuSpec(c.get("model", "unknown"), int(c.get("sockets", 1)),
-                    int(c.get("cores_per_socket", 1))),
+                    int(c.get("cores_per_socket", 1)), int(c.get("threads_per_core", 1))),
         memory_gib=float(d.get("memory_gib", 0)), operating_mode=d.get("operating_mode", ""),
         container=bool(d.get("container", False)), fake_gpus=int(d.get("fake_gpus", 0)),
-        sources=tuple(sorted(sources.items())),
+        sources=tuple(sorted(sources.items())), rail_map=rail_map,
     )

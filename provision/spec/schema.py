@@ -110,8 +110,11 @@ _gpu_override = _obj({
     "memory_gb": _pos, "memory_bandwidth_gbs": _pos, "nvlink_links_per_gpu": _int,
     "nvlink_link_speed_gbs": _pos, "nvlink_bridge_bandwidth_gbs": _pos, "pcie_gen": _pcie_gen,
     "pcie_width": _pcie_width, "bf16_dense_tflops": _pos, "power_limit_w": _pos,
-    "fabric_manager": _bool,
+    "fabric_manager": _bool, "nvml_name": _str,
+    "cpu_sockets": {"type": "array", "items": {"type": "integer", "minimum": 0}},
 })
+
+PCI_ADDRESS = r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$"
 
 _nic = _obj({
     "model": _str, "count": {"type": "integer", "minimum": 0}, "purpose": {
@@ -127,15 +130,20 @@ _profile = _obj({
     "container": _bool, "fake_gpus": {"type": "integer", "minimum": 0, "maximum": 16},
     "gpu": _gpu_override,
     "nics": {"type": "array", "items": _nic},
-    "cpu": _obj({"model": _str, "sockets": _pos_int, "cores_per_socket": _pos_int}),
+    "cpu": _obj({"model": _str, "sockets": _pos_int, "cores_per_socket": _pos_int,
+                 "threads_per_core": {"type": "integer", "minimum": 1, "maximum": 8}}),
     "memory_gib": _pos,
     "sources": {"type": "object", "additionalProperties": _str},
+    "rail_map": {"type": "array", "description": "compute port i (rail i) -> its PCI function, "
+                 "RDMA device and netdev, from a golden node (forge rails record)",
+                 "items": _obj({"pci": {"type": "string", "pattern": PCI_ADDRESS},
+                                "hca": _str, "netdev": _str}, ("pci", "hca"))},
 })
 
 _versions = _obj({k: _str for k in (
     "driver_branch", "cuda", "doca_ofed", "slurm", "kubernetes", "gpu_operator",
     "network_operator", "nccl", "nccl_tests", "perftest", "dcgm", "nvbandwidth", "containerd",
-    "helm", "calico", "pyxis")})
+    "helm", "calico", "pyxis", "perftest_tag", "cupy", "nvidia_ml_py")})
 
 _checksums = {"type": "object", "description": "component -> version -> 'sha256:<hex>' of "
               "downloaded files (source tarballs)",
@@ -145,6 +153,7 @@ _checksums = {"type": "object", "description": "component -> version -> 'sha256:
 _sources = _obj({
     "mode": {"enum": ["public", "mirror"]},
     "apt_mirror": _str, "yum_mirror": _str, "nvidia_repo": _str, "doca_repo": _str,
+    "pypi": _str,
     "helm_repo": _str, "container_registry": _str, "files": _str, "kubernetes_repo": _str,
     "docker_repo": _str,
 })
@@ -195,11 +204,16 @@ def site_schema() -> dict[str, Any]:
             "node_groups": {"type": "array", "minItems": 1, "items": _node_group},
             "stack": _obj({
                 "scheduler": {"enum": ["slurm", "kubernetes"]},
+                "gpudirect_mode": {"enum": ["auto", "dmabuf", "peermem"]},
+                "hold_os_updates": _bool,
                 "versions": _versions,
                 "sources": _sources,
                 "checksums": _checksums,
                 "slurm": _obj({"accounting": _bool, "containers": {
-                    "enum": ["none", "enroot", "apptainer"]}, "partition": _name}),
+                    "enum": ["none", "enroot", "apptainer"]}, "partition": _name,
+                    "gpu_autodetect": {"enum": ["auto", "nvml", "off"]},
+                    "health_check": _bool, "health_check_interval_s": _int,
+                    "repository": _str}),
                 "kubernetes": _obj({"pod_subnet": _str, "service_subnet": _str,
                                     "control_plane_endpoint": _str,
                                     "rdma_network_range": _str,

@@ -4,8 +4,16 @@ Quiet and fast: only the Python standard library and forge's own pure
 modules are imported (no spec parsing: the expectations come compiled in
 ``/etc/forge/sweep.json`` by ``forge sweep install``). It prints one line
 (``OK`` or ``ERROR: <reason>``) and exits 0 healthy, 1 failing, 2 bad
-configuration. With ``--drain`` it drains/resumes this node itself through
-``scontrol`` under forge's policy, keeping its streak counters in a local
+configuration. A finding that only counts toward ``--fail-after`` (not fatal,
+and not the one that drains the node in this run) prints its line but exits 0:
+where slurmd runs HealthCheckProgram at start-up and registers the node only
+once it exits 0 (SchedMD/slurm commit b31fa177, slurm.conf(5)
+HealthCheckProgram), a non-zero exit would keep a node with, say, one slow
+reading out of the cluster although forge's policy would not drain it.
+(Debian 13's Slurm 24.11.5 runs it at start, logs "health_check failed", and
+registers anyway: checked on the lab.)
+With ``--drain`` it drains/resumes this node itself through ``scontrol``
+under forge's policy, keeping its streak counters in a local
 history store.
 """
 
@@ -16,6 +24,11 @@ import json
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from provision.errors import ExitCode
+    from provision.sweep.result import SweepResult
 
 DEFAULT_CONFIG = "/etc/forge/sweep.json"
 DEFAULT_DB = "/var/lib/forge/health.db"
@@ -63,7 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result.to_dict(), sort_keys=True))
     else:
         print(report.nhc_line(result.nodes[0]))
-    return int(result.exit_code())
+    return int(health_exit_code(result))
+
+
+def health_exit_code(result: SweepResult) -> ExitCode:
+    """The sweep's exit code, except 0 for findings that only count toward --fail-after."""
+    from provision.errors import ExitCode
+
+    code = result.exit_code()
+    if code != ExitCode.CHECKS_FAILED:
+        return code
+    fatal = any(f.fatal for n in result.nodes for f in n.findings)
+    drained = any(a.get("action") == "drain" for a in result.actions)
+    return code if fatal or drained else ExitCode.OK
 
 
 if __name__ == "__main__":

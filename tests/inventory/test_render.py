@@ -135,3 +135,24 @@ def test_no_secret_values_in_inventory(tmp_path: Path, monkeypatch: pytest.Monke
             assert "s3cr3t-Passw0rd" not in p.read_text()
     text = (tmp_path / "group_vars" / "all" / "forge.yml").read_text()
     assert "lookup('ansible.builtin.env', 'FORGE_BMC_PASSWORD')" in text
+
+
+def test_gpudirect_mode_and_os_update_hold_reach_the_roles(tmp_path: Path) -> None:
+    import yaml
+
+    from provision.spec.loader import load_site_text
+
+    text = (EXAMPLES / "small.yaml").read_text()
+    render_inventory(load_site(EXAMPLES / "small.yaml"), tmp_path / "a", spec_text=text)
+    default = yaml.safe_load((tmp_path / "a/group_vars/all/forge.yml").read_text())
+    assert (default["forge_gpudirect_mode"], default["forge_hold_os_updates"]) == ("auto", True)
+    changed = text.replace("stack:\n", "stack:\n  gpudirect_mode: peermem\n  hold_os_updates: false\n", 1)
+    assert changed != text
+    site = load_site_text(changed, "small.yaml", EXAMPLES)
+    render_inventory(site, tmp_path / "b", spec_text=changed)
+    got = yaml.safe_load((tmp_path / "b/group_vars/all/forge.yml").read_text())
+    assert (got["forge_gpudirect_mode"], got["forge_hold_os_updates"]) == ("peermem", False)
+    hv = yaml.safe_load((tmp_path / "b/group_vars/profile_sr675v3_h100nvl_ib/forge.yml").read_text())
+    assert hv["forge_hw"]["gpu"]["gres_type"] == "h100_nvl"
+    assert hv["forge_hw"]["gpu"]["cores"] == ["0-63"] * 4 + ["64-127"] * 4
+    assert hv["forge_hw"]["cpu"]["threads_per_core"] == 2

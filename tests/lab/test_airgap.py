@@ -65,12 +65,12 @@ def _probe(lab_: Lab, url: str) -> subprocess.CompletedProcess[str]:
 def test_deploy_installs_everything_from_the_local_mirror(
         airgapped_lab: tuple[Lab, Path]) -> None:
     lab_, keyring = airgapped_lab
-    outside = _probe(lab_, "http://deb.debian.org/debian/dists/bookworm/InRelease")
+    outside = _probe(lab_, "http://deb.debian.org/debian/dists/trixie/InRelease")
     # no route out (or no resolver for outside names): either way the internet is not reachable
     network_errors = ("unreachable", "name resolution", "timed out")
     assert outside.returncode != 0
     assert any(e in outside.stderr.lower() for e in network_errors), outside.stderr
-    assert _probe(lab_, mirror.mirror_url(lab_.cfg) + "dists/bookworm/InRelease").returncode == 0
+    assert _probe(lab_, mirror.mirror_url(lab_.cfg) + "dists/trixie/InRelease").returncode == 0
     missing = subprocess.run(["podman", "exec", f"{lab_.cfg.prefix}1", "dpkg-query", "-W",
                               "slurmd"], capture_output=True, text=True, timeout=30)
     assert missing.returncode != 0, "the base image must not carry Slurm"
@@ -85,7 +85,7 @@ def test_deploy_installs_everything_from_the_local_mirror(
                             " || true")
         assert sources.split() == ["forge-mirror.sources"]
         policy = lab_.exec(index, "apt-cache", "policy", "slurmd", "munge")
-        assert mirror.mirror_url(lab_.cfg).rstrip("/") + " bookworm/main" in policy
+        assert mirror.mirror_url(lab_.cfg).rstrip("/") + " trixie/main" in policy
         assert "deb.debian.org" not in policy
     out = wait_all_idle(lab_)
     assert out.count("idle") == 2, out

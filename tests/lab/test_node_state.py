@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,30 @@ def test_slurm_conf_is_identical_and_describes_the_lab(hosts: dict, deployed: De
     for i, name in enumerate(deployed.lab.names, start=1):
         assert (f"NodeName={name} NodeAddr={deployed.lab.cfg.address(i)} Sockets=1 "
                 "CoresPerSocket=1 ThreadsPerCore=1 RealMemory=972 Gres=gpu:fake:2") in conf
+    # no slurmdbd in the lab: AccountingStorageTRES=gres/gpu would stop slurmctld
+    assert "AccountingStorageTRES" not in conf
+    for line in ("UnkillableStepTimeout=180",
+                 "RebootProgram=/usr/sbin/reboot", "ResumeTimeout=1200"):
+        assert line in conf.splitlines(), line
+    assert "CryptoType" not in conf          # gone from Slurm 23.11 on (cred/munge is the default)
     gres = hosts[deployed.lab.names[1]].file("/etc/slurm/gres.conf").content_string
-    assert "Name=gpu Type=fake File=/dev/lab-fake-gpu[0-1]" in gres
+    assert "Name=gpu Type=fake File=/dev/lab-fake-gpu0 Cores=0" in gres.splitlines()
+    assert "Name=gpu Type=fake File=/dev/lab-fake-gpu1 Cores=0" in gres.splitlines()
+
+
+def test_lab_runs_the_debian_13_slurm(hosts: dict, deployed: Deployed) -> None:
+    for host in hosts.values():
+        assert host.file("/etc/os-release").contains('VERSION_ID="13"')
+        assert host.package("slurm-client").version.startswith("24.11.")
+
+
+def test_slurmd_registers_the_gres_slurm_conf_promises(hosts: dict, deployed: Deployed) -> None:
+    """What the role compares after slurmd starts, read here independently."""
+    out = hosts[deployed.lab.names[1]].run("slurmd -G")
+    text = out.stdout + out.stderr
+    records = re.findall(r"Gres Name=gpu Type=(\S+) Count=(\d+) Index=(\d+).*File=(\S+)", text)
+    assert [(t, c, f) for t, c, _i, f in records] == [
+        ("fake", "1", "/dev/lab-fake-gpu0"), ("fake", "1", "/dev/lab-fake-gpu1")], text
 
 
 def test_os_baseline(hosts: dict, deployed: Deployed) -> None:
@@ -74,7 +97,9 @@ def test_os_baseline(hosts: dict, deployed: Deployed) -> None:
         assert "blacklist nouveau" in host.file(
             "/etc/modprobe.d/forge-blacklist-nouveau.conf").content_string
         grub = host.file("/etc/default/grub.d/90-forge.cfg").content_string
-        assert "iommu=pt" in grub
+        # IOMMU off on bare metal by default, with a value the kernel knows
+        assert "iommu=pt" not in grub and "amd_iommu=on" not in grub
+        assert "amd_iommu=off" in grub or "intel_iommu=off" in grub
         sudoers = host.file("/etc/sudoers.d/90-forge")
         assert sudoers.mode == 0o440 and "Defaults use_pty" in sudoers.content_string
         sshd = host.run("sshd -T")

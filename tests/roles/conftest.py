@@ -12,6 +12,7 @@ from lab.labkit import podman_usable
 
 from provision import proc
 from provision.inventory.write import render_inventory
+from provision.lab.config import DEFAULT_IMAGE
 from provision.lab.image import build_image
 from provision.spec.loader import load_site
 
@@ -74,7 +75,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def podman_ready() -> str:
     """The lab image name (built when missing), or skip where podman cannot run."""
-    image = os.environ.get("FORGE_LAB_IMAGE", "localhost/forge-lab-node:bookworm")
+    image = os.environ.get("FORGE_LAB_IMAGE", DEFAULT_IMAGE)
     if not podman_usable():
         pytest.skip("podman with runc cannot run here (apt-get install podman runc mmdebstrap)")
     build_image(image)   # no-op when it exists (the lab tests usually built it already)

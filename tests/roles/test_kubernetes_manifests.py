@@ -74,7 +74,12 @@ def test_host_device_network_mode_is_the_reference_architecture(rendered: dict[s
     assert set(spec["secondaryNetwork"]) == {"cniPlugins", "multus"}
     pool = yaml.safe_load(spec["sriovDevicePlugin"]["config"])["resourceList"]
     assert len(pool) == 1 and pool[0]["resourceName"] == "hostdev"
+    # the compute ports by PCI address (the profile's rail map), never vendor/device alone:
+    # the storage adapter is a ConnectX-7 (15b3:1021) too
     assert pool[0]["selectors"] == {"vendors": ["15b3"], "devices": ["1021", "101e"],
+                                    "rootDevices": ["0000:1a:00.0", "0000:3c:00.0", "0000:4d:00.0",
+                                                    "0000:5e:00.0", "0000:9c:00.0", "0000:bc:00.0",
+                                                    "0000:cc:00.0", "0000:dc:00.0"],
                                     "linkTypes": ["infiniband"], "isRdma": True}
     (network,) = documents(directory / "secondary-network.yaml")
     assert network["kind"] == "HostDeviceNetwork"
@@ -94,7 +99,7 @@ def test_ipoib_variant_uses_ipoib_network_and_nv_ipam(rendered: dict[str, Path])
     directory = rendered["k8s-ib"] / "ipoib"
     (network,) = documents(directory / "secondary-network.yaml")
     assert network["kind"] == "IPoIBNetwork"
-    assert network["spec"]["master"] == "ib0"   # netdev of the first forge_fabric_addresses entry
+    assert network["spec"]["master"] == "ibp26s0"   # rail 0's netdev from the rail map
     (policy,) = documents(directory / "nic-cluster-policy.yaml")
     assert "ipoib" in policy["spec"]["secondaryNetwork"] and "nvIpam" in policy["spec"]
     assert not (directory / "whereabouts.yaml").exists()

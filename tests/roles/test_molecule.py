@@ -15,15 +15,17 @@ ROLES_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
 VENV_BIN = Path(sys.executable).parent
 SCENARIOS = {
     # role[/scenario] (default: 'default'): what its verify step asserts
-    "nvidia_driver": "skips without a GPU; fails naming forge_require_hardware when it is true",
+    "nvidia_driver": "skips without a GPU; fails naming forge_require_hardware when it is true; "
+                     "the persistenced drop-in drops --no-persistence-mode, unattended upgrades off",
     "acceptance_tools": "perftest and /opt/forge/checks installed; DCGM skipped without a GPU",
     "fabric_roce": "boot unit rendered and enabled, skipped by systemd without RDMA devices",
-    "common": "limits, sshd and sudo settings, nouveau blacklist, /etc/hosts; no reboot",
+    "common": "limits, sshd and sudo settings, nouveau blacklist, /etc/hosts; no reboot; "
+              "IOMMU off (valid value), ACS unit enabled and skipped in a container",
     "slurm": "two nodes, the compute one first in the inventory: one munge key, both idle, srun",
     "fabric_infiniband": "DOCA asked for, no adapter: the inbox rdma-core alone, no DOCA repository, "
                          "no IPoIB or OpenSM files; both roles fail naming forge_require_hardware",
     "gpudirect": "no GPU, no RDMA device: skipped, no modules-load file; fails when hardware is required",
-    "slurm/accounting": "MariaDB + slurmdbd: cluster registered, a job recorded by sacct, "
+    "slurm/accounting": "MariaDB + slurmdbd: cluster registered, a job recorded by sacct, gres/gpu TRES, "
                         "password files 0600/0400",
 }
 

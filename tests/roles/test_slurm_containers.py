@@ -22,7 +22,11 @@ ENROOT_FROM_MIRROR = [{"url": f"{MIRROR}/enroot_3.5.0-1_amd64.deb", "checksum": 
 GITHUB = "https://github.com/NVIDIA/enroot/releases/download/v3.5.0/enroot_3.5.0-1_amd64.deb"
 
 
-def _validate(tmp_path: Path, **extra: object) -> tuple[bool, str]:
+def _validate(tmp_path: Path, os_key: str | None = "Debian 13",
+              **extra: object) -> tuple[bool, str]:
+    """The role's validation on this host; its OS counts as ``os_key`` (None: its own facts)."""
+    if os_key is not None:
+        extra = {"slurm_os_key": os_key, **extra}
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("[controller]\nlocalhost\n[compute]\nlocalhost\n[all:vars]\n"
                          f"ansible_connection=local\nansible_python_interpreter={sys.executable}\n")
@@ -51,9 +55,17 @@ MIRROR_SITE = {"forge_package_sources": {"mode": "mirror", "files": MIRROR + "/"
     pytest.param({**_containers("apptainer"), "forge_package_sources": {"mode": "mirror"},
                   "slurm_apptainer_packages": ENROOT_FROM_MIRROR},
                  "forge_package_sources.files is empty", id="mirror-site-without-files"),
+    pytest.param({"os_key": "Ubuntu 22.04"},
+                 "Ubuntu 22.04 packages Slurm 21.08, and forge needs 23.11 or newer", id="jammy"),
+    pytest.param({"forge_versions": {"slurm": "24.05"}},
+                 "Debian 13 packages Slurm 24.11, and stack.versions.slurm asks for 24.05",
+                 id="spec-asks-for-another-release"),
+    pytest.param({"forge_versions": {"slurm": "22.05"}, "forge_slurm": {"repository": "site"}},
+                 "stack.versions.slurm is 22.05; forge needs 23.11", id="too-old-even-from-a-repo"),
 ])
-def test_bad_container_inputs_stop_with_the_variable_to_set(tmp_path: Path, extra: dict,
-                                                            message: str) -> None:
+def test_bad_inputs_stop_with_the_variable_to_set(tmp_path: Path, extra: dict,
+                                                  message: str) -> None:
+    """Container files unpinned or off the mirror, a Slurm the OS cannot give."""
     ok, output = _validate(tmp_path, **extra)
     assert not ok, output[-3000:]
     assert message in output, output[-3000:]
@@ -73,3 +85,23 @@ def test_public_site_takes_pyxis_from_its_release_archive(tmp_path: Path) -> Non
                            slurm_enroot_packages=[{"url": GITHUB, "checksum": SHA}])
     assert ok, output[-3000:]
     assert "PYXIS_URL=https://github.com/NVIDIA/pyxis/archive/refs/tags/v0.21.0.tar.gz" in output
+
+
+def test_this_hosts_own_os_release_is_judged_by_its_facts(tmp_path: Path) -> None:
+    """No override: the control host's real facts pick the table entry (or none)."""
+    facts = proc.run(["sh", "-c", ". /etc/os-release && echo $ID $VERSION_ID"], timeout=10)
+    ok, output = _validate(tmp_path, os_key=None)
+    if facts.stdout.strip() == "debian 12":
+        assert not ok and "Debian 12 packages Slurm 22.05" in output, output[-3000:]
+    else:
+        assert "forge needs" not in output or not ok
+
+
+@pytest.mark.parametrize("extra", [
+    pytest.param({"forge_versions": {"slurm": "24.11"}}, id="debian13-24.11"),
+    pytest.param({"os_key": "Ubuntu 22.04", "forge_slurm": {"repository": "site"},
+                  "forge_versions": {"slurm": "24.11"}}, id="jammy-with-a-site-repository"),
+])
+def test_supported_slurm_passes_validation(tmp_path: Path, extra: dict) -> None:
+    ok, output = _validate(tmp_path, **extra)
+    assert ok, output[-3000:]

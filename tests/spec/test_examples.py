@@ -97,7 +97,7 @@ def test_roce_example_extends_a_builtin_profile() -> None:
 def test_preset_only_spec_is_complete() -> None:
     site = load_site_text("spec_version: 1\ncluster: {name: x, size: large}\n", "x.yaml")
     assert len([n for n in site.nodes if n.profile.gpu]) == 16
-    assert site.stack.version_map["driver_branch"] == "570"
+    assert site.stack.version_map["driver_branch"] == "580"
 
 
 def test_h200_profile() -> None:

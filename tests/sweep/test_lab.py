@@ -1,4 +1,4 @@
-"""Sweeps against the container lab's real Slurm (22.05, munge) over real SSH.
+"""Sweeps against the container lab's real Slurm (24.11, munge) over real SSH.
 
 A lab of its own (containers ``fsw-n1..3``, SSH on 127.0.0.1:2341-2343) so it
 never disturbs the user's lab. Failures are simulated with *recordings of
@@ -40,7 +40,6 @@ NODES = ("fsw-n1", "fsw-n2", "fsw-n3")
 SLURM_CONF = """ClusterName=fsw
 SlurmctldHost=fsw-n1
 AuthType=auth/munge
-CryptoType=crypto/munge
 MpiDefault=none
 SwitchType=switch/none
 ProctrackType=proctrack/linuxproc

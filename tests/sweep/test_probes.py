@@ -185,7 +185,7 @@ def test_nvml_path_judges_like_the_nvidia_smi_path(gpu001: NodeExpectation) -> N
     assert pick(via_nvml) == pick(via_smi)
     assert pick(via_nvml)["gpu_missing"] == (7.0, None, 0.0)
     match = by(via_nvml, "driver_version_match")[0]
-    assert match.value == 0 and "590.48.01, spec branch 570" in (match.detail or "")
+    assert match.value == 0 and "590.48.01, spec branch 580" in (match.detail or "")
 
 
 @pytest.mark.gpu
