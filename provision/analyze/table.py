@@ -23,6 +23,7 @@ import numpy as np
 
 from provision.analyze.columns import DIRECTION_CODE, Cohort, Columns, make_cohort
 from provision.analyze.load import resolve
+from provision.analyze.units import normalize_table
 from provision.errors import InputError
 from provision.measurement import (
     _NUM_KEYS,
@@ -76,10 +77,11 @@ def load_columns(paths: Sequence[Path], *,
     tables: list[Any] = []
     bad: list[BadLine] = []
     files: list[str] = []
+    units: dict[str, str | None] = {}
     for p in paths:
         f = resolve(p)
         files.append(str(f))
-        tables.append(read_table(f, strict=strict, bad=bad))
+        tables.append(normalize_table(read_table(f, strict=strict, bad=bad), str(f), units))
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).unify_dictionaries()
     return columns_from_table(table), bad, files
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from provision import metrics
 from provision.errors import InputError
 
@@ -68,6 +70,24 @@ def _alternatives(unit: str) -> str:
     return f", or in a unit forge converts to it ({', '.join(same[:10])})"
 
 
+def _target(target: dict[str, str | None], metric: str, unit: str) -> str | None:
+    """The unit ``metric`` is judged in: the registry's, else the first one seen."""
+    if metric not in target:
+        known = metrics.info(metric)
+        target[metric] = known.unit if known else unit
+    return target[metric]
+
+
+def _factor_or_refuse(unit: str, want: str, metric: str, where: str) -> float:
+    f = factor(unit, want)
+    if f is None:
+        why = ("an unknown unit" if unit.strip() not in UNITS else
+               f"not a unit of the same quantity as {want!r}")
+        raise InputError(f"{where}, {metric}): field 'unit' {unit!r} is {why}",
+                         hint=f"write {metric} in {want}" + _alternatives(want))
+    return f
+
+
 def normalize(records: Iterable[Any]) -> list[Any]:
     """The records, each reading in its metric's unit (the registry's, else the first one
     seen); readings in another known unit converted, an unknown or foreign unit refused."""
@@ -80,21 +100,13 @@ def normalize(records: Iterable[Any]) -> list[Any]:
         if unit is None:
             continue
         metric = r["metric"] if plain else r.metric
-        want = target.get(metric, "")
-        if want == "":
-            known = metrics.info(metric)
-            want = target[metric] = known.unit if known else unit
+        want = _target(target, metric, unit)
         if unit == want or want is None:
             continue
-        f = factor(unit, want)
         d: Mapping[str, Any] = r if plain else r.to_dict()
-        if f is None:
-            where = f"{d['node']}" + (f" GPU {d['gpu']}" if d.get("gpu") is not None else "")
-            why = ("an unknown unit" if unit.strip() not in UNITS else
-                   f"not a unit of the same quantity as {want!r}")
-            raise InputError(
-                f"record {i + 1} ({where}, {metric}): unit {unit!r} is {why}",
-                hint=f"write {metric} in {want}" + _alternatives(want))
+        where = f"record {i + 1} ({d['node']}" + (
+            f" GPU {d['gpu']}" if d.get("gpu") is not None else "")
+        f = _factor_or_refuse(unit, want, metric, where)
         if out is None:
             out = list(recs)
         conv = dict(d)
@@ -106,4 +118,46 @@ def normalize(records: Iterable[Any]) -> list[Any]:
     return out if out is not None else recs
 
 
-__all__ = ["UNITS", "factor", "normalize"]
+def normalize_table(table: Any, source: str, target: dict[str, str | None]) -> Any:
+    """:func:`normalize` for an Arrow measurement table read from ``source``; ``target``
+    carries the units chosen so far across the files of one analysis."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0 or table["unit"].null_count == table.num_rows:
+        return table
+    pairs = table.select(["metric", "unit"]).group_by(["metric", "unit"]).aggregate([])
+    scale = None
+    for metric, unit in zip(pairs["metric"].to_pylist(), pairs["unit"].to_pylist(), strict=True):
+        if unit is None:
+            continue
+        want = _target(target, metric, unit)
+        if unit == want or want is None:
+            continue
+        rows = np.asarray(pc.and_(pc.equal(table["metric"].cast(pa.string()), metric),
+                                  pc.equal(table["unit"].cast(pa.string()), unit))
+                          .fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+        i = int(np.argmax(rows))
+        rec = table.slice(i, 1).to_pylist()[0]
+        where = f"{source}: row {i + 1} ({rec['node']}" + (
+            f" GPU {rec['gpu']}" if rec.get("gpu") is not None else "")
+        f = _factor_or_refuse(unit, want, metric, where)
+        if scale is None:
+            scale = np.ones(table.num_rows)
+            units = np.asarray(table["unit"].cast(pa.string()).to_numpy(zero_copy_only=False),
+                               dtype=object)
+        scale[rows] = f
+        units[rows] = want
+    if scale is None:
+        return table
+    for k in _SCALED:
+        col = table.schema.get_field_index(k)
+        scaled = pc.multiply(table[k], pa.array(scale))
+        table = table.set_column(col, table.schema.field(k), scaled)
+    col = table.schema.get_field_index("unit")
+    return table.set_column(col, table.schema.field("unit"),
+                            pa.array(units, type=pa.string()).dictionary_encode()
+                            .cast(table.schema.field("unit").type))
+
+
+__all__ = ["UNITS", "factor", "normalize", "normalize_table"]

@@ -77,15 +77,20 @@ def analyze(results: tuple[Path, ...], as_json: bool, junit: Path | None, html: 
     policy = replace(DEFAULT_POLICY, fail_on="warn" if fail_on == "warn" else "fail")
     result = analyze_columns(cols, baseline=base, policy=policy, bad_lines=bad, inputs=files)
 
+    # every report is rendered before the first is written: a report that cannot be made,
+    # or an interrupt while rendering, leaves none of this run's reports behind
+    reports: list[tuple[Path, str]] = []
     if junit is not None:
         from provision.report.junit import junit_xml
-        atomic_write_text(junit, junit_xml(result))
+        reports.append((junit, junit_xml(result)))
     if prom is not None:
         from provision.report.prom import prom_text
-        atomic_write_text(prom, prom_text(result))
+        reports.append((prom, prom_text(result)))
     if html is not None:
         from provision.report.html import html_report
-        atomic_write_text(html, html_report(result, cluster=cluster))
+        reports.append((html, html_report(result, cluster=cluster)))
+    for path, text in reports:
+        atomic_write_text(path, text)
     if as_json:
         from provision.report.json_report import to_json
         click.echo(to_json(result), nl=False)
