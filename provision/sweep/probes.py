@@ -443,6 +443,11 @@ def split_sections(text: str) -> dict[str, ProbeOutput]:
     current: str | None = None
     buf: list[str] = []
     for line in text.splitlines():
+        # a probe whose output lacks a final newline (`cat` of a file without one)
+        # leaves its end marker on the same line as its last output line
+        if current is not None and (cut := line.find(END + " ")) > 0:
+            buf.append(line[:cut])
+            line = line[cut:]
         if line.startswith(BEGIN + " "):
             current, buf = line.split(" ", 1)[1].strip(), []
         elif line.startswith(END + " ") and current is not None:

@@ -203,3 +203,12 @@ def test_local_sweep_reads_nvml_on_a_real_gpu() -> None:
     assert by(list(res.records), "gpu_count")[0].value == n
     assert by(list(res.records), "gpu_missing")[0].value == 0
     assert len(by(list(res.records), "ecc_uncorrected_volatile")) in (0, n)
+
+
+def test_a_probe_output_without_a_final_newline_keeps_its_end_marker() -> None:
+    """`cat` of a recording without a final newline glues the end marker to its last line."""
+    text = (f"{P.BEGIN} xid\nline one\nlast line{P.END} xid 0\n"
+            f"{P.BEGIN} host\nok\n{P.END} host 0\n")
+    sections = P.split_sections(text)
+    assert sections["xid"].rc == 0 and sections["xid"].text == "line one\nlast line"
+    assert sections["host"].rc == 0 and sections["host"].text == "ok"
