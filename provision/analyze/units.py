@@ -39,6 +39,10 @@ def _table() -> dict[str, tuple[str, float]]:
               "GHz": ("frequency", 1e9),
               "s": ("time", 1.0), "ms": ("time", 1e-3), "us": ("time", 1e-6),
               "µs": ("time", 1e-6), "usec": ("time", 1e-6), "ns": ("time", 1e-9),
+              # counts: a profile names what it counts ("8 GPUs", "4 links"), the
+              # registry says "count"; one of either is one of the other
+              **{u: ("count", 1.0) for u in ("count", "GPUs", "NICs", "links", "cores",
+                                            "ports", "CPUs")},
               "TFLOP/s": ("flop rate", 1e12), "GFLOP/s": ("flop rate", 1e9),
               "Gflop/s": ("flop rate", 1e9), "%": ("percent", 1.0), "ratio": ("ratio", 1.0)})
     return t

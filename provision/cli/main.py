@@ -21,7 +21,7 @@ import sys
 # written yet, so leave quietly with the documented code instead of a traceback.
 # main() puts the real handlers in place before any command runs. (Only for the
 # program itself: importing this module from other code changes no handler.)
-if os.path.basename(sys.argv[0]) in ("forge", "__main__.py"):
+if _AS_PROGRAM := os.path.basename(sys.argv[0]) in ("forge", "__main__.py"):
     signal.signal(signal.SIGINT, lambda _s, _f: os._exit(130))
     signal.signal(signal.SIGTERM, lambda _s, _f: os._exit(143))
 
@@ -133,8 +133,12 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so every cleanup (staging directories, locks) runs."""
 
 
+_deciding = False  # a command is running: SIGTERM stops it (after this, it is ignored)
+
+
 def _on_sigterm(_signum: int, _frame: object) -> None:
-    raise Terminated()
+    if _deciding:
+        raise Terminated()
 
 
 def _say(line: str) -> None:
@@ -200,6 +204,38 @@ def _exit(code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _outcome(args: list[str], debug: bool) -> int:
+    """Run the command; its exit code (every error reported in one line)."""
+    global _deciding
+    _deciding = True
+    try:
+        rv = cli.main(args=args, prog_name="forge", standalone_mode=False)
+        sys.stdout.flush()
+        # a command may return an exit code (an int or ExitCode); anything else is success
+        return int(rv) if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            return int(ExitCode.OK)  # click's own EPIPE exit: the reader went away
+        raise
+    except (Exception, KeyboardInterrupt) as exc:  # the one boundary: nothing escapes as is
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return int(_report(exc))
+    finally:
+        # The outcome is decided (and its files written): a SIGTERM from here on, even
+        # during Python's shutdown, which frees a large spec, is ignored, so the process
+        # leaves with that outcome and not killed by the signal's default action.
+        _deciding = False
+        if _AS_PROGRAM:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI; map every outcome to an exit code (the only place that prints an error).
 
@@ -215,24 +251,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        rv = cli.main(args=args, prog_name="forge", standalone_mode=False)
-        sys.stdout.flush()
-    except click.exceptions.Exit as exc:
-        _exit(exc.exit_code)
-    except BrokenPipeError:
-        _exit(int(ExitCode.OK))
-    except SystemExit:
-        if type(sys.stdout).__name__ == "PacifyFlushWrapper":
-            _exit(int(ExitCode.OK))  # click's own EPIPE exit: the reader went away, not a failure
-        raise
-    except (Exception, KeyboardInterrupt) as exc:  # the one boundary: nothing escapes as is
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        _exit(int(_report(exc)))
+        code = _outcome(args, debug)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
-    # a command may return an exit code (an int or ExitCode); anything else means success
-    _exit(int(rv) if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+        if not _AS_PROGRAM:  # called from other code: leave its handlers as they were
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
+    _exit(code)

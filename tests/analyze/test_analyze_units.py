@@ -49,3 +49,22 @@ def test_a_foreign_or_unknown_unit_is_refused_naming_the_record(unit: str, why: 
                         "unit": unit, "model": "H100"}]
     with pytest.raises(InputError, match=rf"record 257 \(x1 GPU 3, hbm_bandwidth\): .*{why}"):
         analyze(recs)
+
+
+def test_every_threshold_a_catalog_profile_writes_is_in_a_unit_the_analyzer_converts() -> None:
+    """A check's record carries its threshold's unit (the figure's: "cores", "GPUs");
+    `forge analyze` of that run must read it (a lab run once failed on 'cores')."""
+    from provision import metrics
+    from provision.expectations import DEFAULT_RULES, thresholds_for
+    from provision.spec.profiles import (builtin_profile_names, build_profile,
+                                         resolve_profile_dict)
+
+    fractions = {r.name: r.fraction for r in DEFAULT_RULES}
+    bad = []
+    for name in builtin_profile_names():
+        profile = build_profile(name, resolve_profile_dict(name, {}))
+        for t in thresholds_for(profile, fractions):
+            info = metrics.info(t.metric)
+            if info is not None and factor(t.unit, info.unit) is None:
+                bad.append((name, t.name, t.unit, info.unit))
+    assert bad == []
