@@ -1,5 +1,6 @@
 """Build hook: copy forge's run-time assets (playbooks, inventory templates, example
-specs, node-side programs' directory) into the wheel as ``provision/_assets/``.
+site specs) into the wheel as ``provision/_assets/``. The node-side programs are a
+package of forge itself (``provision/node_programs``), so the wheel has them anyway.
 
 Everything else is in pyproject.toml; ``provision/paths.py`` is where forge finds
 these at run time.
@@ -13,7 +14,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-ASSETS = ("playbooks", "inventory/templates", "inventory/examples", "checks")
+ASSETS = ("playbooks", "inventory/templates", "site-specs")
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "molecule", ".cache", "*.retry")
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ROOT / "inventory" / "examples" / "small.yaml"
+SMALL = ROOT / "site-specs" / "small.yaml"
 PY = sys.executable
 _SCRIPT = Path(PY).with_name("forge")
 FORGE = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "provision"]
@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[list[str], float | None]] = {
     "python -c 'import click' (peer)": ([PY, "-c", "import click"], None),
     "forge --help": ([*FORGE, "--help"], 0.10),
     "forge validate small.yaml": ([*FORGE, "validate", str(SMALL)], 0.15),
-    "forge-health --help": ([PY, "-m", "provision.sweep.nhc", "--help"], None),
+    "forge-health --help": ([PY, "-m", "provision.node_programs.health", "--help"], None),
 }
 
 

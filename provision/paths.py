@@ -22,7 +22,7 @@ PACKAGED = PACKAGE_DIR / "_assets"
 CHECKOUT = PACKAGE_DIR.parent
 
 # The asset directories, relative to a home (what setup.py copies into the wheel).
-ASSETS = ("playbooks", "inventory/templates", "inventory/examples", "checks")
+ASSETS = ("playbooks", "inventory/templates", "site-specs", "checks")
 MARKER = "inventory/templates/hosts.yml.j2"
 
 
@@ -62,12 +62,14 @@ def site_playbook() -> Path:
     return playbooks_dir() / "site.yml"
 
 
-def checks_dir() -> Path:
-    return home() / "checks"
+def node_programs_dir() -> Path:
+    """The programs that run on the nodes (collectors, GPU workloads, the health check):
+    a package of forge itself, so always beside this module, never in a home."""
+    return PACKAGE_DIR / "node_programs"
 
 
 def examples_dir() -> Path:
-    return home() / "inventory" / "examples"
+    return home() / "site-specs"
 
 
 def lab_state_dir() -> Path:

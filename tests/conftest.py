@@ -21,7 +21,7 @@ from provision.lab import lab
 from provision.lab.config import LabConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "inventory" / "examples"
+EXAMPLES = ROOT / "site-specs"
 SHARED = ROOT.parent / "shared"
 REAL_FIXTURES = SHARED / "fixtures" / "real"
 

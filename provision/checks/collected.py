@@ -1,4 +1,4 @@
-"""Checks built on the node-side collector (:mod:`provision.checks.collect`)."""
+"""Checks built on the node-side collector (:mod:`provision.node_programs.collect`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from provision.checks.base import Check, Context, Raw
 from provision.errors import InputError
 from provision.remote.payload import python_program
 
-COLLECTOR = "provision.checks.collect"
+COLLECTOR = "provision.node_programs.collect"
 
 
 @dataclass(frozen=True)

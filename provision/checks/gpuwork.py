@@ -1,4 +1,5 @@
-"""Catalog 5 and 6: HBM bandwidth and the SDC burn-in, run on the nodes from provision.gpu."""
+"""Catalog 5 and 6: HBM bandwidth and the SDC burn-in, run on the nodes from
+provision.node_programs.gpu."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from provision.expectations import NodePlan, SitePlan
 from provision.measurement import Measurement
 from provision.remote.payload import python_program
 
-NVML = "provision.gpu.nvml"
-ARRAYS = "provision.gpu.arrays"
+NVML = "provision.node_programs.gpu.nvml"
+ARRAYS = "provision.node_programs.gpu.arrays"
 
 
 def parse_json_result(raw: Raw, what: str) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class Hbm(Check):
 
     def _program(self, ctx: Context) -> tuple[list[str], str]:
         size = int(ctx.options.get("hbm_size_mib") or 4096)
-        return python_program("provision.gpu.hbm", [NVML, ARRAYS],
+        return python_program("provision.node_programs.gpu.hbm", [NVML, ARRAYS],
                               ["--size-mib", str(size), "--repeat", "20"], python=ctx.python)
 
     def argv(self, ctx: Context) -> list[str]:
@@ -168,7 +169,8 @@ class SdcBurnin(Check):
         args = ["--seconds", f"{self.seconds(ctx):g}"]
         if ctx.options.get("inject_flip"):
             args += ["--inject-flip", str(ctx.options["inject_flip"])]
-        return python_program("provision.gpu.sdc", [NVML, ARRAYS], args, python=ctx.python)
+        return python_program("provision.node_programs.gpu.sdc", [NVML, ARRAYS], args,
+                              python=ctx.python)
 
     def argv(self, ctx: Context) -> list[str]:
         return self._program(ctx)[0]

@@ -47,7 +47,7 @@ def deploy(spec: Path, check: bool, tags: str, limit: str | None, resume: bool,
     \b
     Exit codes: 0 ok, 2 bad input, 3 a host failed, 4 a host was unreachable.
     Example:
-      forge deploy inventory/examples/lab.yaml
+      forge deploy site-specs/lab.yaml
       forge deploy site.yaml --nodes 'gpu[001-004]' --tags slurm
       forge deploy site.yaml --resume
     """

@@ -18,7 +18,7 @@ def lab() -> None:
     \b
     State lives in .lab/ (or $FORGE_LAB_DIR): SSH key, known_hosts, site spec.
     Example:
-      forge lab up && forge deploy inventory/examples/lab.yaml
+      forge lab up && forge deploy site-specs/lab.yaml
       forge lab up --nodes 5     # writes .lab/site.yaml for 5 nodes
     """
 

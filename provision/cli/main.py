@@ -117,9 +117,9 @@ def cli(ctx: click.Context, debug: bool, home: str | None) -> None:
 
     \b
     Example:
-      forge validate inventory/examples/small.yaml
-      forge plan inventory/examples/small.yaml
-      forge render inventory/examples/small.yaml -o site-inventory
+      forge validate site-specs/small.yaml
+      forge plan site-specs/small.yaml
+      forge render site-specs/small.yaml -o site-inventory
     Exit codes: docs/exit-codes.md (0 ok, 1 checks failed, 2 bad input, 3 deploy
     failed, 4 unreachable, 70 internal error, 124 timeout, 130/143 interrupted).
     """

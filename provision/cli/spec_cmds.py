@@ -43,7 +43,7 @@ def validate(spec: Path, as_json: bool) -> None:
 
     \b
     Example:
-      forge validate inventory/examples/small.yaml
+      forge validate site-specs/small.yaml
     Exit 0 when valid, 2 with every problem listed when not.
     """
     site = load_site(spec)
@@ -84,7 +84,7 @@ def plan(spec: Path, as_json: bool) -> None:
 
     \b
     Example:
-      forge plan inventory/examples/small.yaml --json
+      forge plan site-specs/small.yaml --json
     """
     from provision.expectations import plan_site
 
@@ -141,7 +141,7 @@ def render(spec: Path, out_dir: Path, force: bool, as_json: bool) -> None:
 
     \b
     Example:
-      forge render inventory/examples/small.yaml -o site-inventory
+      forge render site-specs/small.yaml -o site-inventory
       ansible-inventory -i site-inventory --graph
     """
     from provision.inventory import render_inventory

@@ -19,7 +19,7 @@ from provision.deploy import resume, rundir, settings
 from provision.deploy.events import HostResult, Tracker
 from provision.errors import DeployError, ExitCode, InputError, combine
 from provision.fsutil import atomic_write_text
-from provision.paths import playbooks_dir
+from provision.paths import node_programs_dir, playbooks_dir
 
 STDOUT_TAIL = 15
 
@@ -125,6 +125,8 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
                       __import__("json").dumps({k: v for k, v in env.items() if k != "PATH"},
                                                indent=2, sort_keys=True) + "\n")
     extravars = dict(opts.extravars)
+    # where acceptance_tools copies the node-side programs from (a checkout or a wheel)
+    extravars.setdefault("forge_node_programs_dir", f"{node_programs_dir()}/")
     if opts.require_hardware:
         extravars["forge_require_hardware"] = True
     limited = opts.limit is not None or resumed_from is not None

@@ -1,4 +1,4 @@
-"""The lab's site spec: ``inventory/examples/lab.yaml`` for the default lab, generated otherwise.
+"""The lab's site spec: ``site-specs/lab.yaml`` for the default lab, generated otherwise.
 
 A generated spec has the same shape as the example (one controller+compute
 node, the rest compute, profile ``lab-container``) with this lab's ports,
@@ -15,7 +15,7 @@ from provision.fsutil import atomic_write_text
 from provision.lab.config import REPO_ROOT, LabConfig
 from provision.paths import lab_state_dir
 
-EXAMPLE = REPO_ROOT / "inventory" / "examples" / "lab.yaml"   # its key paths: a checkout's .lab/
+EXAMPLE = REPO_ROOT / "site-specs" / "lab.yaml"   # its key paths: a checkout's .lab/
 DEFAULT = LabConfig(state_dir=lab_state_dir())
 
 

@@ -51,7 +51,7 @@ def nvml_gpu(exp: NodeExpectation) -> list[Measurement] | None:
     """GPU records read in-process through NVML, or None when NVML cannot be used here
     (pynvml missing, no driver): then the nvidia-smi probe runs instead."""
     try:
-        from provision.gpu.nvml import NvmlUnavailable, snapshot
+        from provision.node_programs.gpu.nvml import NvmlUnavailable, snapshot
     except ImportError:
         return None
     try:

@@ -130,7 +130,8 @@ export FORGE_SWEEP_XID_FILE FORGE_SWEEP_DCGM_FILE
 PYTHONPATH={shlex.quote(pythonpath)}${{PYTHONPATH:+:$PYTHONPATH}}
 export PYTHONPATH
 # shellcheck disable=SC2086
-exec {python} -m provision.sweep.nhc --config {shlex.quote(config)} $FORGE_HEALTH_ARGS "$@"
+exec {python} -m provision.node_programs.health --config {shlex.quote(config)} \
+    $FORGE_HEALTH_ARGS "$@"
 """
 
 

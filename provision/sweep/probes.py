@@ -126,8 +126,8 @@ def parse_gpu(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
 
 
 def nvml_records(snap: dict[str, Any], exp: NodeExpectation) -> list[Measurement]:
-    """An NVML snapshot (:func:`provision.gpu.nvml.snapshot`) -> the same records as the
-    nvidia-smi path, with the same limits (pure)."""
+    """An NVML snapshot (:func:`provision.node_programs.gpu.nvml.snapshot`) -> the same records
+    as the nvidia-smi path, with the same limits (pure)."""
     from provision.parsers.gpu_info import GpuInfo, gpu_records
 
     def b(v: Any) -> bool | None:

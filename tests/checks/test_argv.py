@@ -11,7 +11,7 @@ from provision.checks.base import Context, Raw
 from provision.expectations import plan_site
 from provision.spec import load_site
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "site-specs"
 
 
 def _ctx(via: str = "slurm", node: str | None = "gpu001") -> Context:

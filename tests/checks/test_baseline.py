@@ -16,7 +16,7 @@ from provision.measurement import Measurement, write_records
 from provision.spec import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = ROOT / "inventory" / "examples" / "small.yaml"
+SMALL = ROOT / "site-specs" / "small.yaml"
 TOPO = ROOT.parent / "shared" / "fixtures" / "real" / "nvidia-smi-topo"
 H100_TOPO = TOPO / "nccl1617-4x-h100-nv6-4nics-numa-spread.txt"
 needs_topo = pytest.mark.skipif(not H100_TOPO.exists(), reason="real fixtures not present")

@@ -16,7 +16,7 @@ from provision.expectations import NodePlan, plan_site
 from provision.spec import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "inventory" / "examples"
+EXAMPLES = ROOT / "site-specs"
 REAL_FIXTURES = ROOT.parent / "shared" / "fixtures" / "real"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from provision.gpu import hbm, nvml, sdc
+from provision.node_programs.gpu import hbm, nvml, sdc
 
 
 def test_hbm_bandwidth_counts_read_and_write() -> None:
@@ -122,7 +122,7 @@ def test_burnin_fails_on_hardware_clock_events_and_judges_mean_power() -> None:
     from provision.expectations import plan_site
     from provision.spec import load_site
 
-    site = load_site(Path(__file__).resolve().parents[2] / "inventory/examples/small.yaml")
+    site = load_site(Path(__file__).resolve().parents[2] / "site-specs/small.yaml")
     plan = plan_site(site).for_node("gpu001")
     gpu = {"index": 0, "name": "NVIDIA H100 NVL", "uuid": "GPU-x", "iterations": 10,
            "gemms_checked": 6610, "result_bytes": 661 << 27, "self_mismatch": 0,
@@ -147,7 +147,7 @@ def test_pcie_replays_during_a_workload_fail() -> None:
     from provision.expectations import plan_site
     from provision.spec import load_site
 
-    site = load_site(Path(__file__).resolve().parents[2] / "inventory/examples/small.yaml")
+    site = load_site(Path(__file__).resolve().parents[2] / "site-specs/small.yaml")
     plan = plan_site(site).for_node("gpu001")
     before = {"gpus": [{"index": 0, "pcie_replay_counter": 12},
                        {"index": 1, "pcie_replay_counter": 3}]}
@@ -159,7 +159,7 @@ def test_pcie_replays_during_a_workload_fail() -> None:
 
 
 def test_cuda_index_maps_to_the_nvml_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    from provision.gpu import nvml
+    from provision.node_programs.gpu import nvml
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     assert [nvml.nvml_index(0), nvml.nvml_index(1)] == [3, 5]

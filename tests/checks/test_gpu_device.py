@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provision.gpu import arrays, nvml
+from provision.node_programs.gpu import arrays, nvml
 
 pytestmark = pytest.mark.gpu
 
@@ -25,7 +25,7 @@ def test_nvml_snapshot_reads_every_gpu() -> None:
 
 def test_hbm_bandwidth_is_plausible() -> None:
     _need_gpu()
-    from provision.gpu import hbm
+    from provision.node_programs.gpu import hbm
 
     res = hbm.run(size_mib=1024, repeat=5)
     for g in res["gpus"]:
@@ -34,7 +34,7 @@ def test_hbm_bandwidth_is_plausible() -> None:
 
 def test_sdc_catches_an_injected_flip() -> None:
     _need_gpu()
-    from provision.gpu import sdc
+    from provision.node_programs.gpu import sdc
 
     res = sdc.run(seconds=3, n=2048, max_slots=8, inject=(0, 1))
     g0 = res["gpus"][0]

@@ -1,4 +1,4 @@
-"""``python -m provision.gpu.proof`` on this machine: what runs without a GPU, and says so."""
+"""``python -m provision.node_programs.gpu.proof`` on this machine: what runs without a GPU, and says so."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from provision.gpu import proof
+from provision.node_programs.gpu import proof
 
 
 def test_proof_runs_as_far_as_it_can_and_names_what_it_skipped() -> None:
-    done = subprocess.run([sys.executable, "-m", "provision.gpu.proof", "--burnin-seconds", "1"],
+    done = subprocess.run([sys.executable, "-m", "provision.node_programs.gpu.proof", "--burnin-seconds", "1"],
                           capture_output=True, text=True, timeout=120, check=False)
     doc = json.loads(done.stdout)
     assert doc["kind"] == "forge-gpu-proof" and doc["steps"]["cpu_core"]["passed"]

@@ -13,7 +13,7 @@ from provision.checks.gpudirect import ALL, MARK, port_paths, split_marked
 from provision.expectations import plan_site
 from provision.spec import load_site
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "site-specs"
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real" / "perftest"
 CUDA_CLIENT = REAL / "schmaustech-a40-roce-16qp-use-cuda-client.txt"
 

@@ -13,7 +13,7 @@ from provision.expectations import plan_site
 from provision.spec import load_site
 
 LOGS = Path(__file__).resolve().parent / "fixtures" / "nccl-info"
-EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "site-specs"
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 
 

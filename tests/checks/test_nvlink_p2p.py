@@ -20,7 +20,7 @@ MATRIX = ROOT.parent / "shared/fixtures/real/nvbandwidth/readme-8gpu-d2d-write-c
 
 @pytest.mark.skipif(not MATRIX.exists(), reason="real fixtures not present")
 def test_each_bridged_pair_is_measured_and_judged_against_the_bridge() -> None:
-    site = load_site(ROOT / "inventory/examples/small.yaml")
+    site = load_site(ROOT / "site-specs/small.yaml")
     plan = plan_site(site).for_node("gpu001")
     ctx = Context(site, ("gpu001",), "gpu001", plan, sys.executable, "ssh", {})
     check = registry.get("nvlink")

@@ -50,7 +50,7 @@ def test_cli_refuses_without_an_answer_from_the_scheduler_and_force_overrides(
 
     if shutil.which("sinfo"):
         pytest.skip("a Slurm client is installed here: the scheduler would answer")
-    spec = str(Path(__file__).resolve().parents[2] / "inventory/examples/small.yaml")
+    spec = str(Path(__file__).resolve().parents[2] / "site-specs/small.yaml")
     run = tmp_path / "run"
     code, _, err = forge("check", spec, "--via", "local", "--checks", "hbm", "--nodes",
                          "gpu001", "-o", str(run))

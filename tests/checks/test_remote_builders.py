@@ -48,7 +48,7 @@ def test_payload_runs_the_collector_without_forge_installed(tmp_path) -> None:  
     request = {"facts": ["cpu", "memory"], "tools": ["sh", "forge-nope"],
                "commands": {"echo": {"argv": ["echo", "hi"]},
                             "gone": {"argv": ["forge-nope"]}}}
-    argv, stdin = python_program("provision.checks.collect", [], [json.dumps(request)],
+    argv, stdin = python_program("provision.node_programs.collect", [], [json.dumps(request)],
                                  python=sys.executable)
     # run from an empty directory with no PYTHONPATH: only the shipped source is importable
     done = proc.run(argv, timeout=30, input_text=stdin, cwd=str(tmp_path),

@@ -13,7 +13,7 @@ import pytest
 from provision.cli.main import cli, main
 
 ROOT = Path(__file__).resolve().parents[2]
-LARGE = ROOT / "inventory" / "examples" / "large.yaml"
+LARGE = ROOT / "site-specs" / "large.yaml"
 FORGE = [sys.executable, "-m", "provision"]
 
 
@@ -49,7 +49,7 @@ def test_a_bug_is_an_internal_error_with_its_own_code(capsys: pytest.CaptureFixt
 
 
 def test_os_error_names_the_path(tmp_path: Path) -> None:
-    run = _run("render", str(ROOT / "inventory" / "examples" / "small.yaml"), "-o",
+    run = _run("render", str(ROOT / "site-specs" / "small.yaml"), "-o",
                "/proc/forge-no-such/inv")
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "/proc/forge-no-such" in run.stderr

@@ -18,8 +18,8 @@ from fuzz.forgerun import forge, forge_process, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT.parent / "shared" / "fixtures" / "real"
-SMALL = ROOT / "inventory" / "examples" / "small.yaml"
-LARGE = ROOT / "inventory" / "examples" / "large.yaml"
+SMALL = ROOT / "site-specs" / "small.yaml"
+LARGE = ROOT / "site-specs" / "large.yaml"
 needs_fixtures = pytest.mark.skipif(not REAL.is_dir(), reason="shared fixtures not present")
 as_root = pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
 

@@ -22,7 +22,7 @@ import yaml
 from fuzz.forgerun import forge, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = ROOT / "inventory" / "examples" / "small.yaml"
+SMALL = ROOT / "site-specs" / "small.yaml"
 NCCL = (ROOT.parent / "shared" / "fixtures" / "real" / "nccl-tests"
         / "gcm-a100-sxm4-80gb-1node-8gpu-nccl2.16.2-hostname-placeholder.txt")
 

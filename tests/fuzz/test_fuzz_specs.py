@@ -1,7 +1,7 @@
 """Hostile and broken site specs: every one refused with exit 2 and a one-line message naming
 the field, quickly, never a traceback; render of a refused spec writes nothing anywhere.
 
-Each case is a mutation of inventory/examples/small.yaml (the robustness review's
+Each case is a mutation of site-specs/small.yaml (the robustness review's
 section 1 case classes: traversal and odd names, huge node sets, ports, non-finite and
 negative figures, versions, secret references, deep nesting, special files, control
 characters), plus the odd-but-valid specs that must still pass."""
@@ -22,7 +22,7 @@ import yaml
 from fuzz.forgerun import forge, forge_process, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = yaml.safe_load((ROOT / "inventory" / "examples" / "small.yaml").read_text())
+SMALL = yaml.safe_load((ROOT / "site-specs" / "small.yaml").read_text())
 Doc = dict[str, Any]
 
 
@@ -120,7 +120,7 @@ def _text_case(tmp_path: Path, text: str | bytes) -> Path:
     return spec
 
 
-SMALL_TEXT = (ROOT / "inventory" / "examples" / "small.yaml").read_text()
+SMALL_TEXT = (ROOT / "site-specs" / "small.yaml").read_text()
 
 
 @pytest.mark.parametrize("levels", [250, 600, 1000, 100_000])

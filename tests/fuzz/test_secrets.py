@@ -29,7 +29,7 @@ def _free_port() -> int:
 
 def _spec(tmp_path: Path) -> Path:
     """The lab's spec shape, its nodes on a loopback port where nothing listens."""
-    doc = yaml.safe_load((ROOT / "inventory" / "examples" / "lab.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "site-specs" / "lab.yaml").read_text())
     key, known = tmp_path / "id_ed25519", tmp_path / "known_hosts"
     key.write_text("not a key\n")
     key.chmod(0o600)

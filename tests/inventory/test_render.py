@@ -14,7 +14,7 @@ from provision.cli.main import main
 from provision.inventory import render_inventory
 from provision.spec import load_site
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "site-specs"
 
 RENDERED = ["small", "medium", "large", "ovx-l40s", "roce", "lab"]
 ANSIBLE_INVENTORY = shutil.which("ansible-inventory") or str(

@@ -27,7 +27,7 @@ forge_fabric_addresses: {{ fabric_addresses | tojson }}
 """
 
 
-@pytest.mark.parametrize("spec", sorted((ROOT / "inventory" / "examples").glob("*.yaml")),
+@pytest.mark.parametrize("spec", sorted((ROOT / "site-specs").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_host_vars_match_the_tojson_reference(spec: Path) -> None:
     site = load_site(spec)

@@ -52,13 +52,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_carries_the_assets(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for rel in (*paths.ASSETS, paths.MARKER, "playbooks/site.yml",
-                "inventory/examples/small.yaml"):
+                "site-specs/small.yaml"):
         assert any(n.startswith(f"provision/_assets/{rel}") for n in names), rel
     assert not any("/molecule/" in n for n in names)
 
 
 def _spec_unreachable(tmp: Path) -> Path:
-    doc = yaml.safe_load((ROOT / "inventory" / "examples" / "lab.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "site-specs" / "lab.yaml").read_text())
     key, known = tmp / "key", tmp / "known_hosts"
     key.write_text("x\n")
     key.chmod(0o600)

@@ -42,7 +42,7 @@ def test_validate_names_the_version_and_its_line() -> None:
     from provision.errors import InputError
     from provision.spec.loader import load_site_text
 
-    example = Path(__file__).resolve().parents[2] / "inventory" / "examples" / "small.yaml"
+    example = Path(__file__).resolve().parents[2] / "site-specs" / "small.yaml"
     text = example.read_text().replace('driver_branch: "580"', 'driver_branch: "570"')
     assert text != example.read_text()
     with pytest.raises(InputError) as err:

@@ -10,7 +10,7 @@ from provision.expectations import plan_site
 from provision.spec import load_site, load_site_text
 from provision.spec.presets import SIZES
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "inventory" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "site-specs"
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
 

@@ -15,7 +15,7 @@ from provision.spec.loader import load_site_text
 
 HERE = Path(__file__).resolve().parent
 CAPTURE = HERE / "fixtures" / "imbue4-h100-ibdev2netdev.txt"
-EXAMPLES = HERE.parents[1] / "inventory" / "examples"
+EXAMPLES = HERE.parents[1] / "site-specs"
 
 
 def test_pci_address_from_predictable_names() -> None:

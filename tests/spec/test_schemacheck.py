@@ -16,7 +16,7 @@ from provision.spec.schema import site_schema
 from provision.spec.schemacheck import iter_errors
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "inventory" / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "site-specs").glob("*.yaml"))
 VALIDATOR = jsonschema.Draft202012Validator(site_schema())
 
 

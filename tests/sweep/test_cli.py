@@ -19,7 +19,7 @@ from provision.sweep import report
 from provision.sweep.result import SweepResult, from_document, node_result
 
 ROOT = Path(__file__).resolve().parents[2]
-LAB_SPEC = ROOT / "inventory/examples/lab.yaml"
+LAB_SPEC = ROOT / "site-specs/lab.yaml"
 ROLE = ROOT / "playbooks/roles/health_sweep"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from provision.errors import ExitCode
-from provision.sweep.nhc import health_exit_code
+from provision.node_programs.health import health_exit_code
 from provision.sweep.result import Finding, NodeResult, SweepResult
 
 

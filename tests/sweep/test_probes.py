@@ -20,7 +20,7 @@ needs_fixtures = pytest.mark.skipif(not REAL.is_dir(), reason="real fixtures not
 
 @pytest.fixture(scope="module")
 def gpu001() -> NodeExpectation:
-    site = load_site(ROOT / "inventory/examples/small.yaml")
+    site = load_site(ROOT / "site-specs/small.yaml")
     return for_node(site, site.node("gpu001"))
 
 
@@ -158,7 +158,7 @@ def test_nvml_path_judges_like_the_nvidia_smi_path(gpu001: NodeExpectation) -> N
     """The in-process NVML snapshot and the nvidia-smi probe yield the same verdict.
 
     No GPU here: the snapshot is built from the recorded nvidia-smi output (named as
-    such) in the shape provision.gpu.nvml.snapshot() returns on a real GPU.
+    such) in the shape provision.node_programs.gpu.nvml.snapshot() returns on a real GPU.
     """
     from provision.parsers import nvidia_smi_query_gpu as q
 
@@ -190,7 +190,7 @@ def test_nvml_path_judges_like_the_nvidia_smi_path(gpu001: NodeExpectation) -> N
 
 @pytest.mark.gpu
 def test_local_sweep_reads_nvml_on_a_real_gpu() -> None:
-    from provision.gpu.nvml import NvmlUnavailable, snapshot
+    from provision.node_programs.gpu.nvml import NvmlUnavailable, snapshot
 
     try:
         n = len(snapshot()["gpus"])

@@ -18,7 +18,7 @@ needs_fixtures = pytest.mark.skipif(not REAL.is_dir(), reason="real fixtures not
 
 @pytest.fixture(scope="module")
 def node() -> NodeExpectation:
-    site = load_site(ROOT / "inventory/examples/small.yaml")
+    site = load_site(ROOT / "site-specs/small.yaml")
     return for_node(site, site.node("gpu001"))
 
 

@@ -9,7 +9,7 @@ memory, ``size`` bytes one way), with the GPU's PCIe link generation and width
 read through NVML *while* the copy runs: an idle link trains down to Gen1 by
 design, so only a loaded link shows what it negotiated. CUDA devices are
 enumerated in PCI order (``CUDA_DEVICE_ORDER=PCI_BUS_ID``) so index i is NVML's i.
-``python -m provision.gpu.hbm [--size-mib N] [--repeat N]`` prints JSON.
+``python -m provision.node_programs.gpu.hbm [--size-mib N] [--repeat N]`` prints JSON.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class LinkReader:
     so a reading takes microseconds and lands while an asynchronous copy is in flight."""
 
     def __init__(self, dev: int) -> None:
-        from provision.gpu import nvml
+        from provision.node_programs.gpu import nvml
 
         self.nvml = nvml
         self.nv: Any = None
@@ -197,7 +197,7 @@ def _time_cupy(cp: Any, dev: int, size: int, repeat: int) -> dict[str, Any]:
 
 def run(size_mib: int = 4096, repeat: int = 20, prefer: str = "auto") -> dict[str, Any]:
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    from provision.gpu import arrays, nvml
+    from provision.node_programs.gpu import arrays, nvml
 
     name, lib = arrays.backend(prefer)
     before = nvml.snapshot()
@@ -218,12 +218,12 @@ def run(size_mib: int = 4096, repeat: int = 20, prefer: str = "auto") -> dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m provision.gpu.hbm")
+    ap = argparse.ArgumentParser(prog="python -m provision.node_programs.gpu.hbm")
     ap.add_argument("--size-mib", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--backend", default="auto", choices=("auto", "torch", "cupy"))
     args = ap.parse_args(argv)
-    from provision.gpu import arrays
+    from provision.node_programs.gpu import arrays
 
     return arrays.print_result(lambda: run(args.size_mib, args.repeat, args.backend),
                                SCHEMA_VERSION)

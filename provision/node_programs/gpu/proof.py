@@ -1,6 +1,6 @@
 """One prepared GPU proof: every GPU code path of forge on one GPU, one JSON document.
 
-``python -m provision.gpu.proof [--gpu 0] [--burnin-seconds 120]`` runs, sized to
+``python -m provision.node_programs.gpu.proof [--gpu 0] [--burnin-seconds 120]`` runs, sized to
 finish well under 8 minutes on one H100/H200 (about 3 by the arithmetic; to be
 measured on a GPU):
 
@@ -55,7 +55,7 @@ def cpu_core() -> dict[str, Any]:
     """The pure parts of the GPU code paths, run on the CPU with numpy."""
     import numpy as np
 
-    from provision.gpu import nvml, sdc
+    from provision.node_programs.gpu import nvml, sdc
     from provision.parsers import xid_catalog
 
     golden = np.arange(4096, dtype=np.float16).reshape(64, 64)
@@ -77,7 +77,7 @@ def cpu_core() -> dict[str, Any]:
 
 
 def hbm_step(size_mib: int, sheet: dict[str, Any] | None) -> dict[str, Any]:
-    from provision.gpu import hbm
+    from provision.node_programs.gpu import hbm
 
     res = hbm.run(size_mib=size_mib, repeat=10)
     g = res["gpus"][0]
@@ -104,7 +104,7 @@ def hbm_step(size_mib: int, sheet: dict[str, Any] | None) -> dict[str, Any]:
 
 def burnin_step(seconds: float, sheet: dict[str, Any] | None) -> dict[str, Any]:
     from provision.checks.gpuwork import HW_CLOCK_EVENTS
-    from provision.gpu import sdc
+    from provision.node_programs.gpu import sdc
 
     res = sdc.run(seconds=seconds)
     g = res["gpus"][0]
@@ -131,7 +131,7 @@ def burnin_step(seconds: float, sheet: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def injected_step() -> dict[str, Any]:
-    from provision.gpu import sdc
+    from provision.node_programs.gpu import sdc
 
     res = sdc.run(seconds=5, max_slots=16, inject=(0, 1))
     g = res["gpus"][0]
@@ -145,7 +145,7 @@ def injected_step() -> dict[str, Any]:
 def run(gpu: int, burnin_seconds: float, hbm_mib: int) -> dict[str, Any]:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", str(gpu))
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    from provision.gpu import arrays, nvml
+    from provision.node_programs.gpu import arrays, nvml
 
     t0 = time.monotonic()
     doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "kind": "forge-gpu-proof",
@@ -194,7 +194,7 @@ def run(gpu: int, burnin_seconds: float, hbm_mib: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m provision.gpu.proof")
+    ap = argparse.ArgumentParser(prog="python -m provision.node_programs.gpu.proof")
     ap.add_argument("--gpu", type=int, default=0, help="the GPU to prove (default 0)")
     ap.add_argument("--burnin-seconds", type=float, default=120.0)
     ap.add_argument("--hbm-size-mib", type=int, default=4096)

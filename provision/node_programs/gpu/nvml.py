@@ -2,7 +2,7 @@
 
 Used by the HBM and SDC workloads (before/after counters, power and clocks
 while they run) and by sweeps. A field the GPU does not support is ``None``.
-``python -m provision.gpu.nvml`` prints a snapshot as JSON.
+``python -m provision.node_programs.gpu.nvml`` prints a snapshot as JSON.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def print_result(compute: Callable[[], dict[str, Any]], schema_version: int) -> 
     Exit 0 with the result, or 3 with ``{"error": ...}`` when no GPU can be used,
     so launchers tell "no GPU here" from a failed measurement.
     """
-    from provision.gpu import nvml
+    from provision.node_programs.gpu import nvml
 
     try:
         result = compute()

@@ -13,7 +13,7 @@ the end: the hash is what GPUs of a model are compared by, across the node
 and the fleet. NVML samples power, temperature, clocks and clocks-event
 reasons throughout. ``--inject-flip GPU:ITER`` flips one bit of that GPU's
 first result buffer in that iteration, to prove that detection works.
-``python -m provision.gpu.sdc --seconds 60`` prints JSON.
+``python -m provision.node_programs.gpu.sdc --seconds 60`` prints JSON.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class _GpuWorker:
 def run(seconds: float, n: int = 8192, seed: int = 1234, mem_fraction: float = 0.9,
         inject: tuple[int, int] | None = None, prefer: str = "auto",
         sample_interval: float = 0.5, max_slots: int | None = None) -> dict[str, Any]:
-    from provision.gpu import arrays, nvml
+    from provision.node_programs.gpu import arrays, nvml
 
     name, lib = arrays.backend(prefer)
     _deterministic(name, lib)
@@ -258,7 +258,7 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, mem_fraction: float = 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m provision.gpu.sdc")
+    ap = argparse.ArgumentParser(prog="python -m provision.node_programs.gpu.sdc")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--n", type=int, default=8192)
     ap.add_argument("--seed", type=int, default=1234)
@@ -267,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--inject-flip", metavar="GPU:ITER", default=None)
     ap.add_argument("--backend", default="auto", choices=("auto", "torch", "cupy"))
     args = ap.parse_args(argv)
-    from provision.gpu import arrays
+    from provision.node_programs.gpu import arrays
 
     return arrays.print_result(lambda: run(args.seconds, args.n, args.seed, args.mem_fraction,
                                            parse_inject(args.inject_flip), args.backend),
