@@ -369,27 +369,24 @@ def _codes(col: Any, n: int) -> tuple[np.ndarray, list[Any]]:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if not pa.types.is_dictionary(arr.type):
         arr = pa.compute.dictionary_encode(arr)
-    idx = _np(pa.compute.fill_null(arr.indices, -1), np.int64)
+    idx = _np(pa.compute.fill_null(arr.indices, -1), np.int32)
     values = arr.dictionary.to_pylist()
-    if idx.size == 0:
-        return idx.astype(np.int32), []
-    seen = np.maximum.accumulate(idx)
-    if idx[0] <= 0 and np.all(idx[1:] <= seen[:-1] + 1) and int(seen[-1]) + 1 == len(values):
-        return idx.astype(np.int32), values  # already numbered by first appearance
-    pos = np.flatnonzero(idx >= 0)
-    first = np.full(len(values), idx.shape[0], dtype=np.int64)
-    first[idx[pos[::-1]]] = pos[::-1]  # assigned in order: the earliest position is written last
-    used = np.flatnonzero(first < idx.shape[0])
+    order = _first_rows(idx, len(values))[1]
+    if order.size == len(values) and np.array_equal(order, np.arange(order.size)):
+        return idx, values  # already numbered by first appearance
+    remap = np.full(len(values) + 1, -1, dtype=np.int32)  # remap[-1] stays -1: null
+    remap[order] = np.arange(order.size, dtype=np.int32)
+    return remap[idx], [values[j] for j in order.tolist()]
+
+
+def _first_rows(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of the codes ``0..k-1`` (``-1``: none) that occur: the row where each first occurs,
+    and the codes, both in order of first appearance."""
+    first = np.full(k + 1, codes.shape[0], dtype=np.int64)  # slot k: the -1s, dropped
+    first[codes[::-1]] = np.arange(codes.shape[0] - 1, -1, -1)  # the earliest row lands last
+    used = np.flatnonzero(first[:k] < codes.shape[0])
     order = used[np.argsort(first[used], kind="stable")]
-    remap = np.full(len(values) + 1, -1, dtype=np.int64)  # remap[-1] stays -1: null
-    remap[order] = np.arange(order.size)
-    return remap[idx].astype(np.int32), [values[j] for j in order.tolist()]
-
-
-def _first_rows(codes: np.ndarray) -> np.ndarray:
-    """Row of each code's first appearance, for codes numbered by first appearance."""
-    seen = np.maximum.accumulate(codes)
-    return np.flatnonzero(np.diff(seen, prepend=-1) > 0)
+    return first[order], order
 
 
 def columns_from_table(table: pa.Table) -> Columns:
@@ -407,10 +404,9 @@ def columns_from_table(table: pa.Table) -> Columns:
     for code, values in parts:
         key = key * (len(values) + 1) + (code.astype(np.int64) + 1)
     key = (key * 2 + (gpu >= 0)) * 3 + pair
-    # hash-encoded: cohorts numbered by first appearance, as build_columns numbers them
-    enc = pc.dictionary_encode(pa.array(key))
-    cohort = _np(enc.indices, np.int32)
-    firsts = _first_rows(cohort).tolist()
+    # cohorts numbered by first appearance, as build_columns numbers them
+    cohort, keys = _codes(pc.dictionary_encode(pa.array(key)), n)
+    firsts = _first_rows(cohort, len(keys))[0].tolist()
     names = {k: (code, values) for k, (code, values) in
              zip(("metric", "model", "profile", "check"), parts, strict=True)}
     unit_code, units = _codes(column(table, "unit"), n)
