@@ -313,15 +313,13 @@ def _count(path: Path, needle: bytes) -> int:
 
 def _suspects(table: pa.Table) -> np.ndarray:
     """Rows the quick bulk checks cannot vouch for (a superset of the invalid ones)."""
-    pa = _pa()
-    pc = pa.compute
     s = np.zeros(table.num_rows, dtype=bool)
     for k in ("node", "metric"):  # required, non-empty
         s |= _flagged(table[k], lambda v: not v, null=True)
     value = table["value"]
-    s |= _np(pc.is_null(value), bool) | ~np.isfinite(_np(pc.fill_null(value, 0.0), float))
-    s |= _np(pc.fill_null(pc.less(table["gpu"], 0), False), bool)
-    s |= _np(pc.fill_null(pc.greater(table["gpu"], MAX_GPU_INDEX), False), bool)
+    s |= ~np.isfinite(_np(value, np.float64, fill=np.nan))  # null, nan or infinite
+    gpu = _np(table["gpu"], np.int64, fill=0)
+    s |= (gpu < 0) | (gpu > MAX_GPU_INDEX)
     better = column(table, "better")
     if better is not None:
         s |= _flagged(better, lambda v: v not in DIRECTION_CODE, null=False)
@@ -333,7 +331,7 @@ def _flagged(col: Any, bad: Any, *, null: bool) -> np.ndarray:
     pa = _pa()
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     flags = np.array([bool(bad(v)) for v in arr.dictionary.to_pylist()] + [null], dtype=bool)
-    return flags[_np(pa.compute.fill_null(arr.indices, -1), np.int64)]
+    return flags[_np(arr.indices, np.int64, fill=-1)]
 
 
 def _explain(path: Path, table: pa.Table, rows: np.ndarray,
@@ -354,7 +352,10 @@ def _explain(path: Path, table: pa.Table, rows: np.ndarray,
                 yield "not valid JSON"
 
 
-def _np(arr: Any, dtype: type) -> np.ndarray:
+def _np(arr: Any, dtype: type, *, fill: Any = None) -> np.ndarray:
+    """An Arrow array as numpy, nulls replaced by ``fill`` (no copy to fill when none)."""
+    if fill is not None and arr.null_count:
+        arr = _pa().compute.fill_null(arr, fill)
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
@@ -369,7 +370,7 @@ def _codes(col: Any, n: int) -> tuple[np.ndarray, list[Any]]:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if not pa.types.is_dictionary(arr.type):
         arr = pa.compute.dictionary_encode(arr)
-    idx = _np(pa.compute.fill_null(arr.indices, -1), np.int32)
+    idx = _np(arr.indices, np.int32, fill=-1)
     values = arr.dictionary.to_pylist()
     order = _first_rows(idx, len(values))[1]
     if order.size == len(values) and np.array_equal(order, np.arange(order.size)):
@@ -396,7 +397,7 @@ def columns_from_table(table: pa.Table) -> Columns:
     n = table.num_rows
     node, nodes = _codes(table["node"], n)
     peer, peers = _codes(column(table, "peer"), n)
-    gpu = _np(pc.fill_null(table["gpu"], -1), np.int64).astype(np.int32)
+    gpu = _np(table["gpu"], np.int32, fill=-1)
     pair_of_peer = np.array([2 if ":" in p else 1 for p in peers] + [0], dtype=np.int64)
     pair = pair_of_peer[peer]  # -1 indexes the trailing 0: not a pair
     parts = [_codes(column(table, k), n) for k in ("metric", "model", "profile", "check")]
@@ -435,7 +436,7 @@ def _numbers(col: Any, n: int) -> np.ndarray:
     """A numeric column as float64, nan where a row has no value."""
     if col is None:
         return np.full(n, np.nan)
-    return _np(_pa().compute.fill_null(col, np.nan), np.float64)
+    return _np(col, np.float64, fill=np.nan)
 
 
 class _Rows(Sequence[Mapping[str, Any]]):
