@@ -92,7 +92,7 @@ class Columns:
         if not self.records:
             return None
         r = self.records[i]
-        return r.get(name) if isinstance(r, dict) else getattr(r, name, None)
+        return r.get(name) if isinstance(r, Mapping) else getattr(r, name, None)
 
 
 def _cohort(index: int, key: tuple[Any, ...], unit: str | None, better: str | None) -> Cohort:

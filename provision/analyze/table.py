@@ -15,7 +15,7 @@ bad line; only the speed differs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,7 @@ def schema() -> pa.Schema:
 def load_columns(paths: Sequence[Path], *,
                  strict: bool) -> tuple[Columns, list[BadLine], list[str]]:
     """Columns of every input (JSONL, Parquet or Arrow), the bad lines skipped, the files read."""
-    pa = _pa()
+    _pa()  # a clear message when pyarrow is missing, before any file is read
     tables: list[Any] = []
     bad: list[BadLine] = []
     files: list[str] = []
@@ -82,8 +82,14 @@ def load_columns(paths: Sequence[Path], *,
         f = resolve(p)
         files.append(str(f))
         tables.append(normalize_table(read_table(f, strict=strict, bad=bad), str(f), units))
-    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables).unify_dictionaries()
-    return columns_from_table(table), bad, files
+    return columns_from_table(_concat(tables)), bad, files
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One table; a column some of the tables lack is null in their rows."""
+    if len(tables) == 1:
+        return tables[0]
+    return _pa().concat_tables(tables, promote_options="default").unify_dictionaries()
 
 
 def read_table(path: Path, *, strict: bool, bad: list[BadLine] | None = None) -> pa.Table:
@@ -108,9 +114,9 @@ def _read_columnar(path: Path, head: bytes) -> pa.Table:
     pa = _pa()
     try:
         if head.startswith(PARQUET_MAGIC):
-            strings = [f.name for f in pa.parquet.read_schema(path)
-                       if f.name in _STR_KEYS or f.name in ("node", "metric")]
-            raw = pa.parquet.read_table(path, read_dictionary=strings)  # stays encoded
+            wanted = _parquet_columns(path)
+            strings = [k for k in wanted if k in _STR_KEYS or k in ("node", "metric")]
+            raw = pa.parquet.read_table(path, columns=wanted, read_dictionary=strings)
         else:
             with pa.memory_map(str(path)) as src:
                 raw = pa.ipc.open_file(src).read_all()
@@ -119,18 +125,39 @@ def _read_columnar(path: Path, head: bytes) -> pa.Table:
     return _canonical(path, raw)
 
 
+def _parquet_columns(path: Path) -> list[str]:
+    """The columns of a Parquet file worth reading: required ones, and optional ones that
+    hold a value in some row (by the row groups' null counts; read when unknown)."""
+    pa = _pa()
+    meta = pa.parquet.ParquetFile(path).metadata
+    nulls: dict[str, int] = {}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            col = group.column(c)
+            stats = col.statistics
+            known = stats is not None and stats.has_null_count
+            nulls[col.path_in_schema] = nulls.get(col.path_in_schema, 0) + (
+                stats.null_count if known else -1 - meta.num_rows)
+    return [k for k, n in nulls.items() if k in _REQUIRED or n != meta.num_rows]
+
+
 def _canonical(path: Path, raw: pa.Table) -> pa.Table:
-    """``raw`` with the canonical columns and types; one line naming a missing or odd column."""
+    """``raw`` with the canonical types; one line naming a missing or odd column.
+
+    Optional columns that hold no value are left out (they would cost memory per row):
+    :func:`column` answers None for them.
+    """
     pa = _pa()
     out = {}
     names = set(raw.column_names)
     for field in schema():
         k = field.name
-        if k not in names:
+        if k not in names or (k not in _REQUIRED and raw[k].null_count == raw.num_rows):
             if k in _REQUIRED and k != "gpu":
                 raise InputError(f"{path}: column '{k}' is required")
-            out[k] = _dictionary(pa.nulls(raw.num_rows, field.type)) \
-                if field.type == pa.string() else pa.nulls(raw.num_rows, field.type)
+            if k == "gpu":
+                out[k] = pa.nulls(raw.num_rows, field.type)
             continue
         col = raw[k]
         t = col.type
@@ -144,6 +171,11 @@ def _canonical(path: Path, raw: pa.Table) -> pa.Table:
             raise InputError(f"{path}: column '{k}' has type {col.type}, expected {field.type}")
         out[k] = _dictionary(col) if field.type == pa.string() else col.cast(field.type)
     return pa.table(out)
+
+
+def column(table: pa.Table, name: str) -> Any:
+    """A column of a canonical table, or None where no row has a value for it."""
+    return table[name] if name in table.column_names else None
 
 
 def _dictionary(col: Any) -> Any:
@@ -227,7 +259,7 @@ def _arrow_jsonl(path: Path) -> pa.Table:
     if not batches:
         return _canonical(path, pa.table({k: pa.nulls(0, f.type) for k, f in
                                           zip(_ORDER, schema(), strict=True)}))
-    return pa.concat_tables(batches).unify_dictionaries()
+    return _concat(batches)
 
 
 def _line_by_line(path: Path, problems: list[BadLine]) -> pa.Table:
@@ -281,16 +313,16 @@ def _count(path: Path, needle: bytes) -> int:
 
 def _suspects(table: pa.Table) -> np.ndarray:
     """Rows the quick bulk checks cannot vouch for (a superset of the invalid ones)."""
-    pa = _pa()
-    pc = pa.compute
     s = np.zeros(table.num_rows, dtype=bool)
     for k in ("node", "metric"):  # required, non-empty
         s |= _flagged(table[k], lambda v: not v, null=True)
     value = table["value"]
-    s |= _np(pc.is_null(value), bool) | ~np.isfinite(_np(pc.fill_null(value, 0.0), float))
-    s |= _np(pc.fill_null(pc.less(table["gpu"], 0), False), bool)
-    s |= _np(pc.fill_null(pc.greater(table["gpu"], MAX_GPU_INDEX), False), bool)
-    s |= _flagged(table["better"], lambda v: v not in DIRECTION_CODE, null=False)
+    s |= ~np.isfinite(_np(value, np.float64, fill=np.nan))  # null, nan or infinite
+    gpu = _np(table["gpu"], np.int64, fill=0)
+    s |= (gpu < 0) | (gpu > MAX_GPU_INDEX)
+    better = column(table, "better")
+    if better is not None:
+        s |= _flagged(better, lambda v: v not in DIRECTION_CODE, null=False)
     return s
 
 
@@ -299,7 +331,7 @@ def _flagged(col: Any, bad: Any, *, null: bool) -> np.ndarray:
     pa = _pa()
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     flags = np.array([bool(bad(v)) for v in arr.dictionary.to_pylist()] + [null], dtype=bool)
-    return flags[_np(pa.compute.fill_null(arr.indices, -1), np.int64)]
+    return flags[_np(arr.indices, np.int64, fill=-1)]
 
 
 def _explain(path: Path, table: pa.Table, rows: np.ndarray,
@@ -320,39 +352,42 @@ def _explain(path: Path, table: pa.Table, rows: np.ndarray,
                 yield "not valid JSON"
 
 
-def _np(arr: Any, dtype: type) -> np.ndarray:
+def _np(arr: Any, dtype: type, *, fill: Any = None) -> np.ndarray:
+    """An Arrow array as numpy, nulls replaced by ``fill`` (no copy to fill when none)."""
+    if fill is not None and arr.null_count:
+        arr = _pa().compute.fill_null(arr, fill)
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
 # --- table -> columns ------------------------------------------------------------------
 
-def _codes(col: Any) -> tuple[np.ndarray, list[Any]]:
-    """Dictionary indices (-1 for null) and the dictionary, in order of first appearance."""
+def _codes(col: Any, n: int) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary indices (-1 for null) and the dictionary, in order of first appearance;
+    ``col`` None (no values) is ``n`` nulls."""
     pa = _pa()
+    if col is None:
+        return np.full(n, -1, dtype=np.int32), []
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if not pa.types.is_dictionary(arr.type):
         arr = pa.compute.dictionary_encode(arr)
-    idx = _np(pa.compute.fill_null(arr.indices, -1), np.int64)
+    idx = _np(arr.indices, np.int32, fill=-1)
     values = arr.dictionary.to_pylist()
-    if idx.size == 0:
-        return idx.astype(np.int32), []
-    seen = np.maximum.accumulate(idx)
-    if idx[0] <= 0 and np.all(idx[1:] <= seen[:-1] + 1) and int(seen[-1]) + 1 == len(values):
-        return idx.astype(np.int32), values  # already numbered by first appearance
-    pos = np.flatnonzero(idx >= 0)
-    first = np.full(len(values), idx.shape[0], dtype=np.int64)
-    first[idx[pos[::-1]]] = pos[::-1]  # assigned in order: the earliest position is written last
-    used = np.flatnonzero(first < idx.shape[0])
+    order = _first_rows(idx, len(values))[1]
+    if order.size == len(values) and np.array_equal(order, np.arange(order.size)):
+        return idx, values  # already numbered by first appearance
+    remap = np.full(len(values) + 1, -1, dtype=np.int32)  # remap[-1] stays -1: null
+    remap[order] = np.arange(order.size, dtype=np.int32)
+    return remap[idx], [values[j] for j in order.tolist()]
+
+
+def _first_rows(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of the codes ``0..k-1`` (``-1``: none) that occur: the row where each first occurs,
+    and the codes, both in order of first appearance."""
+    first = np.full(k + 1, codes.shape[0], dtype=np.int64)  # slot k: the -1s, dropped
+    first[codes[::-1]] = np.arange(codes.shape[0] - 1, -1, -1)  # the earliest row lands last
+    used = np.flatnonzero(first[:k] < codes.shape[0])
     order = used[np.argsort(first[used], kind="stable")]
-    remap = np.full(len(values) + 1, -1, dtype=np.int64)  # remap[-1] stays -1: null
-    remap[order] = np.arange(order.size)
-    return remap[idx].astype(np.int32), [values[j] for j in order.tolist()]
-
-
-def _first_rows(codes: np.ndarray) -> np.ndarray:
-    """Row of each code's first appearance, for codes numbered by first appearance."""
-    seen = np.maximum.accumulate(codes)
-    return np.flatnonzero(np.diff(seen, prepend=-1) > 0)
+    return first[order], order
 
 
 def columns_from_table(table: pa.Table) -> Columns:
@@ -360,24 +395,23 @@ def columns_from_table(table: pa.Table) -> Columns:
     pa = _pa()
     pc = pa.compute
     n = table.num_rows
-    node, nodes = _codes(table["node"])
-    peer, peers = _codes(table["peer"])
-    gpu = _np(pc.fill_null(table["gpu"], -1), np.int64).astype(np.int32)
+    node, nodes = _codes(table["node"], n)
+    peer, peers = _codes(column(table, "peer"), n)
+    gpu = _np(table["gpu"], np.int32, fill=-1)
     pair_of_peer = np.array([2 if ":" in p else 1 for p in peers] + [0], dtype=np.int64)
     pair = pair_of_peer[peer]  # -1 indexes the trailing 0: not a pair
-    parts = [_codes(table[k]) for k in ("metric", "model", "profile", "check")]
+    parts = [_codes(column(table, k), n) for k in ("metric", "model", "profile", "check")]
     key = np.zeros(n, dtype=np.int64)
     for code, values in parts:
         key = key * (len(values) + 1) + (code.astype(np.int64) + 1)
     key = (key * 2 + (gpu >= 0)) * 3 + pair
-    # hash-encoded: cohorts numbered by first appearance, as build_columns numbers them
-    enc = pc.dictionary_encode(pa.array(key))
-    cohort = _np(enc.indices, np.int32)
-    firsts = _first_rows(cohort).tolist()
+    # cohorts numbered by first appearance, as build_columns numbers them
+    cohort, keys = _codes(pc.dictionary_encode(pa.array(key)), n)
+    firsts = _first_rows(cohort, len(keys))[0].tolist()
     names = {k: (code, values) for k, (code, values) in
              zip(("metric", "model", "profile", "check"), parts, strict=True)}
-    unit_code, units = _codes(table["unit"])
-    better_code, betters = _codes(table["better"])
+    unit_code, units = _codes(column(table, "unit"), n)
+    better_code, betters = _codes(column(table, "better"), n)
 
     def at(code: np.ndarray, values: list[Any], i: int) -> Any:
         c = int(code[i])
@@ -392,15 +426,21 @@ def columns_from_table(table: pa.Table) -> Columns:
             unit=at(unit_code, units, i), better=at(better_code, betters, i)))
     return Columns(
         value=_np(table["value"], np.float64), node=node, gpu=gpu, cohort=cohort,
-        lo=_np(pc.fill_null(table["min"], np.nan), np.float64),
-        hi=_np(pc.fill_null(table["max"], np.nan), np.float64),
-        expected=_np(pc.fill_null(table["expected"], np.nan), np.float64),
+        lo=_numbers(column(table, "min"), n), hi=_numbers(column(table, "max"), n),
+        expected=_numbers(column(table, "expected"), n),
         peer=peer, nodes=tuple(nodes), peers=tuple(peers), cohorts=tuple(cohorts),
         records=_Rows(table))
 
 
-class _Rows(Sequence[dict[str, Any]]):
-    """Rows of a table as records, built one at a time for the few fields a finding quotes."""
+def _numbers(col: Any, n: int) -> np.ndarray:
+    """A numeric column as float64, nan where a row has no value."""
+    if col is None:
+        return np.full(n, np.nan)
+    return _np(col, np.float64, fill=np.nan)
+
+
+class _Rows(Sequence[Mapping[str, Any]]):
+    """Rows of a table as records, for the few fields a finding quotes."""
 
     def __init__(self, table: pa.Table) -> None:
         self._table = table
@@ -411,8 +451,29 @@ class _Rows(Sequence[dict[str, Any]]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        row = self._table.slice(int(i), 1).to_pylist()[0]
-        return {k: v for k, v in row.items() if v is not None}
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return _Row(self._table, int(i) % len(self))
+
+
+class _Row(Mapping[str, Any]):
+    """One row, each field read from its column only when asked for (not a copy of the row)."""
+
+    def __init__(self, table: pa.Table, i: int) -> None:
+        self._table, self._i = table, i
+
+    def __getitem__(self, name: str) -> Any:
+        col = column(self._table, name)
+        value = None if col is None else col[self._i].as_py()
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self._table.column_names if k in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 # --- writing ---------------------------------------------------------------------------

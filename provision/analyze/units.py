@@ -128,7 +128,8 @@ def normalize_table(table: Any, source: str, target: dict[str, str | None]) -> A
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if table.num_rows == 0 or table["unit"].null_count == table.num_rows:
+    names = table.column_names
+    if table.num_rows == 0 or "unit" not in names or table["unit"].null_count == table.num_rows:
         return table
     pairs = table.select(["metric", "unit"]).group_by(["metric", "unit"]).aggregate([])
     scale = None
@@ -154,7 +155,7 @@ def normalize_table(table: Any, source: str, target: dict[str, str | None]) -> A
         units[rows] = want
     if scale is None:
         return table
-    for k in _SCALED:
+    for k in (k for k in _SCALED if k in names):
         col = table.schema.get_field_index(k)
         scaled = pc.multiply(table[k], pa.array(scale))
         table = table.set_column(col, table.schema.field(k), scaled)

@@ -49,7 +49,12 @@ def test_jsonl_parquet_and_arrow_give_the_findings_of_the_record_path(
     records = [from_dict(r) for r in fleet]
     write_table(tmp_path / "m.parquet", records)
     write_table(tmp_path / "m.arrow", records, fmt="arrow")
-    for name in ("m.jsonl", "m.parquet", "m.arrow"):
+    # another writer's file: every field a column, the ones no record has all null
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(fleet, schema=table.schema()), tmp_path / "all.parquet")
+    for name in ("m.jsonl", "m.parquet", "m.arrow", "all.parquet"):
         cols, bad, files = load_columns([tmp_path / name], strict=True)
         assert bad == [] and files == [str(tmp_path / name)]
         assert _report(analyze_columns(cols)) == expected, name
