@@ -317,3 +317,9 @@ def test_wrong_types_are_rejected_by_each_roles_argument_specs(tmp_path: Path) -
         spec_text = _yaml(PLAYBOOKS / "roles" / role / "meta/argument_specs.yml")
         assert spec_text["argument_specs"]["main"]["short_description"] in task_name
         assert "Validation of arguments failed" in msg and option in msg, f"{role}: {msg}"
+
+
+def test_docs_settings_tables_are_generated_from_the_specs() -> None:
+    result = proc.run([sys.executable, str(ROOT / "scripts" / "role_settings_tables.py"), "--check"],
+                      timeout=60)
+    assert result.ok, result.stdout
