@@ -130,7 +130,8 @@ def test_mirror_replaces_every_public_source(rendered: dict[str, Path]) -> None:
 def test_validation_messages_name_the_variable(rendered: dict[str, Path]) -> None:
     assert (rendered["k8s-ib"] / "default" / "validate.txt").read_text() == "ok\n"
     broken = (rendered["k8s-ib"] / "broken" / "validate.txt").read_text()
-    assert "network_operator.ipam whereabouts|nv-ipam (got dhcp)" in broken
+    assert "kubernetes_settings.network_operator.ipam must be whereabouts or nv-ipam, got dhcp" in broken
+    assert "pod_subnet" not in broken   # one message per failed condition, none for the others
     removed = (rendered["k8s-ib"] / "removed" / "validate.txt").read_text()
     assert removed.startswith("kubernetes_version is no longer read by the kubernetes role: "
                               "use forge_versions.kubernetes")

@@ -105,3 +105,29 @@ def test_this_hosts_own_os_release_is_judged_by_its_facts(tmp_path: Path) -> Non
 def test_supported_slurm_passes_validation(tmp_path: Path, extra: dict) -> None:
     ok, output = _validate(tmp_path, **extra)
     assert ok, output[-3000:]
+
+
+def test_partition_defaults_to_the_inventorys_and_overrides_win(tmp_path: Path) -> None:
+    """slurm_defaults < forge_slurm (the site spec) < slurm_overrides; the role alone says gpu,
+    as forge render does."""
+    ok, output = _validate(tmp_path)
+    assert ok and "PARTITION=gpu;" in output, output[-3000:]
+    ok, output = _validate(tmp_path, forge_slurm={"partition": "spec"}, slurm_overrides={"partition": "mine"})
+    assert ok and "PARTITION=mine;" in output, output[-3000:]
+
+
+def test_the_old_input_name_still_works_with_a_deprecation(tmp_path: Path) -> None:
+    """slurm_settings was the input before it became the merged result (set in the
+    inventory, where users set it; an extra var would outrank the role's own merge)."""
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text('slurm_settings: {partition: legacy}\n')
+    ok, output = _validate(tmp_path)
+    assert ok and "PARTITION=legacy;" in output, output[-3000:]
+    assert "DEPRECATED: slurm_settings is now the merged result; rename your slurm_settings" in output
+
+
+def test_each_failed_condition_has_its_own_message(tmp_path: Path) -> None:
+    ok, output = _validate(tmp_path, slurm_overrides={"partition": "two words"})
+    assert not ok
+    assert "slurm: slurm_settings.partition must be a plain name" in output, output[-3000:]
+    assert "realmemory_fraction" not in output and "containers must be" not in output

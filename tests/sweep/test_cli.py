@@ -172,14 +172,14 @@ def test_install_writes_timer_cron_and_refuses_to_clobber(tmp_path: Path, forge:
 @pytest.mark.parametrize(("mode", "drain"), [("timer", False), ("cron", True)])
 def test_ansible_role_renders_what_forge_sweep_install_renders(mode: str, drain: bool) -> None:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    eff = {**defaults["health_sweep_default_settings"], "mode": mode, "drain": drain}
+    eff = {**defaults["health_sweep_defaults"], "mode": mode, "drain": drain}
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"),
                              trim_blocks=True, keep_trailing_newline=True)
     opts = inst.InstallOptions(spec=eff["spec"], mode=mode, interval=eff["interval"],
                                cron=eff["cron_schedule"], profile=eff["profile"], drain=drain,
                                db=eff["db"], prom=eff["prom"], junit=eff["junit"],
                                log=eff["log"], forge=eff["forge"], lock=eff["lock"])
-    ctx = {"health_sweep_effective": eff}
+    ctx = {"health_sweep_settings": eff}
     assert env.get_template("logrotate.j2").render(ctx) == inst.logrotate(opts)
     if mode == "timer":
         assert env.get_template("forge-sweep.service.j2").render(ctx) == inst.service(opts)

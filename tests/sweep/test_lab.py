@@ -327,7 +327,7 @@ def test_ansible_role_installs_a_non_overlapping_timer(lab: LabConfig, tmp_path:
     # forge itself is not installed on the node: /bin/true stands in for the executable so
     # the unit, the lock and the exit-code handling run for real
     play.write_text("- name: Health sweeps\n  hosts: sweepers\n  roles:\n    - role: health_sweep\n"
-                    "      vars:\n        health_sweep_settings: {interval: 5min, forge: /bin/true}\n")
+                    "      vars:\n        health_sweep_overrides: {interval: 5min, forge: /bin/true}\n")
     env = {"ANSIBLE_ROLES_PATH": str(ROOT / "playbooks/roles"),
            "ANSIBLE_SSH_ARGS": f"-o UserKnownHostsFile={lab.known_hosts} -o ControlMaster=no",
            "ANSIBLE_NOCOLOR": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
