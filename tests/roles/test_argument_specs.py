@@ -25,7 +25,7 @@ from provision.spec.loader import load_site
 from .conftest import HERE, PLAYBOOKS, VENV_BIN, ansible_env
 
 ROOT = HERE.parents[1]
-EXAMPLES = sorted((ROOT / "inventory" / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "site-specs").glob("*.yaml"))
 ROLES = sorted(p.name for p in (PLAYBOOKS / "roles").iterdir() if p.is_dir())
 
 # Variables the inventory writes that no role declares, each with the reason.
@@ -210,7 +210,7 @@ def test_inventory_and_role_defaults_agree(inventories: dict[str, Path]) -> None
     assert len(fallbacks) > 20, fallbacks   # the scan found the roles' fallbacks
     disagree, compared = [], 0
     for name, inventory in inventories.items():
-        spec_doc = _yaml(ROOT / "inventory" / "examples" / f"{name}.yaml")
+        spec_doc = _yaml(ROOT / "site-specs" / f"{name}.yaml")
         everything: dict[str, Any] = {}
         for variables in _inventory_vars(inventory).values():
             everything.update(variables)
