@@ -1,0 +1,311 @@
+"""nccl-tests logs read in bulk: the JSON lines of every run, at close to disk speed.
+
+A job that runs ``*_perf`` binaries one after another, or logs concatenated,
+is 100,000s of lines; reading them one by one in Python and building a record
+object per row costs seconds per 50 MB. Most runs are printed exactly as
+nccl-tests prints them, so this reader matches a whole run with one regular
+expression over line prefixes (header, ``Rank`` lines, the current column
+header, result rows, ``Out of bounds`` and ``Avg bus bandwidth``, and the
+lines around them that the tolerant reader ignores), checks its rows and rank
+lines column by column with C-level string operations, and writes its records
+as JSON lines joined from templates.
+
+A run with anything else in it (an error message, an older layout, a row that
+does not fit, ``NCCL INFO`` lines among the rows, ranks that collide) is read
+by the tolerant reader of :mod:`provision.parsers.nccl_tests` instead, from
+where it starts to the next run that can be read in bulk, with the state the
+tolerant reader would have there. Both write their records through the same
+:func:`~provision.parsers.nccl_tests.summary` and cell conversion
+(``_num``); a test holds them equal on every nccl-tests fixture.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from provision.measurement import HOLE, json_numbers, json_text, line_template
+from provision.parsers.base import record, require_clean, resolve_node, to_float
+from provision.parsers.nccl_tests import (
+    _DEFAULT_COLS,
+    _ERROR,
+    _TEST,
+    IN_PLACE,
+    OUT_OF_PLACE,
+    TOOL,
+    _num,
+    _result,
+    _Run,
+    by_size_detail,
+    kept_runs,
+    measurements,
+    read_lines,
+    run_peer,
+    summary,
+)
+
+_B = r"[^\S\n]"  # a blank (of any kind) within one line
+_EOL = rf"{_B}*\n"
+#: a line that is neither a '#' line nor a row: the caller looks into these for errors
+_OTHER = rf"(?!{_B}*[#0-9])[^\n]*\n"
+#: '#' lines nccl-tests prints that the tolerant reader does nothing with (the test's name
+#: aside): the common ones by their words, any other one when it holds no word that reader
+#: acts on (a rank, a column header, a run's start, its averages)
+_QUIET = (rf"{_B}*#(?:{_EOL}|{_B}Using devices{_EOL}|{_B}+out-of-place{_B}+in-place{_EOL}"
+          rf"|{_B}+\(B\)(?:{_B}+\([\w/]+\))*{_EOL}|{_B}Collective test concluded:{_B}*\S*{_EOL}"
+          rf"|(?!{_B}+Rank|#*{_B}*(?:size|bytes)(?:{_B}|\n)|{_B}nThread)"
+          r"(?![^\n]*(?:Avg bus|Out of bounds|test starting))[^\n]*\n)")
+_VERSION_LINE = rf"{_B}*NCCL version{_B}+\S[^\n]*\n"
+_RANK_LINE = rf"{_B}*#{_B}+Rank{_B}[^\n]*\n"  # checked column by column afterwards
+_RUN = re.compile(
+    rf"(?P<pre>(?:{_QUIET}|{_OTHER})*)"  # what comes before a file's first run
+    rf"(?:{_B}*# Collective test starting:{_B}*(?P<test>\S+)"
+    r"(?![^\n]*(?:Avg bus|Out of bounds))[^\n]*\n)?"
+    rf"{_B}*# nThread(?:(?:{_B}+[\w:().,=+-]+)*{_EOL}"
+    r"|(?![^\n]*(?:Avg bus|Out of bounds|test starting))[^\n]*\n)"
+    rf"(?:{_QUIET}|{_VERSION_LINE}|{_B}*\n)*"
+    rf"(?P<ranks>(?:{_RANK_LINE})*)"
+    rf"(?:{_QUIET}|{_VERSION_LINE}|{_B}*\n)*"
+    rf"{_B}*#{_B}+size{_B}+count{_B}+type{_B}+redop{_B}+root{_B}+time{_B}+algbw{_B}+busbw"
+    rf"{_B}+\#wrong{_B}+time{_B}+algbw{_B}+busbw{_B}+\#wrong{_EOL}"
+    rf"(?:{_QUIET})*"
+    rf"(?P<rows>(?:{_B}*[0-9][^\n]*\n)+)"
+    rf"(?:{_B}*#{_B}*Out of bounds values{_B}*:{_B}*(?P<oob>[0-9]+)(?!\d)(?![^\n]*Avg bus)"
+    r"[^\n]*\n)?"
+    rf"{_B}*#{_B}*Avg bus bandwidth{_B}*:{_B}*(?P<avg>\S+)[^\n]*\n"
+    rf"(?P<tail>(?:{_QUIET}|{_OTHER})*)")
+#: the line that starts a run (after blanks), as the tolerant reader knows it
+_MARKER = re.compile(rf"{_B}*# (?:nThread|Collective test starting)")
+_NEXT_MARKER = re.compile(rf"\n{_B}*# (?:nThread|Collective test starting)")
+_COLUMNS = 13  # cells of a row in the current layout
+_PLAIN = re.compile(r"[0-9.]*")  # cells that ``float`` reads as ``_num`` does
+
+
+@dataclass(frozen=True)
+class BulkRecords:
+    """What a log gave: its records as JSON lines, how many runs, the lines kept out, and
+    how many of the runs were read in bulk (the rest by the tolerant reader)."""
+
+    lines: list[str]
+    runs: int
+    skipped: tuple[int, ...]
+    bulk: int = 0
+
+
+class _Read(_Run):
+    """A run read in bulk: its JSON lines (it has results, by the pattern it matched)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(0, _DEFAULT_COLS)
+        self.lines = lines
+
+    @property
+    def has_output(self) -> bool:
+        return True
+
+
+def jsonl_runs(text: str, *, node: str | None = None, source_name: str = "<stdin>",
+               check: str | None = None) -> BulkRecords:
+    """The records of every run in ``text`` as JSON lines, equal to what
+    :func:`~provision.parsers.nccl_tests.parse_runs` and ``measurements`` give."""
+    text = require_clean(TOOL, text, source_name)
+    if not text.endswith("\n"):
+        text += "\n"  # every line ends in one: a blank last line changes nothing
+    writer = _Writer(node, source_name, check or TOOL)
+    lines = _LineNumbers(text)
+    runs: list[_Run] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        if not runs or runs[-1].has_output:  # a new run starts here
+            m = _RUN.match(text, pos)
+            if m is not None and (m.end() == end or _MARKER.match(text, m.end())):
+                out = writer.run(text, m)
+                if out is not None:
+                    runs.append(_Read(out))
+                    pos = m.end()
+                    continue
+        # the tolerant reader, up to the next line that may start a run
+        nxt = _NEXT_MARKER.search(text, pos)
+        stop = nxt.start() + 1 if nxt else end
+        line = lines.index(pos)
+        if not runs or isinstance(runs[-1], _Read):
+            runs.append(_Run(line + 1, _DEFAULT_COLS))
+        chunk = text[pos:stop].split("\n")
+        chunk.pop()  # what follows the chunk's last newline
+        read_lines(chunk, line, lines.last, runs)
+        pos = stop
+    out_lines: list[str] = []
+    skipped: list[int] = []
+    kept = kept_runs(runs, lines.last, source_name)
+    for r in kept:
+        if isinstance(r, _Read):
+            out_lines.extend(r.lines)
+        else:
+            result = _result(r, node, source_name)
+            out_lines.extend(x.to_json() for x in measurements(result, check=writer.check))
+            skipped.extend(result.skipped)
+    return BulkRecords(out_lines, len(kept), tuple(skipped),
+                       sum(isinstance(r, _Read) for r in kept))
+
+
+class _LineNumbers:
+    """0-based line index of an offset, counted only when the tolerant reader needs it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._at = self._line = 0
+        self._last: int | None = None
+
+    def index(self, pos: int) -> int:
+        self._line += self.text.count("\n", self._at, pos)
+        self._at = pos
+        return self._line
+
+    @property
+    def last(self) -> int:
+        """The index of the last line that is not blank."""
+        if self._last is None:
+            self._last = self.text.count("\n", 0, len(self.text.rstrip()))
+        return self._last
+
+
+class _Writer:
+    """JSON lines of runs read in bulk, from line templates kept per set of fixed fields."""
+
+    def __init__(self, node: str | None, source_name: str, check: str) -> None:
+        self.node = node
+        self.source_name = source_name
+        self.check = check
+        self._templates: dict[tuple[object, ...], tuple[str, str, str]] = {}
+
+    def _template(self, node: str, metric: str, detail: str, peer: str | None,
+                  low: float | None = None, high: float | None = None) -> tuple[str, str, str]:
+        key = (node, metric, detail, peer, low, high)
+        t = self._templates.get(key)
+        if t is None:
+            t = self._templates[key] = line_template(record(
+                node, metric, 0.0, check=self.check, detail=detail, peer=peer, min=low,
+                max=high))
+        return t
+
+    def run(self, text: str, m: re.Match[str]) -> list[str] | None:
+        """The run's JSON lines, or None when the tolerant reader must read it."""
+        if _ERROR.search(text, *m.span("pre")) or _ERROR.search(text, *m.span("tail")):
+            return None
+        devices = _rank_hosts(text[m.start("ranks"):m.end("ranks")])
+        rows = _rows(text[m.start("rows"):m.end("rows") - 1])
+        if devices is None or rows is None:
+            return None
+        ranks, hosts = devices
+        sizes, oop, ip, wrong, algbw = rows
+        node = resolve_node(TOOL, self.source_name, hosts[0] if hosts else None, self.node)
+        name = m["test"] or _first_test(text, ((m.start(), m.start("rows")),
+                                               (m.end("rows"), m.end()))) or "nccl-tests"
+        peer = run_peer(hosts, node)
+        i = sizes.index(max(sizes))  # the first row of the largest size
+        oob = m["oob"]
+        fixed = summary(name, peer, (), ranks, (sizes[i], oop[i], _num(algbw[i])),
+                        to_float(m["avg"]), wrong, len(sizes),
+                        None if oob is None else int(oob))
+        oop_values = [v for v in oop if v is not None]
+        ip_values = [v for v in ip if v is not None]
+        texts = json_numbers([r.value for r in fixed] + oop_values + ip_values)
+        out = []
+        for r, v in zip(fixed, texts, strict=False):
+            a, b, c = self._template(node, r.metric, HOLE, r.peer, r.min, r.max)
+            out.append(f"{a}{json_text(r.detail)}{b}{v}{c}")
+        # per size: out-of-place then in-place, as the tolerant reader writes them
+        oa, ob, oc = self._template(node, "nccl_busbw_by_size",
+                                    by_size_detail(name, HOLE, OUT_OF_PLACE), peer)
+        ia, ib, ic = self._template(node, "nccl_busbw_by_size",
+                                    by_size_detail(name, HOLE, IN_PLACE), peer)
+        k_oop = len(fixed)
+        k_ip = k_oop + len(oop_values)
+        add = out.append
+        for size, o, p in zip(map(str, sizes), oop, ip, strict=True):
+            if o is not None:
+                add(f"{oa}{size}{ob}{texts[k_oop]}{oc}")
+                k_oop += 1
+            if p is not None:
+                add(f"{ia}{size}{ib}{texts[k_ip]}{ic}")
+                k_ip += 1
+        return out
+
+
+def _rank_hosts(block: str) -> tuple[int, tuple[str, ...]] | None:
+    """(how many ranks, their hosts in order) of a run's ``#  Rank N [Group G] [Pid P] on
+    HOST device D [bus] model`` lines, when every line reads as the tolerant reader's
+    ``_RANK`` reads it and no two ranks collide; else None. Column by column: every line
+    has as many words as the first, since each starts with its only '#' word and there is
+    a '#' every ``width`` words."""
+    if not block:
+        return 0, ()
+    n = block.count("\n")
+    words = block.split()
+    width, rest = divmod(len(words), n)
+    if rest or width < 8 or words.count("#") != n or words[0::width].count("#") != n:
+        return None
+    fixed, numbers, col = [(1, "Rank")], [2], 3
+    for optional in ("Group", "Pid"):
+        if words[col] == optional:
+            fixed.append((col, optional))
+            numbers.append(col + 1)
+            col += 2
+    if width < col + 5:
+        return None
+    fixed += [(col, "on"), (col + 2, "device")]
+    numbers.append(col + 3)
+    if any(words[at::width].count(word) != n for at, word in fixed):
+        return None
+    if not all("".join(words[at::width]).isdecimal() for at in numbers):
+        return None
+    if not all(b[0] == "[" and "]" in b for b in words[col + 4::width]):
+        return None
+    hosts = tuple(dict.fromkeys(words[col + 1::width]))
+    if len(hosts) > 1 and len(set(map(int, words[2::width]))) < n:
+        return None  # the collision is a failure only the tolerant reader reports
+    return n, hosts
+
+
+def _rows(block: str) -> tuple[list[int], list[float | None], list[float | None], int | None,
+                               tuple[str, ...]] | None:
+    """The rows of the current 13-column layout as the tolerant reader reads them: sizes,
+    out-of-place and in-place bus bandwidths, the #wrong total and the out-of-place
+    algorithm bandwidth cells; None when a line is not such a row."""
+    rows = list(map(str.split, block.split("\n")))
+    if set(map(len, rows)) != {_COLUMNS}:
+        return None
+    cols = list(zip(*rows, strict=True))
+    for at in (0, 1):  # size and count: the tolerant reader's isdigit(), in ASCII
+        joined = "".join(cols[at])
+        if not (joined.isascii() and joined.isdigit()):
+            return None
+    wrong = [int(w) for w in _cells(cols[8]) + _cells(cols[12]) if w is not None]
+    return (list(map(int, cols[0])), _cells(cols[7]), _cells(cols[11]),
+            sum(wrong) if wrong else None, cols[6])
+
+
+def _cells(cells: tuple[str, ...]) -> list[float | None]:
+    """Numbers of a column as the tolerant reader's ``_num`` reads them, in one C call when
+    every cell is digits and dots."""
+    if _PLAIN.fullmatch("".join(cells)):
+        try:
+            return list(map(float, cells))
+        except ValueError:  # "1.2.3": _num's None
+            pass
+    return list(map(_num, cells))
+
+
+def _first_test(text: str, spans: tuple[tuple[int, int], ...]) -> str | None:
+    """The first ``*_perf`` name in the run's lines outside its rows (the tolerant reader
+    does not look for one in a row), as that reader takes it when no ``Collective test
+    starting`` line names the test."""
+    for start, end in spans:
+        at = text.find("_perf", start, end)
+        if at >= 0 and (m := _TEST.search(text, max(start, text.rfind("\n", start, at) + 1),
+                                           end)):
+            return m[1]
+    return None
+
+
+__all__ = ["BulkRecords", "jsonl_runs"]
