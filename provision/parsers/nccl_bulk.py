@@ -22,8 +22,11 @@ tolerant reader would have there. Both write their records through the same
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from provision.gcutil import paused_gc
 from provision.measurement import HOLE, json_numbers, json_text, line_template
 from provision.parsers.base import record, require_clean, resolve_node, to_float
 from provision.parsers.nccl_tests import (
@@ -93,14 +96,17 @@ class BulkRecords:
 
 
 class _Read(_Run):
-    """A run read in bulk: its JSON lines (it has results, by the pattern it matched)."""
+    """A run the bulk reader can read: its match, and once checked its JSON lines. Nothing
+    else of a run is kept: 100,000s of them are made."""
 
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(0, _DEFAULT_COLS)
-        self.lines = lines
+    devices = ()  # type: ignore[assignment]  # checked: its ranks do not collide
+
+    def __init__(self, m: re.Match[str]) -> None:  # pylint: disable=super-init-not-called
+        self.m = m
+        self.lines: list[str] = []
 
     @property
-    def has_output(self) -> bool:
+    def has_output(self) -> bool:  # its rows, by the pattern it matched
         return True
 
 
@@ -112,28 +118,15 @@ def jsonl_runs(text: str, *, node: str | None = None, source_name: str = "<stdin
     if not text.endswith("\n"):
         text += "\n"  # every line ends in one: a blank last line changes nothing
     writer = _Writer(node, source_name, check or TOOL)
-    lines = _LineNumbers(text)
-    runs: list[_Run] = []
-    pos, end = 0, len(text)
-    while pos < end:
-        if not runs or runs[-1].has_output:  # a new run starts here
-            m = _RUN.match(text, pos)
-            if m is not None and (m.end() == end or _MARKER.match(text, m.end())):
-                out = writer.run(text, m)
-                if out is not None:
-                    runs.append(_Read(out))
-                    pos = m.end()
-                    continue
-        # the tolerant reader, up to the next line that may start a run
-        nxt = _NEXT_MARKER.search(text, pos)
-        stop = nxt.start() + 1 if nxt else end
-        line = lines.index(pos)
-        if not runs or isinstance(runs[-1], _Read):
-            runs.append(_Run(line + 1, _DEFAULT_COLS))
-        chunk = text[pos:stop].split("\n")
-        chunk.pop()  # what follows the chunk's last newline
-        read_lines(chunk, line, lines.last, runs)
-        pos = stop
+    unread: set[int] = set()  # where a run starts that matched but does not read exactly
+    with paused_gc():  # millions of words and lines, none of them garbage until the end
+        while True:  # a run that does not read changes where the next ones start: again
+            lines = _LineNumbers(text)
+            runs = _plan(text, lines, unread)
+            failed = writer.runs(text, [r for r in runs if isinstance(r, _Read)])
+            if not failed:
+                break
+            unread |= failed
     out_lines: list[str] = []
     skipped: list[int] = []
     kept = kept_runs(runs, lines.last, source_name)
@@ -146,6 +139,31 @@ def jsonl_runs(text: str, *, node: str | None = None, source_name: str = "<stdin
             skipped.extend(result.skipped)
     return BulkRecords(out_lines, len(kept), tuple(skipped),
                        sum(isinstance(r, _Read) for r in kept))
+
+
+def _plan(text: str, lines: _LineNumbers, unread: set[int]) -> list[_Run]:
+    """The file's runs in order: those the bulk pattern matches (but for ``unread`` ones)
+    and the tolerant reader's, which reads from where no match starts to the next line that
+    may start a run, with the state it would have there."""
+    runs: list[_Run] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        if (not runs or runs[-1].has_output) and pos not in unread:  # a new run starts here
+            m = _RUN.match(text, pos)
+            if m is not None and (m.end() == end or _MARKER.match(text, m.end())):
+                runs.append(_Read(m))
+                pos = m.end()
+                continue
+        nxt = _NEXT_MARKER.search(text, pos)
+        stop = nxt.start() + 1 if nxt else end
+        line = lines.index(pos)
+        if not runs or isinstance(runs[-1], _Read):
+            runs.append(_Run(line + 1, _DEFAULT_COLS))
+        chunk = text[pos:stop].split("\n")
+        chunk.pop()  # what follows the chunk's last newline
+        read_lines(chunk, line, lines.last, runs)
+        pos = stop
+    return runs
 
 
 class _LineNumbers:
@@ -170,17 +188,19 @@ class _LineNumbers:
 
 
 class _Writer:
-    """JSON lines of runs read in bulk, from line templates kept per set of fixed fields."""
+    """JSON lines of runs read in bulk, from line templates kept per node, peer and test."""
 
     def __init__(self, node: str | None, source_name: str, check: str) -> None:
         self.node = node
         self.source_name = source_name
         self.check = check
         self._templates: dict[tuple[object, ...], tuple[str, str, str]] = {}
+        self._by_size: dict[tuple[str, str | None, str], tuple[tuple[str, str, str], ...]] = {}
+        self._plain: dict[tuple[str, str | None], bool] = {}
 
     def _template(self, node: str, metric: str, detail: str, peer: str | None,
                   low: float | None = None, high: float | None = None) -> tuple[str, str, str]:
-        key = (node, metric, detail, peer, low, high)
+        key = (node, metric, peer, low, high)
         t = self._templates.get(key)
         if t is None:
             t = self._templates[key] = line_template(record(
@@ -188,14 +208,27 @@ class _Writer:
                 max=high))
         return t
 
-    def run(self, text: str, m: re.Match[str]) -> list[str] | None:
-        """The run's JSON lines, or None when the tolerant reader must read it."""
-        if _ERROR.search(text, *m.span("pre")) or _ERROR.search(text, *m.span("tail")):
-            return None
-        devices = _rank_hosts(text[m.start("ranks"):m.end("ranks")])
-        rows = _rows(text[m.start("rows"):m.end("rows") - 1])
-        if devices is None or rows is None:
-            return None
+    def runs(self, text: str, read: list[_Read]) -> set[int]:
+        """Write the JSON lines of each run; the starts of those that do not read exactly
+        (the tolerant reader must read them). Rank lines and rows are checked for all runs
+        at once."""
+        spans = [r.m.span for r in read]
+        devices = _each(_rank_table, [text[s("ranks")[0]:s("ranks")[1]] for s in spans])
+        rows = _each(_row_table, [text[s("rows")[0]:s("rows")[1]] for s in spans])
+        failed = set()
+        for r, d, t in zip(read, devices, rows, strict=True):
+            m = r.m
+            pre, tail = m.span("pre"), m.span("tail")
+            if d is None or t is None or (pre[0] != pre[1] and _ERROR.search(text, *pre)) \
+                    or _ERROR.search(text, *tail):
+                failed.add(m.start())
+            elif not failed:  # else the plan changes: write when it holds
+                r.lines = self.run(text, m, d, t)
+        return failed
+
+    def run(self, text: str, m: re.Match[str], devices: tuple[int, tuple[str, ...]],
+            rows: _Rows) -> list[str]:
+        """One run's JSON lines."""
         ranks, hosts = devices
         sizes, oop, ip, wrong, algbw = rows
         node = resolve_node(TOOL, self.source_name, hosts[0] if hosts else None, self.node)
@@ -210,15 +243,24 @@ class _Writer:
         oop_values = [v for v in oop if v is not None]
         ip_values = [v for v in ip if v is not None]
         texts = json_numbers([r.value for r in fixed] + oop_values + ip_values)
+        # details are the test's name, the peer, numbers and words: escaped only when the
+        # names need it
+        plain = self._plain.get((name, peer))
+        if plain is None:
+            both = name + (peer or "")
+            plain = self._plain[(name, peer)] = json_text(both) == both
         out = []
         for r, v in zip(fixed, texts, strict=False):
             a, b, c = self._template(node, r.metric, HOLE, r.peer, r.min, r.max)
-            out.append(f"{a}{json_text(r.detail)}{b}{v}{c}")
+            out.append(f"{a}{r.detail if plain else json_text(r.detail)}{b}{v}{c}")
         # per size: out-of-place then in-place, as the tolerant reader writes them
-        oa, ob, oc = self._template(node, "nccl_busbw_by_size",
-                                    by_size_detail(name, HOLE, OUT_OF_PLACE), peer)
-        ia, ib, ic = self._template(node, "nccl_busbw_by_size",
-                                    by_size_detail(name, HOLE, IN_PLACE), peer)
+        key = (node, peer, name)
+        pieces = self._by_size.get(key)
+        if pieces is None:
+            pieces = self._by_size[key] = tuple(line_template(record(
+                node, "nccl_busbw_by_size", 0.0, check=self.check, peer=peer,
+                detail=by_size_detail(name, HOLE, place))) for place in (OUT_OF_PLACE, IN_PLACE))
+        (oa, ob, oc), (ia, ib, ic) = pieces
         k_oop = len(fixed)
         k_ip = k_oop + len(oop_values)
         add = out.append
@@ -232,57 +274,83 @@ class _Writer:
         return out
 
 
-def _rank_hosts(block: str) -> tuple[int, tuple[str, ...]] | None:
-    """(how many ranks, their hosts in order) of a run's ``#  Rank N [Group G] [Pid P] on
-    HOST device D [bus] model`` lines, when every line reads as the tolerant reader's
-    ``_RANK`` reads it and no two ranks collide; else None. Column by column: every line
-    has as many words as the first, since each starts with its only '#' word and there is
-    a '#' every ``width`` words."""
-    if not block:
-        return 0, ()
-    n = block.count("\n")
-    words = block.split()
-    width, rest = divmod(len(words), n)
-    if rest or width < 8 or words.count("#") != n or words[0::width].count("#") != n:
-        return None
-    fixed, numbers, col = [(1, "Rank")], [2], 3
-    for optional in ("Group", "Pid"):
-        if words[col] == optional:
-            fixed.append((col, optional))
-            numbers.append(col + 1)
-            col += 2
-    if width < col + 5:
-        return None
-    fixed += [(col, "on"), (col + 2, "device")]
-    numbers.append(col + 3)
-    if any(words[at::width].count(word) != n for at, word in fixed):
-        return None
-    if not all("".join(words[at::width]).isdecimal() for at in numbers):
-        return None
-    if not all(b[0] == "[" and "]" in b for b in words[col + 4::width]):
-        return None
-    hosts = tuple(dict.fromkeys(words[col + 1::width]))
-    if len(hosts) > 1 and len(set(map(int, words[2::width]))) < n:
-        return None  # the collision is a failure only the tolerant reader reports
-    return n, hosts
+_Rows = tuple[list[int], list[float | None], list[float | None], int | None, tuple[str, ...]]
 
 
-def _rows(block: str) -> tuple[list[int], list[float | None], list[float | None], int | None,
-                               tuple[str, ...]] | None:
-    """The rows of the current 13-column layout as the tolerant reader reads them: sizes,
-    out-of-place and in-place bus bandwidths, the #wrong total and the out-of-place
-    algorithm bandwidth cells; None when a line is not such a row."""
-    rows = list(map(str.split, block.split("\n")))
-    if set(map(len, rows)) != {_COLUMNS}:
+def _each(table: Callable[[list[str]], list[Any] | None], blocks: list[str]) -> list[Any]:
+    """``table`` of all runs' blocks at once; when that fails, of each run's alone (None
+    for a run whose block does not read)."""
+    got = table(blocks)
+    if got is not None:
+        return got
+    if len(blocks) == 1:
+        return [None]
+    return [None if (one := table([b])) is None else one[0] for b in blocks]
+
+
+#: a rank line as the tolerant reader's ``_RANK`` reads it (its blanks kept to one line)
+_RANK_WORDS = re.compile(
+    rf"^{_B}*#{_B}+Rank{_B}+([0-9]+){_B}+(?:Group{_B}+[0-9]+{_B}+)?(?:Pid{_B}+[0-9]+{_B}+)?"
+    rf"on{_B}+(\S+){_B}+device{_B}+[0-9]+{_B}+\[[^\]\n]*\][^\n]*$", re.M)
+#: a row of the current layout: 13 cells, size and count digits; captured: size, the
+#: out-of-place algbw, busbw and #wrong, the in-place busbw and #wrong
+_CELL = rf"{_B}+(\S+)"
+_ROW_CELLS = re.compile(
+    rf"^{_B}*([0-9]+){_B}+[0-9]+(?:{_B}+\S+){{4}}{_CELL * 3}(?:{_B}+\S+){{2}}{_CELL * 2}{_B}*$",
+    re.M)
+
+
+def _rank_table(blocks: list[str]) -> list[tuple[int, tuple[str, ...]] | None] | None:
+    """Per run (a block of its ``#  Rank N [Group G] [Pid P] on HOST device D [bus] model``
+    lines): how many ranks and their hosts in order, or None where two ranks collide (a
+    failure only the tolerant reader reports). None when a line does not read as the
+    tolerant reader's ``_RANK`` reads it (one match a line proves every one does)."""
+    joined = "".join(blocks)
+    found = _RANK_WORDS.findall(joined)
+    if len(found) != joined.count("\n"):
         return None
-    cols = list(zip(*rows, strict=True))
-    for at in (0, 1):  # size and count: the tolerant reader's isdigit(), in ASCII
-        joined = "".join(cols[at])
-        if not (joined.isascii() and joined.isdigit()):
-            return None
-    wrong = [int(w) for w in _cells(cols[8]) + _cells(cols[12]) if w is not None]
-    return (list(map(int, cols[0])), _cells(cols[7]), _cells(cols[11]),
-            sum(wrong) if wrong else None, cols[6])
+    out: list[tuple[int, tuple[str, ...]] | None] = []
+    at = 0
+    for block in blocks:
+        n = block.count("\n")
+        these = found[at:at + n]
+        hosts = tuple(dict.fromkeys(h for _, h in these))
+        collide = len(hosts) > 1 and len({int(r) for r, _ in these}) < n
+        out.append(None if collide else (n, hosts))
+        at += n
+    return out
+
+
+def _row_table(blocks: list[str]) -> list[_Rows] | None:
+    """Per run (a block of its rows in the current 13-column layout, as the tolerant reader
+    reads them): sizes, out-of-place and in-place bus bandwidths, the #wrong total and the
+    out-of-place algorithm bandwidth cells. None when a line is not such a row."""
+    if not blocks:
+        return []
+    joined = "".join(blocks)
+    found = _ROW_CELLS.findall(joined)
+    if len(found) != joined.count("\n"):
+        return None
+    cols = list(zip(*found, strict=True))
+    sizes = list(map(int, cols[0]))
+    oop, ip, algbw = _cells(cols[2]), _cells(cols[4]), cols[1]
+    ints = cols[3] + cols[5]
+    digits = "".join(ints)
+    plain = digits.isascii() and digits.isdigit() and max(map(len, ints)) < 16
+    w_oop, w_ip = (list(map(int, cols[3])), list(map(int, cols[5]))) if plain else ([], [])
+    out: list[_Rows] = []
+    at = 0
+    for block in blocks:
+        b = at + block.count("\n")
+        if plain:  # what _num then int() give, exactly
+            total: int | None = sum(w_oop[at:b]) + sum(w_ip[at:b])
+        else:
+            wrong = [int(w) for w in map(_num, cols[3][at:b] + cols[5][at:b])
+                     if w is not None]
+            total = sum(wrong) if wrong else None
+        out.append((sizes[at:b], oop[at:b], ip[at:b], total, algbw[at:b]))
+        at = b
+    return out
 
 
 def _cells(cells: tuple[str, ...]) -> list[float | None]:
