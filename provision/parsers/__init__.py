@@ -11,6 +11,7 @@ no files, no processes; a file they cannot read raises
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from provision.errors import InputError
 from provision.measurement import Measurement, from_json
@@ -21,7 +22,6 @@ from provision.parsers import (
     ibstat,
     ibstatus,
     ibv_devinfo,
-    nccl_bulk,
     nccl_tests,
     nvbandwidth,
     nvidia_smi_nvlink,
@@ -37,6 +37,12 @@ __all__ = ["PARSERS", "Part", "ToolParser", "detect_tool", "get", "ingest_parts"
            "names"]
 
 
+def _nccl_jsonl(text: str, **kw: Any) -> Any:
+    # imported when ingest reads a log: its patterns cost every forge-health start otherwise
+    from provision.parsers import nccl_bulk
+    return nccl_bulk.jsonl_runs(text, **kw)
+
+
 def _p(name: str, module: object, description: str, jsonl: object = None) -> ToolParser:
     return ToolParser(name, description, module.parse, module.measurements,  # type: ignore[attr-defined]
                       module.detect,  # type: ignore[attr-defined]
@@ -47,7 +53,7 @@ def _p(name: str, module: object, description: str, jsonl: object = None) -> Too
 PARSERS: tuple[ToolParser, ...] = (
     _p("dcgmi-diag", dcgmi_diag, "dcgmi diag -r N, table or -j JSON"),
     _p("nccl-tests", nccl_tests, "nccl-tests *_perf results, or the error that stopped them",
-       nccl_bulk.jsonl_runs),
+       _nccl_jsonl),
     _p("perftest", perftest, "ib_write_bw/ib_read_bw/ib_send_bw and *_lat (perftest)"),
     _p("nvbandwidth", nvbandwidth, "nvbandwidth test-case matrices"),
     _p("gpu-burn", gpu_burn, "gpu-burn progress lines and verdict"),
