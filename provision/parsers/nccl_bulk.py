@@ -263,6 +263,16 @@ class _Writer:
         (oa, ob, oc), (ia, ib, ic) = pieces
         k_oop = len(fixed)
         k_ip = k_oop + len(oop_values)
+        n = len(sizes)
+        if len(oop_values) == n == len(ip_values):  # no N/A cell: two lines a row, built whole
+            names = list(map(str, sizes))
+            pairs: list[str] = [""] * (2 * n)
+            pairs[0::2] = [f"{oa}{z}{ob}{v}{oc}" for z, v in zip(names, texts[k_oop:k_ip],
+                                                               strict=True)]
+            pairs[1::2] = [f"{ia}{z}{ib}{v}{ic}" for z, v in zip(names, texts[k_ip:],
+                                                               strict=True)]
+            out += pairs
+            return out
         add = out.append
         for size, o, p in zip(map(str, sizes), oop, ip, strict=True):
             if o is not None:
