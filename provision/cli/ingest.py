@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -73,10 +74,16 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
                 click.echo(f"forge ingest: {name}: lines {shown}{more} look like {part.tool} "
                            "data but do not fit its columns: kept out", err=True)
             lines.extend(part.lines)
-    text = "\n".join(lines) + "\n" if lines else ""
     if output is None:
-        click.echo(text, nl=False)
+        for chunk in _chunks(lines):
+            click.echo(chunk, nl=False)
         return
     with atomic_open(output) as fh:
-        fh.write(text)
+        fh.writelines(_chunks(lines))
     click.echo(f"forge ingest: wrote {len(lines)} records to {output}", err=True)
+
+
+def _chunks(lines: list[str], size: int = 8192) -> Iterator[str]:
+    """The JSON lines as text, a few MB at a time (not one copy of the whole output)."""
+    for i in range(0, len(lines), size):
+        yield "\n".join(lines[i:i + size]) + "\n"
