@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -10,7 +11,6 @@ import click
 from provision import parsers
 from provision.errors import InputError
 from provision.fsutil import atomic_open
-from provision.measurement import Measurement
 
 
 def _read(path: str) -> tuple[str, str]:
@@ -59,26 +59,31 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
     """
     if output is not None and output.exists() and not force:
         raise InputError(f"{output} exists", hint="pass --force to replace it")
-    records: list[Measurement] = []
+    lines: list[str] = []
     for path in files:
         text, name = _read(path)
         for part in parsers.ingest_parts(tool, text, node=node, source_name=name,
                                          check=check_name):
             where = f"{name}:{part.where}" if part.where else name
             runs = f" in {part.runs} runs" if part.runs > 1 else ""
-            click.echo(f"forge ingest: {where}: {part.tool}: {len(part.records)} records{runs}",
+            click.echo(f"forge ingest: {where}: {part.tool}: {len(part.lines)} records{runs}",
                        err=True)
             if part.skipped:
                 shown = ", ".join(map(str, part.skipped[:10]))
                 more = f" and {len(part.skipped) - 10} more" if len(part.skipped) > 10 else ""
                 click.echo(f"forge ingest: {name}: lines {shown}{more} look like {part.tool} "
                            "data but do not fit its columns: kept out", err=True)
-            records.extend(part.records)
+            lines.extend(part.lines)
     if output is None:
-        for r in records:
-            click.echo(r.to_json())
+        for chunk in _chunks(lines):
+            click.echo(chunk, nl=False)
         return
     with atomic_open(output) as fh:
-        for r in records:
-            fh.write(r.to_json() + "\n")
-    click.echo(f"forge ingest: wrote {len(records)} records to {output}", err=True)
+        fh.writelines(_chunks(lines))
+    click.echo(f"forge ingest: wrote {len(lines)} records to {output}", err=True)
+
+
+def _chunks(lines: list[str], size: int = 8192) -> Iterator[str]:
+    """The JSON lines as text, a few MB at a time (not one copy of the whole output)."""
+    for i in range(0, len(lines), size):
+        yield "\n".join(lines[i:i + size]) + "\n"

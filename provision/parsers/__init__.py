@@ -11,9 +11,10 @@ no files, no processes; a file they cannot read raises
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from provision.errors import InputError
-from provision.measurement import Measurement
+from provision.measurement import Measurement, from_json
 from provision.parsers import (
     dcgmi_diag,
     dmesg_xid,
@@ -36,16 +37,23 @@ __all__ = ["PARSERS", "Part", "ToolParser", "detect_tool", "get", "ingest_parts"
            "names"]
 
 
-def _p(name: str, module: object, description: str) -> ToolParser:
+def _nccl_jsonl(text: str, **kw: Any) -> Any:
+    # imported when ingest reads a log: its patterns cost every forge-health start otherwise
+    from provision.parsers import nccl_bulk
+    return nccl_bulk.jsonl_runs(text, **kw)
+
+
+def _p(name: str, module: object, description: str, jsonl: object = None) -> ToolParser:
     return ToolParser(name, description, module.parse, module.measurements,  # type: ignore[attr-defined]
                       module.detect,  # type: ignore[attr-defined]
-                      getattr(module, "parse_runs", None))
+                      getattr(module, "parse_runs", None), jsonl)  # type: ignore[arg-type]
 
 
 #: in detection order: tools whose markers are most specific come first
 PARSERS: tuple[ToolParser, ...] = (
     _p("dcgmi-diag", dcgmi_diag, "dcgmi diag -r N, table or -j JSON"),
-    _p("nccl-tests", nccl_tests, "nccl-tests *_perf results, or the error that stopped them"),
+    _p("nccl-tests", nccl_tests, "nccl-tests *_perf results, or the error that stopped them",
+       _nccl_jsonl),
     _p("perftest", perftest, "ib_write_bw/ib_read_bw/ib_send_bw and *_lat (perftest)"),
     _p("nvbandwidth", nvbandwidth, "nvbandwidth test-case matrices"),
     _p("gpu-burn", gpu_burn, "gpu-burn progress lines and verdict"),
@@ -83,26 +91,34 @@ def detect_tool(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class Part:
-    """What one tool's block of a file gave: the tool, which lines, how many runs, records."""
+    """What one tool's block of a file gave: the tool, which lines, how many runs, and its
+    records as JSON lines (what ``forge ingest`` writes; :attr:`records` reads them back)."""
 
     tool: str
     where: str  # "1-40", or "" for the whole file
     runs: int
-    records: list[Measurement]
+    lines: list[str]
     #: lines that looked like the tool's data but did not fit (kept out, not guessed)
     skipped: tuple[int, ...] = ()
+
+    @property
+    def records(self) -> list[Measurement]:
+        return [from_json(line) for line in self.lines]
 
 
 def _parse(tool: str, text: str, node: str | None, source_name: str, check: str | None,
            where: str) -> Part:
     parser = get(tool)
+    if parser.jsonl is not None:  # a bulk reader: JSON lines without a record object each
+        bulk = parser.jsonl(text, node=node, source_name=source_name, check=check)
+        return Part(tool, where, bulk.runs, bulk.lines, bulk.skipped)
     results = parser.results(text, node=node, source_name=source_name)
-    records: list[Measurement] = []
+    lines: list[str] = []
     skipped: list[int] = []
     for r in results:
-        records.extend(parser.measurements(r, check=check))
+        lines.extend(m.to_json() for m in parser.measurements(r, check=check))
         skipped.extend(getattr(r, "skipped", ()))
-    return Part(tool, where, len(results), records, tuple(skipped))
+    return Part(tool, where, len(results), lines, tuple(skipped))
 
 
 def ingest_parts(tool: str, text: str, *, node: str | None = None,

@@ -40,6 +40,9 @@ class ToolParser:
     detect: Callable[[str], bool]
     #: every result in the text, for tools whose logs hold several runs (nccl-tests)
     parse_all: Callable[..., list[Any]] | None = None
+    #: every record of the text as JSON lines, read in bulk (``forge ingest`` of large logs):
+    #: ``jsonl(text, node=, source_name=, check=)`` -> ``.lines``, ``.runs``, ``.skipped``
+    jsonl: Callable[..., Any] | None = None
 
     def results(self, text: str, *, node: str | None = None,
                 source_name: str = "<stdin>") -> list[Any]:
@@ -57,11 +60,16 @@ def parse_error(tool: str, source: str, line: int | None, why: str,
 
 def require_text(tool: str, text: str, source: str) -> list[str]:
     """The lines of ``text`` (ANSI escapes and CRs removed); empty input is refused."""
+    return require_clean(tool, text, source).split("\n")
+
+
+def require_clean(tool: str, text: str, source: str) -> str:
+    """``text`` cleaned (:func:`clean_text`); empty or binary input is refused."""
     if not text.strip():
         raise parse_error(tool, source, None, "the file is empty")
     if "\x00" in text:
         raise parse_error(tool, source, None, "the file is binary, not tool output")
-    return clean_text(text).split("\n")
+    return clean_text(text)
 
 
 def clean_text(text: str) -> str:

@@ -220,18 +220,27 @@ def parse_runs(text: str, *, node: str | None = None,
     """Every run in ``text``, in order: a log of several ``*_perf`` runs (one Slurm job
     running them one after another, or files concatenated) is several results."""
     lines = require_text(TOOL, text, source_name)
-    fast_cols = _DEFAULT_COLS
-    runs = [_Run(1, _DEFAULT_COLS)]
-    run = runs[0]
     last = len(lines) - 1
     while last > 0 and not lines[last].strip():
         last -= 1
+    runs = [_Run(1, _DEFAULT_COLS)]
+    read_lines(lines, 0, last, runs)
+    return [_result(r, node, source_name) for r in kept_runs(runs, last, source_name)]
+
+
+def read_lines(lines: list[str], base: int, last: int, runs: list[_Run]) -> None:
+    """Read ``lines`` (the file's lines from 0-based index ``base`` on) into ``runs``,
+    continuing its last run and appending the runs that start in them. ``last`` is the index
+    of the file's last non-blank line (a row cut there is a truncated paste)."""
+    fast_cols = _DEFAULT_COLS
+    run = runs[-1]
     rows = run.rows
     width = run.cols["_width"]
-    for i, raw in enumerate(lines):
+    for j, raw in enumerate(lines):
         ln = raw.strip()
         if not ln:
             continue
+        i = base + j
         c = ln[0]
         if "0" <= c <= "9":  # most lines of a log are result rows: read those first
             toks = ln.split()
@@ -259,6 +268,7 @@ def parse_runs(text: str, *, node: str | None = None,
                 run = _Run(i + 1, run.cols)  # the previous run is complete: a new one starts
                 runs.append(run)
                 rows = run.rows
+                width = run.cols["_width"]
             if "Rank" in ln and (m := _RANK.match(ln)):
                 run.devices.append(NcclDevice(int(m[1]), int(m[2] or 0), m[3], int(m[4]), m[5],
                                               m[6].rstrip()))
@@ -282,11 +292,15 @@ def parse_runs(text: str, *, node: str | None = None,
         if run.test is None and "_perf" in ln and (m := _TEST.search(ln)):
             run.test = m[1]
         run.last = i + 1
+
+
+def kept_runs(runs: list[_Run], last: int, source_name: str) -> list[_Run]:
+    """The runs that give records (a run without results counts only when it is the file's
+    only one); a file with no results at all is refused naming its last line."""
     for r in runs:
         ranks = [d.rank for d in r.devices]
         if len(set(ranks)) < len(ranks) and len({d.host for d in r.devices}) > 1:
-            r.errors.append("several processes report the same rank (nccl-tests built without "
-                            "MPI support but launched by mpirun?)")
+            r.errors.append(SAME_RANK)
     found = [r for r in runs if r.anything]
     if not any(r.has_output for r in found):
         # the file was cut before the first result: nothing to judge
@@ -294,7 +308,11 @@ def parse_runs(text: str, *, node: str | None = None,
                           "no result rows and no error message (truncated before the first "
                           "result?)" if found else
                           "no nccl-tests header, result rows or NCCL error found")
-    return [_result(r, node, source_name) for r in found if r.has_output or len(found) == 1]
+    return [r for r in found if r.has_output or len(found) == 1]
+
+
+SAME_RANK = ("several processes report the same rank (nccl-tests built without MPI support "
+             "but launched by mpirun?)")
 
 
 def _result(run: _Run, node: str | None, source_name: str) -> NcclResult:
@@ -313,35 +331,15 @@ def parse(text: str, *, node: str | None = None, source_name: str = "<stdin>") -
 
 def measurements(result: NcclResult, check: str | None = None) -> list[Measurement]:
     check = check or TOOL
-    others = [h for h in result.hosts if h != result.node]
-    peer = fold_hosts(others) if others else None
     name = result.test or "nccl-tests"
-    out: list[Measurement] = []
-    # a failure is the run's, not a link's: no peer (the hosts are named in the detail)
-    with_hosts = f" (with {peer})" if peer else ""
-    if result.errors:
-        out.append(record(result.node, "tool_ran_ok", 0, check=check, min=1.0,
-                          detail=f"{name}{with_hosts}: {result.errors[0]}"[:300]))
+    peer = run_peer(result.hosts, result.node)
     big = result.largest
-    if big is not None:
-        where = f"{name} {big.size} B, {len(result.devices) or '?'} ranks"
-        if big.oop_busbw is not None:
-            out.append(record(result.node, "nccl_busbw", big.oop_busbw, check=check, peer=peer,
-                              detail=f"{where}, out-of-place"))
-        if big.oop_algbw is not None:
-            out.append(record(result.node, "nccl_algbw", big.oop_algbw, check=check, peer=peer,
-                              detail=f"{where}, out-of-place"))
-    if result.avg_busbw is not None:
-        out.append(record(result.node, "nccl_avg_busbw", result.avg_busbw, check=check,
-                          peer=peer, detail=name))
-    wrong = result.wrong_total
-    if wrong is not None:
-        out.append(record(result.node, "nccl_wrong", wrong, check=check, max=0.0,
-                          detail=f"{name}{with_hosts}: sum of #wrong over "
-                                 f"{len(result.rows)} sizes"))
-    if result.out_of_bounds is not None:
-        out.append(record(result.node, "nccl_out_of_bounds", result.out_of_bounds, check=check,
-                          max=0.0, detail=f"{name}{with_hosts}"))
+    out = [record(result.node, r.metric, r.value, check=check, detail=r.detail, peer=r.peer,
+                  min=r.min, max=r.max)
+           for r in summary(name, peer, result.errors, len(result.devices),
+                            None if big is None else (big.size, big.oop_busbw, big.oop_algbw),
+                            result.avg_busbw, result.wrong_total, len(result.rows),
+                            result.out_of_bounds)]
     # the bulk of a log: one record per size and placement, the shared fields looked up once
     unit = _BY_SIZE_UNIT
     node = result.node
@@ -349,11 +347,65 @@ def measurements(result: NcclResult, check: str | None = None) -> list[Measureme
     for r in result.rows:
         if r.oop_busbw is not None:
             add(Measurement(node, "nccl_busbw_by_size", r.oop_busbw, unit=unit, peer=peer,
-                            check=check, detail=f"{name} {r.size} B out-of-place"))
+                            check=check, detail=by_size_detail(name, r.size, OUT_OF_PLACE)))
         if r.ip_busbw is not None:
             add(Measurement(node, "nccl_busbw_by_size", r.ip_busbw, unit=unit, peer=peer,
-                            check=check, detail=f"{name} {r.size} B in-place"))
+                            check=check, detail=by_size_detail(name, r.size, IN_PLACE)))
     return out
+
+
+def run_peer(hosts: tuple[str, ...], node: str) -> str | None:
+    """The run's other hosts, folded: a record's ``peer``."""
+    others = [h for h in hosts if h != node]
+    return fold_hosts(others) if others else None
+
+
+class RunRecord(NamedTuple):
+    """One of a run's records other than the per-size ones (the fields a record takes)."""
+
+    metric: str
+    value: float
+    detail: str
+    peer: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+def summary(name: str, peer: str | None, errors: tuple[str, ...] | list[str], ranks: int,
+            largest: tuple[int, float | None, float | None] | None, avg: float | None,
+            wrong: int | None, sizes: int, out_of_bounds: int | None) -> list[RunRecord]:
+    """A run's records other than the per-size ones, from what the run printed (shared by
+    the tolerant reader and the bulk one, so both write the same records). ``largest`` is
+    the largest size with its out-of-place bus and algorithm bandwidths."""
+    out: list[RunRecord] = []
+    # a failure is the run's, not a link's: no peer (the hosts are named in the detail)
+    with_hosts = f" (with {peer})" if peer else ""
+    if errors:
+        out.append(RunRecord("tool_ran_ok", 0.0, f"{name}{with_hosts}: {errors[0]}"[:300],
+                             min=1.0))
+    if largest is not None:
+        size, busbw, algbw = largest
+        where = f"{name} {size} B, {ranks or '?'} ranks, out-of-place"
+        if busbw is not None:
+            out.append(RunRecord("nccl_busbw", busbw, where, peer))
+        if algbw is not None:
+            out.append(RunRecord("nccl_algbw", algbw, where, peer))
+    if avg is not None:
+        out.append(RunRecord("nccl_avg_busbw", avg, name, peer))
+    if wrong is not None:
+        out.append(RunRecord("nccl_wrong", float(wrong),
+                             f"{name}{with_hosts}: sum of #wrong over {sizes} sizes", max=0.0))
+    if out_of_bounds is not None:
+        out.append(RunRecord("nccl_out_of_bounds", float(out_of_bounds), f"{name}{with_hosts}",
+                             max=0.0))
+    return out
+
+
+OUT_OF_PLACE, IN_PLACE = "out-of-place", "in-place"
+
+
+def by_size_detail(name: str, size: int | str, place: str) -> str:
+    return f"{name} {size} B {place}"
 
 
 _BY_SIZE_UNIT = record("-", "nccl_busbw_by_size", 0).unit

@@ -1,0 +1,389 @@
+"""nccl-tests logs read in bulk: the JSON lines of every run, at close to disk speed.
+
+A job that runs ``*_perf`` binaries one after another, or logs concatenated,
+is 100,000s of lines; reading them one by one in Python and building a record
+object per row costs seconds per 50 MB. Most runs are printed exactly as
+nccl-tests prints them, so this reader matches a whole run with one regular
+expression over line prefixes (header, ``Rank`` lines, the current column
+header, result rows, ``Out of bounds`` and ``Avg bus bandwidth``, and the
+lines around them that the tolerant reader ignores), checks its rows and rank
+lines column by column with C-level string operations, and writes its records
+as JSON lines joined from templates.
+
+A run with anything else in it (an error message, an older layout, a row that
+does not fit, ``NCCL INFO`` lines among the rows, ranks that collide) is read
+by the tolerant reader of :mod:`provision.parsers.nccl_tests` instead, from
+where it starts to the next run that can be read in bulk, with the state the
+tolerant reader would have there. Both write their records through the same
+:func:`~provision.parsers.nccl_tests.summary` and cell conversion
+(``_num``); a test holds them equal on every nccl-tests fixture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from provision.gcutil import paused_gc
+from provision.measurement import HOLE, json_numbers, json_text, line_template
+from provision.parsers.base import record, require_clean, resolve_node, to_float
+from provision.parsers.nccl_tests import (
+    _DEFAULT_COLS,
+    _ERROR,
+    _TEST,
+    IN_PLACE,
+    OUT_OF_PLACE,
+    TOOL,
+    _num,
+    _result,
+    _Run,
+    by_size_detail,
+    kept_runs,
+    measurements,
+    read_lines,
+    run_peer,
+    summary,
+)
+
+_B = r"[^\S\n]"  # a blank (of any kind) within one line
+_EOL = rf"{_B}*\n"
+#: a line that is neither a '#' line nor a row: the caller looks into these for errors
+_OTHER = rf"(?!{_B}*[#0-9])[^\n]*\n"
+#: '#' lines nccl-tests prints that the tolerant reader does nothing with (the test's name
+#: aside): the common ones by their words, any other one when it holds no word that reader
+#: acts on (a rank, a column header, a run's start, its averages)
+_QUIET = (rf"{_B}*#(?:{_EOL}|{_B}Using devices{_EOL}|{_B}+out-of-place{_B}+in-place{_EOL}"
+          rf"|{_B}+\(B\)(?:{_B}+\([\w/]+\))*{_EOL}|{_B}Collective test concluded:{_B}*\S*{_EOL}"
+          rf"|(?!{_B}+Rank|#*{_B}*(?:size|bytes)(?:{_B}|\n)|{_B}nThread)"
+          r"(?![^\n]*(?:Avg bus|Out of bounds|test starting))[^\n]*\n)")
+_VERSION_LINE = rf"{_B}*NCCL version{_B}+\S[^\n]*\n"
+_RANK_LINE = rf"{_B}*#{_B}+Rank{_B}[^\n]*\n"  # checked column by column afterwards
+_RUN = re.compile(
+    rf"(?P<pre>(?:{_QUIET}|{_OTHER})*)"  # what comes before a file's first run
+    rf"(?:{_B}*# Collective test starting:{_B}*(?P<test>\S+)"
+    r"(?![^\n]*(?:Avg bus|Out of bounds))[^\n]*\n)?"
+    rf"{_B}*# nThread(?:(?:{_B}+[\w:().,=+-]+)*{_EOL}"
+    r"|(?![^\n]*(?:Avg bus|Out of bounds|test starting))[^\n]*\n)"
+    rf"(?:{_QUIET}|{_VERSION_LINE}|{_B}*\n)*"
+    rf"(?P<ranks>(?:{_RANK_LINE})*)"
+    rf"(?:{_QUIET}|{_VERSION_LINE}|{_B}*\n)*"
+    rf"{_B}*#{_B}+size{_B}+count{_B}+type{_B}+redop{_B}+root{_B}+time{_B}+algbw{_B}+busbw"
+    rf"{_B}+\#wrong{_B}+time{_B}+algbw{_B}+busbw{_B}+\#wrong{_EOL}"
+    rf"(?:{_QUIET})*"
+    rf"(?P<rows>(?:{_B}*[0-9][^\n]*\n)+)"
+    rf"(?:{_B}*#{_B}*Out of bounds values{_B}*:{_B}*(?P<oob>[0-9]+)(?!\d)(?![^\n]*Avg bus)"
+    r"[^\n]*\n)?"
+    rf"{_B}*#{_B}*Avg bus bandwidth{_B}*:{_B}*(?P<avg>\S+)[^\n]*\n"
+    rf"(?P<tail>(?:{_QUIET}|{_OTHER})*)")
+#: the line that starts a run (after blanks), as the tolerant reader knows it
+_MARKER = re.compile(rf"{_B}*# (?:nThread|Collective test starting)")
+_NEXT_MARKER = re.compile(rf"\n{_B}*# (?:nThread|Collective test starting)")
+_COLUMNS = 13  # cells of a row in the current layout
+_PLAIN = re.compile(r"[0-9.]*")  # cells that ``float`` reads as ``_num`` does
+
+
+@dataclass(frozen=True)
+class BulkRecords:
+    """What a log gave: its records as JSON lines, how many runs, the lines kept out, and
+    how many of the runs were read in bulk (the rest by the tolerant reader)."""
+
+    lines: list[str]
+    runs: int
+    skipped: tuple[int, ...]
+    bulk: int = 0
+
+
+class _Read(_Run):
+    """A run the bulk reader can read: its match, and once checked its JSON lines. Nothing
+    else of a run is kept: 100,000s of them are made."""
+
+    devices = ()  # type: ignore[assignment]  # checked: its ranks do not collide
+
+    def __init__(self, m: re.Match[str]) -> None:  # pylint: disable=super-init-not-called
+        self.m = m
+        self.lines: list[str] = []
+
+    @property
+    def has_output(self) -> bool:  # its rows, by the pattern it matched
+        return True
+
+
+def jsonl_runs(text: str, *, node: str | None = None, source_name: str = "<stdin>",
+               check: str | None = None) -> BulkRecords:
+    """The records of every run in ``text`` as JSON lines, equal to what
+    :func:`~provision.parsers.nccl_tests.parse_runs` and ``measurements`` give."""
+    text = require_clean(TOOL, text, source_name)
+    if not text.endswith("\n"):
+        text += "\n"  # every line ends in one: a blank last line changes nothing
+    writer = _Writer(node, source_name, check or TOOL)
+    unread: set[int] = set()  # where a run starts that matched but does not read exactly
+    with paused_gc():  # millions of words and lines, none of them garbage until the end
+        while True:  # a run that does not read changes where the next ones start: again
+            lines = _LineNumbers(text)
+            runs = _plan(text, lines, unread)
+            failed = writer.runs(text, [r for r in runs if isinstance(r, _Read)])
+            if not failed:
+                break
+            unread |= failed
+    out_lines: list[str] = []
+    skipped: list[int] = []
+    kept = kept_runs(runs, lines.last, source_name)
+    for r in kept:
+        if isinstance(r, _Read):
+            out_lines.extend(r.lines)
+        else:
+            result = _result(r, node, source_name)
+            out_lines.extend(x.to_json() for x in measurements(result, check=writer.check))
+            skipped.extend(result.skipped)
+    return BulkRecords(out_lines, len(kept), tuple(skipped),
+                       sum(isinstance(r, _Read) for r in kept))
+
+
+def _plan(text: str, lines: _LineNumbers, unread: set[int]) -> list[_Run]:
+    """The file's runs in order: those the bulk pattern matches (but for ``unread`` ones)
+    and the tolerant reader's, which reads from where no match starts to the next line that
+    may start a run, with the state it would have there."""
+    runs: list[_Run] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        if (not runs or runs[-1].has_output) and pos not in unread:  # a new run starts here
+            m = _RUN.match(text, pos)
+            if m is not None and (m.end() == end or _MARKER.match(text, m.end())):
+                runs.append(_Read(m))
+                pos = m.end()
+                continue
+        nxt = _NEXT_MARKER.search(text, pos)
+        stop = nxt.start() + 1 if nxt else end
+        line = lines.index(pos)
+        if not runs or isinstance(runs[-1], _Read):
+            runs.append(_Run(line + 1, _DEFAULT_COLS))
+        chunk = text[pos:stop].split("\n")
+        chunk.pop()  # what follows the chunk's last newline
+        read_lines(chunk, line, lines.last, runs)
+        pos = stop
+    return runs
+
+
+class _LineNumbers:
+    """0-based line index of an offset, counted only when the tolerant reader needs it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._at = self._line = 0
+        self._last: int | None = None
+
+    def index(self, pos: int) -> int:
+        self._line += self.text.count("\n", self._at, pos)
+        self._at = pos
+        return self._line
+
+    @property
+    def last(self) -> int:
+        """The index of the last line that is not blank."""
+        if self._last is None:
+            self._last = self.text.count("\n", 0, len(self.text.rstrip()))
+        return self._last
+
+
+class _Writer:
+    """JSON lines of runs read in bulk, from line templates kept per node, peer and test."""
+
+    def __init__(self, node: str | None, source_name: str, check: str) -> None:
+        self.node = node
+        self.source_name = source_name
+        self.check = check
+        self._templates: dict[tuple[object, ...], tuple[str, str, str]] = {}
+        self._by_size: dict[tuple[str, str | None, str], tuple[tuple[str, str, str], ...]] = {}
+        self._plain: dict[tuple[str, str | None], bool] = {}
+
+    def _template(self, node: str, metric: str, detail: str, peer: str | None,
+                  low: float | None = None, high: float | None = None) -> tuple[str, str, str]:
+        key = (node, metric, peer, low, high)
+        t = self._templates.get(key)
+        if t is None:
+            t = self._templates[key] = line_template(record(
+                node, metric, 0.0, check=self.check, detail=detail, peer=peer, min=low,
+                max=high))
+        return t
+
+    def runs(self, text: str, read: list[_Read]) -> set[int]:
+        """Write the JSON lines of each run; the starts of those that do not read exactly
+        (the tolerant reader must read them). Rank lines and rows are checked for all runs
+        at once."""
+        spans = [r.m.span for r in read]
+        devices = _each(_rank_table, [text[s("ranks")[0]:s("ranks")[1]] for s in spans])
+        rows = _each(_row_table, [text[s("rows")[0]:s("rows")[1]] for s in spans])
+        failed = set()
+        for r, d, t in zip(read, devices, rows, strict=True):
+            m = r.m
+            pre, tail = m.span("pre"), m.span("tail")
+            if d is None or t is None or (pre[0] != pre[1] and _ERROR.search(text, *pre)) \
+                    or _ERROR.search(text, *tail):
+                failed.add(m.start())
+            elif not failed:  # else the plan changes: write when it holds
+                r.lines = self.run(text, m, d, t)
+        return failed
+
+    def run(self, text: str, m: re.Match[str], devices: tuple[int, tuple[str, ...]],
+            rows: _Rows) -> list[str]:
+        """One run's JSON lines."""
+        ranks, hosts = devices
+        sizes, oop, ip, wrong, algbw = rows
+        node = resolve_node(TOOL, self.source_name, hosts[0] if hosts else None, self.node)
+        name = m["test"] or _first_test(text, ((m.start(), m.start("rows")),
+                                               (m.end("rows"), m.end()))) or "nccl-tests"
+        peer = run_peer(hosts, node)
+        i = sizes.index(max(sizes))  # the first row of the largest size
+        oob = m["oob"]
+        fixed = summary(name, peer, (), ranks, (sizes[i], oop[i], _num(algbw[i])),
+                        to_float(m["avg"]), wrong, len(sizes),
+                        None if oob is None else int(oob))
+        oop_values = [v for v in oop if v is not None]
+        ip_values = [v for v in ip if v is not None]
+        texts = json_numbers([r.value for r in fixed] + oop_values + ip_values)
+        # details are the test's name, the peer, numbers and words: escaped only when the
+        # names need it
+        plain = self._plain.get((name, peer))
+        if plain is None:
+            both = name + (peer or "")
+            plain = self._plain[(name, peer)] = json_text(both) == both
+        out = []
+        for r, v in zip(fixed, texts, strict=False):
+            a, b, c = self._template(node, r.metric, HOLE, r.peer, r.min, r.max)
+            out.append(f"{a}{r.detail if plain else json_text(r.detail)}{b}{v}{c}")
+        # per size: out-of-place then in-place, as the tolerant reader writes them
+        key = (node, peer, name)
+        pieces = self._by_size.get(key)
+        if pieces is None:
+            pieces = self._by_size[key] = tuple(line_template(record(
+                node, "nccl_busbw_by_size", 0.0, check=self.check, peer=peer,
+                detail=by_size_detail(name, HOLE, place))) for place in (OUT_OF_PLACE, IN_PLACE))
+        (oa, ob, oc), (ia, ib, ic) = pieces
+        k_oop = len(fixed)
+        k_ip = k_oop + len(oop_values)
+        n = len(sizes)
+        if len(oop_values) == n == len(ip_values):  # no N/A cell: two lines a row, built whole
+            names = list(map(str, sizes))
+            pairs: list[str] = [""] * (2 * n)
+            pairs[0::2] = [f"{oa}{z}{ob}{v}{oc}" for z, v in zip(names, texts[k_oop:k_ip],
+                                                               strict=True)]
+            pairs[1::2] = [f"{ia}{z}{ib}{v}{ic}" for z, v in zip(names, texts[k_ip:],
+                                                               strict=True)]
+            out += pairs
+            return out
+        add = out.append
+        for size, o, p in zip(map(str, sizes), oop, ip, strict=True):
+            if o is not None:
+                add(f"{oa}{size}{ob}{texts[k_oop]}{oc}")
+                k_oop += 1
+            if p is not None:
+                add(f"{ia}{size}{ib}{texts[k_ip]}{ic}")
+                k_ip += 1
+        return out
+
+
+_Rows = tuple[list[int], list[float | None], list[float | None], int | None, tuple[str, ...]]
+
+
+def _each(table: Callable[[list[str]], list[Any] | None], blocks: list[str]) -> list[Any]:
+    """``table`` of all runs' blocks at once; when that fails, of each run's alone (None
+    for a run whose block does not read)."""
+    got = table(blocks)
+    if got is not None:
+        return got
+    if len(blocks) == 1:
+        return [None]
+    return [None if (one := table([b])) is None else one[0] for b in blocks]
+
+
+#: a rank line as the tolerant reader's ``_RANK`` reads it (its blanks kept to one line)
+_RANK_WORDS = re.compile(
+    rf"^{_B}*#{_B}+Rank{_B}+([0-9]+){_B}+(?:Group{_B}+[0-9]+{_B}+)?(?:Pid{_B}+[0-9]+{_B}+)?"
+    rf"on{_B}+(\S+){_B}+device{_B}+[0-9]+{_B}+\[[^\]\n]*\][^\n]*$", re.M)
+#: a row of the current layout: 13 cells, size and count digits; captured: size, the
+#: out-of-place algbw, busbw and #wrong, the in-place busbw and #wrong
+_CELL = rf"{_B}+(\S+)"
+_ROW_CELLS = re.compile(
+    rf"^{_B}*([0-9]+){_B}+[0-9]+(?:{_B}+\S+){{4}}{_CELL * 3}(?:{_B}+\S+){{2}}{_CELL * 2}{_B}*$",
+    re.M)
+
+
+def _rank_table(blocks: list[str]) -> list[tuple[int, tuple[str, ...]] | None] | None:
+    """Per run (a block of its ``#  Rank N [Group G] [Pid P] on HOST device D [bus] model``
+    lines): how many ranks and their hosts in order, or None where two ranks collide (a
+    failure only the tolerant reader reports). None when a line does not read as the
+    tolerant reader's ``_RANK`` reads it (one match a line proves every one does)."""
+    joined = "".join(blocks)
+    found = _RANK_WORDS.findall(joined)
+    if len(found) != joined.count("\n"):
+        return None
+    out: list[tuple[int, tuple[str, ...]] | None] = []
+    at = 0
+    for block in blocks:
+        n = block.count("\n")
+        these = found[at:at + n]
+        hosts = tuple(dict.fromkeys(h for _, h in these))
+        collide = len(hosts) > 1 and len({int(r) for r, _ in these}) < n
+        out.append(None if collide else (n, hosts))
+        at += n
+    return out
+
+
+def _row_table(blocks: list[str]) -> list[_Rows] | None:
+    """Per run (a block of its rows in the current 13-column layout, as the tolerant reader
+    reads them): sizes, out-of-place and in-place bus bandwidths, the #wrong total and the
+    out-of-place algorithm bandwidth cells. None when a line is not such a row."""
+    if not blocks:
+        return []
+    joined = "".join(blocks)
+    found = _ROW_CELLS.findall(joined)
+    if len(found) != joined.count("\n"):
+        return None
+    cols = list(zip(*found, strict=True))
+    sizes = list(map(int, cols[0]))
+    oop, ip, algbw = _cells(cols[2]), _cells(cols[4]), cols[1]
+    ints = cols[3] + cols[5]
+    digits = "".join(ints)
+    plain = digits.isascii() and digits.isdigit() and max(map(len, ints)) < 16
+    w_oop, w_ip = (list(map(int, cols[3])), list(map(int, cols[5]))) if plain else ([], [])
+    out: list[_Rows] = []
+    at = 0
+    for block in blocks:
+        b = at + block.count("\n")
+        if plain:  # what _num then int() give, exactly
+            total: int | None = sum(w_oop[at:b]) + sum(w_ip[at:b])
+        else:
+            wrong = [int(w) for w in map(_num, cols[3][at:b] + cols[5][at:b])
+                     if w is not None]
+            total = sum(wrong) if wrong else None
+        out.append((sizes[at:b], oop[at:b], ip[at:b], total, algbw[at:b]))
+        at = b
+    return out
+
+
+def _cells(cells: tuple[str, ...]) -> list[float | None]:
+    """Numbers of a column as the tolerant reader's ``_num`` reads them, in one C call when
+    every cell is digits and dots."""
+    if _PLAIN.fullmatch("".join(cells)):
+        try:
+            return list(map(float, cells))
+        except ValueError:  # "1.2.3": _num's None
+            pass
+    return list(map(_num, cells))
+
+
+def _first_test(text: str, spans: tuple[tuple[int, int], ...]) -> str | None:
+    """The first ``*_perf`` name in the run's lines outside its rows (the tolerant reader
+    does not look for one in a row), as that reader takes it when no ``Collective test
+    starting`` line names the test."""
+    for start, end in spans:
+        at = text.find("_perf", start, end)
+        if at >= 0 and (m := _TEST.search(text, max(start, text.rfind("\n", start, at) + 1),
+                                           end)):
+            return m[1]
+    return None
+
+
+__all__ = ["BulkRecords", "jsonl_runs"]

@@ -1,0 +1,128 @@
+"""The bulk nccl-tests reader writes exactly the records of the tolerant one, run for run.
+
+Every nccl-tests fixture (real outputs, fragments, failures), alone and concatenated, and
+logs altered the ways operators' pastes are (warnings among rows, lost indentation, a cut
+table, an error message, CRLF, colliding ranks, N/A cells) must give the same JSON lines,
+run count, kept-out lines and errors both ways; clean runs must really be read in bulk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from parsers_support import EXTRA, REAL, fixture_text
+
+from provision import parsers
+from provision.errors import InputError
+from provision.parsers import nccl_bulk, nccl_tests
+
+#: the six table-bearing real runs that benchmarks/ingest_bench.py concatenates
+CLEAN = ("cscs-gh200-2node-8gpu-v2.17.1-no-ofi-plugin-slow.txt",
+         "gcm-a100-sxm4-80gb-1node-8gpu-nccl2.16.2-hostname-placeholder.txt",
+         "gcm-a100-sxm4-80gb-2node-16gpu-nccl2.12.12-hostname-placeholder.txt",
+         "oci-bm-gpu4.8-a100-1node-8gpu-10G.txt",
+         "oci-bm-gpu4.8-a100-2node-16gpu-10G-docker-older.txt",
+         "oci-bm-gpu4.8-a100-2node-16gpu-10G-ubuntu.txt")
+
+
+def _files() -> list[Path]:
+    return sorted(p for base in (REAL, EXTRA) for p in (base / "nccl-tests").glob("*.txt"))
+
+
+def _tolerant(text: str, node: str | None, check: str | None) -> object:
+    try:
+        results = nccl_tests.parse_runs(text, node=node, source_name="x")
+    except InputError as exc:
+        return ("error", str(exc))
+    lines = [m.to_json() for r in results for m in nccl_tests.measurements(r, check=check)]
+    return lines, len(results), tuple(s for r in results for s in r.skipped)
+
+
+def _bulk(text: str, node: str | None, check: str | None) -> tuple[object, int]:
+    try:
+        got = nccl_bulk.jsonl_runs(text, node=node, source_name="x", check=check)
+    except InputError as exc:
+        return ("error", str(exc)), 0
+    return (got.lines, got.runs, got.skipped), got.bulk
+
+
+def _same(text: str, node: str | None = "n1", check: str | None = None) -> int:
+    """Assert both readers agree on ``text``; how many runs went the bulk way."""
+    got, bulk = _bulk(text, node, check)
+    assert got == _tolerant(text, node, check)
+    return bulk
+
+
+def _clean() -> list[str]:
+    return [fixture_text(f"nccl-tests/{n}").rstrip("\n") + "\n" for n in CLEAN]
+
+
+@pytest.mark.parametrize("path", _files(), ids=lambda p: p.name)
+def test_every_fixture_gives_the_same_records(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for node, check in ((None, None), ("n1", 'acc "2"\\x')):
+        _same(text, node, check)
+    _same("\n".join([text] * 3))
+    _same(text.replace("\n", "\r\n"))
+
+
+def test_all_fixtures_concatenated() -> None:
+    texts = [p.read_text(encoding="utf-8") for p in _files()]
+    _same("".join(texts))
+    _same("\n".join(reversed(texts)))
+
+
+def test_clean_runs_are_read_in_bulk() -> None:
+    texts = _clean()
+    assert _same("".join(texts * 3), node=None) == 18
+    for t in texts:
+        assert _same(t, node=None) == 1
+
+
+def _lines_of(text: str, word: str) -> list[int]:
+    return [i for i, ln in enumerate(text.split("\n")) if word in ln]
+
+
+def _insert(text: str, at: int, line: str) -> str:
+    lines = text.split("\n")
+    return "\n".join([*lines[:at], line, *lines[at:]])
+
+
+def test_altered_runs_fall_back_and_agree() -> None:
+    log = "".join(_clean() * 2)
+    row = _lines_of(log, "    float     sum ")[3]
+    rank = _lines_of(log, "#  Rank  1 ")[0]
+    altered = {
+        "warning among rows": _insert(log, row, "nid005471: NCCL INFO Channel 00/0 : 0[0] -> 1"),
+        "error among rows": _insert(log, row, "node1: Test NCCL failure common.cu:958 'internal'"),
+        "lost indentation": log.replace("\n    33554432 ", "\n33554432 ", 1),
+        "row cut short": _insert(log, row, "  4096  1024  float  sum  -1  55.95  0.07"),
+        "older error columns": log.replace("#wrong", "error", 2),
+        "rank collision": log.replace("#  Rank  1 Group  0 Pid  50782 on {host1}",
+                                      "#  Rank  0 Group  0 Pid  50782 on {host1}", 1),
+        "rank line unread": _insert(log, rank, "#  Rank  9 on"),
+        "N/A in place": log.replace("   0.00      0\n", "    N/A    N/A\n", 3),
+        "leading zeros": log.replace("\n        8 ", "\n        008 ", 1),
+        "unicode digits": log.replace("Out of bounds values : 0", "Out of bounds values : 0\u0663", 1),
+        "truncated": log[: log.rindex("Avg bus") - 40],
+        "avg of a word": log.replace("Avg bus bandwidth    : 1.58767", "Avg bus bandwidth : x", 1),
+        # a run without 'Collective test starting' takes its name from its lines, not a row
+        "test name in a row": "".join(t.replace("float", "x_perf", 1) if "{hostname}" in t
+                                      else t for t in _clean() * 2),
+        "no trailing newline": log.rstrip("\n"),
+        "blank lines": log.replace("\n#\n", "\n\n#\n\n"),
+        "tabs": log.replace("     float     sum", "\tfloat\tsum"),
+    }
+    got = {name: _same(text) for name, text in altered.items()}
+    # the run holding what the bulk reader does not read goes to the tolerant one, alone
+    falls_back = {"warning among rows", "error among rows", "row cut short",
+                  "older error columns", "rank collision", "rank line unread", "unicode digits",
+                  "truncated"}
+    assert got == {name: 11 if name in falls_back else 12 for name in altered}
+
+
+def test_ingest_auto_uses_the_bulk_reader_for_nccl_tests() -> None:
+    text = "".join(_clean() * 2)
+    part, = parsers.ingest_parts("auto", text, source_name="x")
+    assert part.runs == 12 and part.lines == _tolerant(text, None, None)[0]  # type: ignore[index]
