@@ -156,7 +156,7 @@ def start_writeback(fd: int) -> None:
             advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # Linux: starts writeback of dirty pages
 
 
-def fsync_all(paths: Iterable[Path], dirs: Iterable[Path] = ()) -> None:
+def fsync_all(paths: Iterable[Path | str], dirs: Iterable[Path | str] = ()) -> None:
     """Flush exactly these files, then these directories (their entries), to disk.
 
     Unlike :func:`os.sync`, nothing else on the machine is flushed.
