@@ -11,7 +11,6 @@ block, ``/dev/zero`` never ends) and stop at a size limit.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import sys
@@ -23,10 +22,14 @@ from provision.errors import InputError
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib  # not at start-up: `forge validate` hashes nothing
+
     return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
