@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import sqlite3
-import statistics
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -233,6 +231,8 @@ class HistoryStore:
                             f"{self.retry_deadline_s:g} s", hint="another writer holds it; "
                             "check for a stuck process") from None
                     raise
+                import random  # only once a lock is met
+
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.5)
 
@@ -408,6 +408,8 @@ class HistoryStore:
         (``Baseline.from_records``). Rows stream in group order, so memory
         holds one group at a time, not the window.
         """
+        import statistics  # not at start-up: a trend needs no median
+
         out: list[Measurement] = []
         for m in metrics or [None]:  # type: ignore[list-item]
             src, cond, args = _where(nodes, m, since, until, None)
