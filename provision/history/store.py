@@ -26,12 +26,14 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from provision.errors import CommandTimeout, InputError
 from provision.history import schema
 from provision.history.timeparse import from_iso
-from provision.measurement import Measurement
+
+if TYPE_CHECKING:
+    from provision.measurement import Measurement
 
 T = TypeVar("T")
 DEFAULT_DB = Path("/var/lib/forge/history.db")
@@ -408,7 +410,9 @@ class HistoryStore:
         (``Baseline.from_records``). Rows stream in group order, so memory
         holds one group at a time, not the window.
         """
-        import statistics  # not at start-up: a trend needs no median
+        import statistics  # not at start-up: a trend needs neither
+
+        from provision.measurement import Measurement
 
         out: list[Measurement] = []
         for m in metrics or [None]:  # type: ignore[list-item]
