@@ -10,7 +10,8 @@ converge and then as a no-change rerun, with ``--ansible-settings forge``
 set size (PSS, so pages shared between forks count once) of the controller:
 this process (forge's driver runs in it) and every process it started:
 ansible-playbook, its forks, the ssh clients and Mitogen's multiplexer; and
-their CPU time (getrusage of this process and of the waited children). The sshd
+their CPU time (getrusage of this process and of the waited children, less the
+sampler thread's own CPU time spent walking /proc). The sshd
 endpoints are started outside this process's tree (``start_sshds``), so the
 sshd sessions, the modules and Mitogen's per-node interpreters, which live on
 the nodes in a real cluster, are in neither figure. Not counted either: SSH
@@ -33,6 +34,7 @@ import resource
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,14 +88,22 @@ def descendants(root: int, *, include_root: bool = False) -> list[int]:
 
 
 class PeakSampler:
+    """Samples the controller's PSS every 0.25 s from a thread of this process.
+
+    Walking /proc costs CPU in this process, which the controller's CPU figure counts:
+    ``cpu_s`` is the sampler thread's own CPU time, for the caller to take off.
+    """
+
     def __init__(self) -> None:
         self.peak_kib = 0
+        self.cpu_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak_kib = max(self.peak_kib, process_tree_pss_kib(os.getpid()))
+            self.cpu_s = time.thread_time()
             self._stop.wait(0.25)
 
     def __enter__(self) -> PeakSampler:
@@ -150,7 +160,8 @@ def run(spec: Path, playbook: Path, runs: Path, profile: Profile, bench_dir: Pat
                                    extravars={"bench_dir": str(bench_dir)}))
     if res.exit_code != ExitCode.OK:
         raise SystemExit(f"{profile}: run failed, see {res.run_dir}")
-    return Measured(res.seconds, res.changed, controller_cpu_s() - cpu_before, sampler.peak_kib)
+    return Measured(res.seconds, res.changed, controller_cpu_s() - cpu_before - sampler.cpu_s,
+                    sampler.peak_kib)
 
 
 def main() -> int:

@@ -50,6 +50,15 @@ def repo_root() -> Path:
     return home()
 
 
+def package_text(relative: str) -> str:
+    """A data file shipped inside the package (``spec/catalog.yaml``), as text.
+
+    Read from beside the modules: forge is installed as files, and this spares
+    ``importlib.resources`` (and the tempfile/shutil it imports) at every start.
+    """
+    return (PACKAGE_DIR / relative).read_text(encoding="utf-8")
+
+
 def templates_dir() -> Path:
     return home() / "inventory" / "templates"
 

@@ -1,8 +1,11 @@
 """Naive floor for forge validate/render on the render_bench-style spec.
 
-Usage: SPEC (OUT | --validate-only). libyaml, ClusterShell node sets, integer address
-arithmetic, duplicate and subnet checks, the same host_vars text, a hosts.yml, staged and
-renamed into place after one os.sync(). No schema, profiles, manifest or group_vars.
+Usage: SPEC (OUT | --validate-only) [--fsync]. libyaml, ClusterShell node sets, integer
+address arithmetic, duplicate and subnet checks, the same host_vars text, a hosts.yml, staged
+and renamed into place after one os.sync() (every file system of the machine flushed, the
+write-back done by kernel threads: not in this process's CPU time) or, with --fsync, after
+an fsync of each file written and its directories (what forge does: the same flush, nothing
+else on the machine). No schema, profiles, manifest or group_vars.
 """
 import ipaddress
 import json
@@ -14,6 +17,7 @@ import yaml
 from ClusterShell.NodeSet import NodeSet
 
 spec, out = sys.argv[1], (None if sys.argv[2] == "--validate-only" else sys.argv[2])
+each = "--fsync" in sys.argv[3:]
 with open(spec) as fh:
     doc = yaml.load(fh, Loader=yaml.CSafeLoader)
 nets = doc["networks"]
@@ -54,17 +58,26 @@ src = os.path.basename(spec)
 stage = tempfile.mkdtemp(prefix=".stage.", dir=os.path.dirname(os.path.abspath(out)))
 os.mkdir(os.path.join(stage, "host_vars"))
 d = json.dumps
+written = []
 for name, g, rack, mip, bip, fab in hosts:
-    with open(os.path.join(stage, "host_vars", name + ".yml"), "w") as f:
+    written.append(os.path.join(stage, "host_vars", name + ".yml"))
+    with open(written[-1], "w") as f:
         f.write(f"# {name}: rendered from {src}.\n"
                 f"ansible_host: {d(mip)}\nansible_port: 22\n"
                 f"forge_group: {d(g['name'])}\nforge_roles: {d(g['roles'])}\n"
                 f"forge_rack: {d(rack)}\n"
                 f"forge_management_ip: {d(mip)}\nforge_bmc_address: {d(bip)}\nforge_serial: null\n"
                 f"forge_macs: {{}}\nforge_fabric_addresses: {d(fab, sort_keys=True)}\n")
-with open(os.path.join(stage, "hosts.yml"), "w") as f:
+written.append(os.path.join(stage, "hosts.yml"))
+with open(written[-1], "w") as f:
     f.write("all:\n  children:\n")
     for grp, names in sorted(groups.items()):
         f.write(f"    {grp}:\n      hosts:\n" + "".join(f"        {n}: {{}}\n" for n in names))
-os.sync()
+if each:
+    for path in [*written, os.path.join(stage, "host_vars"), stage]:
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+else:
+    os.sync()
 os.rename(stage, out)

@@ -8,7 +8,7 @@ import click
 
 from provision.history.store import HistoryStore, default_db
 from provision.history.timeparse import parse_duration, parse_since, to_iso
-from provision.history.trend import series, series_of, sparkline
+from provision.history.trend import series, trends, trends_of
 
 
 @click.command()
@@ -68,20 +68,20 @@ def history(nodeset: str | None, metric: str | None, since: str, db: Path | None
                  "check": s.check, "agg": s.agg, "n": s.n, "min": s.vmin, "max": s.vmax}
                 for s in samples]})
             return
-        trends = (series_of(*store.values(metric=metric, nodes=nodes, since=start), metric)
-                  if metric else series(store.samples(nodes=nodes, since=start)))
-    if not trends:
+        lines_of = (trends_of(*store.values(metric=metric, nodes=nodes, since=start), metric,
+                              width) if metric
+                    else trends(series(store.samples(nodes=nodes, since=start)), width))
+    if not lines_of:
         from provision.cli.output import console
 
         console().print(f"no samples since {to_iso(start)} in {path}", markup=False)
         return
     lines = []
     current = None
-    for s in trends:
-        if s.metric != current:
-            current = s.metric
-            lines.append(f"{s.metric} ({s.unit or ''}) since {to_iso(start)}")
-        lines.append(f"  {s.key:<18} {sparkline(s.values, width):<{width}}  "
-                     f"last {s.last:g}  min {min(s.values):g}  max {max(s.values):g}  "
-                     f"n={len(s.values)}")
+    for t in lines_of:
+        if t.metric != current:
+            current = t.metric
+            lines.append(f"{t.metric} ({t.unit or ''}) since {to_iso(start)}")
+        lines.append(f"  {t.key:<18} {t.spark:<{width}}  last {t.last:g}  min {t.low:g}  "
+                     f"max {t.high:g}  n={t.n}")
     click.echo("\n".join(lines))  # thousands of plain lines: no rich rendering per line

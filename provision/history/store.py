@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import sqlite3
-import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from provision.errors import CommandTimeout, InputError
 from provision.history import schema
 from provision.history.timeparse import from_iso
-from provision.measurement import Measurement
+
+if TYPE_CHECKING:
+    from provision.measurement import Measurement
 
 T = TypeVar("T")
 DEFAULT_DB = Path("/var/lib/forge/history.db")
@@ -233,6 +233,8 @@ class HistoryStore:
                             f"{self.retry_deadline_s:g} s", hint="another writer holds it; "
                             "check for a stuck process") from None
                     raise
+                import random  # only once a lock is met
+
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.5)
 
@@ -338,23 +340,38 @@ class HistoryStore:
 
     def values(self, *, metric: str, nodes: Sequence[str] | None = None,
                since: float | None = None) -> tuple[dict[int, tuple[str, int | None, str | None]],
-                                                     list[tuple[int, float, float]]]:
-        """The narrow fetch behind a trend: series identities, and (series, ts, value) rows.
+                                                     Collection[Any], Collection[Any]]:
+        """The narrow fetch behind a trend: series identities, then series ids and values.
 
-        Only the columns a sparkline needs cross from SQLite to Python, and no object is
-        built per reading; rows come in time order.
+        Only the two columns a sparkline needs cross from SQLite to Python, in time order
+        (the clustering order of a fleet-wide query: no sort). Up to ``NUMPY_ROWS`` rows
+        come back as lists; a larger result streams straight into two numpy arrays, with
+        no Python object kept per reading.
         """
+        from provision.history.trend import NUMPY_ROWS
+
         src, cond, args = _where(nodes, metric, since, None, None)
-        rows = self.conn.execute(f"SELECT r.series, r.ts / 1000.0, r.value FROM{src}{cond} "
-                                 "ORDER BY r.ts", args).fetchall()
-        ids = sorted({r[0] for r in rows})
+        cur = self.conn.execute(f"SELECT r.series, r.value FROM{src}{cond} ORDER BY r.ts", args)
+        head = cur.fetchmany(NUMPY_ROWS)
+        sids: Collection[Any]
+        vals: Collection[Any]
+        if len(head) < NUMPY_ROWS:
+            sids, vals = [r[0] for r in head], [r[1] for r in head]
+            ids = sorted(set(sids))
+        else:
+            import numpy as np
+
+            flat = np.fromiter(itertools.chain.from_iterable(itertools.chain(head, cur)),
+                               dtype=np.float64).reshape(-1, 2)
+            sids, vals = flat[:, 0].astype(np.int64), np.ascontiguousarray(flat[:, 1])
+            ids = np.unique(sids).tolist()
         ident: dict[int, tuple[str, int | None, str | None]] = {}
         for chunk in range(0, len(ids), 900):
             part = ids[chunk:chunk + 900]
             ident.update((i, (node, gpu, unit)) for i, node, gpu, unit in self.conn.execute(
                 f"SELECT id, node, gpu, unit FROM series WHERE id IN ({','.join('?' * len(part))})",
                 part))
-        return ident, rows
+        return ident, sids, vals
 
     def has_run(self, run_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?",
@@ -393,6 +410,10 @@ class HistoryStore:
         (``Baseline.from_records``). Rows stream in group order, so memory
         holds one group at a time, not the window.
         """
+        import statistics  # not at start-up: a trend needs neither
+
+        from provision.measurement import Measurement
+
         out: list[Measurement] = []
         for m in metrics or [None]:  # type: ignore[list-item]
             src, cond, args = _where(nodes, m, since, until, None)

@@ -21,6 +21,7 @@ import ctypes.util
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -34,6 +35,8 @@ from provision.spec.model import Site
 
 MANIFEST = ".forge-manifest.json"
 RENAME_EXCHANGE = 2  # linux/fs.h
+_PLAIN_RELATIVE = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class WriteReport:
 
 def safe_relative(rel: str) -> bool:
     """True when ``rel`` names a path strictly inside a directory (no '..', no absolute path)."""
+    if _PLAIN_RELATIVE.fullmatch(rel):  # the usual name: no part starts with a dot
+        return True
     p = PurePosixPath(rel)
     return (bool(rel) and "\\" not in rel and "\0" not in rel and not p.is_absolute()
             and all(part not in ("", ".", "..") for part in p.parts) and len(p.parts) > 0)
@@ -130,24 +135,43 @@ def _stage(out: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
 
 
-def _write(stage: Path, rel: str, text: str) -> Path:
-    path = stage / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
-        path.unlink()  # a hard link to the old tree's file: never write through it
-    with path.open("w", encoding="utf-8") as f:
-        f.write(text)
-    return path
+class _Writer:
+    """New files in the staging tree: plain system calls, each directory made once."""
+
+    def __init__(self, stage: Path) -> None:
+        self.stage = str(stage)
+        self.made: set[str] = set()
+        self.written: list[str] = []
+
+    def write(self, rel: str, data: bytes) -> None:
+        path = os.path.join(self.stage, rel)
+        parent = os.path.dirname(path)
+        if parent not in self.made:
+            os.makedirs(parent, exist_ok=True)
+            self.made.add(parent)
+        try:
+            fd = os.open(path, _CREATE, 0o666)
+        except FileExistsError:  # a hard link to the old tree's file: never write through it
+            os.unlink(path)
+            fd = os.open(path, _CREATE, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        self.written.append(path)
 
 
-def _swap_in(stage: Path, out: Path, mode: int, written: list[Path]) -> None:
+def _swap_in(stage: Path, out: Path, mode: int, written: list[str]) -> None:
     """Make ``stage`` the new ``out`` in one step; the old tree goes away after.
 
     Only the files written here and their directories are flushed first (hard links
     into the old tree are on disk already), never every file system of the machine.
     """
     os.chmod(stage, mode)
-    fsync_all(written, sorted({p.parent for p in written} | {stage}, reverse=True))
+    fsync_all(written, sorted({os.path.dirname(p) for p in written} | {str(stage)},
+                              reverse=True))
     if not out.exists() or not any(out.iterdir()):
         if out.exists():
             out.rmdir()
@@ -173,12 +197,11 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
     manifest = _load_manifest(out) if existing else {}
     report = WriteReport(given)
     new_manifest: dict[str, str] = {}
-    changes: dict[str, str | None] = {}   # rel -> new text, or None to delete
+    changes: dict[str, bytes | None] = {}   # rel -> new content, or None to delete
     for rel in sorted(files):
         data = files[rel].encode()
         digest = sha256_bytes(data)
-        path = out / rel
-        if existing and _regular_or_absent(path, rel):
+        if existing and _regular_or_absent(path := out / rel, rel):
             current = sha256_file(path)
             if current == digest:
                 report.unchanged.append(rel)
@@ -193,7 +216,7 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
             (report.written if ours else report.overwritten).append(rel)
         else:
             report.written.append(rel)
-        changes[rel] = files[rel]
+        changes[rel] = data
         new_manifest[rel] = digest
     for rel, digest in sorted(manifest.items()):
         if rel in files or not _regular_or_absent(out / rel, rel):
@@ -214,15 +237,15 @@ def write_files(out: Path, files: dict[str, str], *, force: bool = False) -> Wri
     try:
         if existing:
             _link_tree(out, stage)
-        written: list[Path] = []
-        for rel, text in sorted(changes.items()):
-            if text is None:
+        writer = _Writer(stage)
+        for rel, content in sorted(changes.items()):
+            if content is None:
                 (stage / rel).unlink()
                 _prune_empty((stage / rel).parent, stage)
             else:
-                written.append(_write(stage, rel, text))
-        written.append(_write(stage, MANIFEST, manifest_text))
-        _swap_in(stage, out, mode, written)
+                writer.write(rel, content)
+        writer.write(MANIFEST, manifest_text.encode())
+        _swap_in(stage, out, mode, writer.written)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

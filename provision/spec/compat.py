@@ -10,16 +10,17 @@ accepted (nothing to check it against).
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import yaml
 
+from provision.paths import package_text
+
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, Any]:
-    text = resources.files("provision.spec").joinpath("compat.yaml").read_text()
-    data: dict[str, Any] = yaml.safe_load(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a tenth of the time
+    data: dict[str, Any] = yaml.load(package_text("spec/compat.yaml"), Loader=loader)
     return data
 
 

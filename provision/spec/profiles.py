@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import copy
-import difflib
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import yaml
 
+from provision.paths import package_text
 from provision.spec.model import CpuSpec, GpuSpec, HardwareProfile, NicSpec, RailPort
 
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, Any]:
-    text = resources.files("provision.spec").joinpath("catalog.yaml").read_text()
-    data: dict[str, Any] = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    data: dict[str, Any] = yaml.load(package_text("spec/catalog.yaml"),
+                                     Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return data
 
 
@@ -35,6 +34,8 @@ def deep_merge(base: Any, over: Any) -> Any:
 
 
 def suggest(word: str, choices: list[str]) -> str:
+    import difflib  # only for a misspelt name
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -279,17 +279,20 @@ def test_queries_use_their_index_and_a_reading_is_small(tmp_path: Path) -> None:
         assert size / n < 292 / 3, f"{size / n:.0f} bytes a reading"
 
 
-@pytest.mark.parametrize("sweeps", [3, 45])  # below and above the numpy grouping threshold
+@pytest.mark.parametrize("sweeps", [3, 45])  # below and above the numpy threshold
 def test_narrow_fetch_gives_the_trends_of_full_samples(tmp_path: Path, sweeps: int) -> None:
-    from provision.history.trend import series_of
+    from provision.history.trend import trends, trends_of
 
     with HistoryStore(tmp_path / "h.db") as store:
         for s in range(sweeps):
             store.record(RunInfo(f"s{s}", 1e9 + 900 * s), [
                 Measurement(node=f"gpu{n:03d}", metric="gpu_temperature", gpu=g,
-                            value=40.0 + (s * 7 + n + g) % 13, unit="C" if s < 2 else "degC")
+                            value=40.0 + (s * 7 + n * g) % 13 + (n == 5 and s == 30) * 40,
+                            unit="C" if s < 2 else "degC")
                 for n in range(64) for g in range(8)])
-        ident, rows = store.values(metric="gpu_temperature", since=1e9 + 900)
-        got = series_of(ident, rows, "gpu_temperature")
-        assert got == series(store.samples(metric="gpu_temperature", since=1e9 + 900))
+        got = trends_of(*store.values(metric="gpu_temperature", since=1e9 + 900),
+                        "gpu_temperature", 40)
+        want = trends(series(store.samples(metric="gpu_temperature", since=1e9 + 900)), 40)
+        assert got == want
         assert len(got) == 512 and got[0].unit == "degC"
+        assert len({t.spark for t in got}) >= 2  # the trends differ: a real comparison

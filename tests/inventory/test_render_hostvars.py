@@ -39,3 +39,27 @@ def test_host_vars_match_the_tojson_reference(spec: Path) -> None:
         want = ref.render(node=node, source_name=source,
                           fabric_addresses=[dict(a.__dict__) for a in node.fabric_addresses])
         assert files[f"host_vars/{node.name}.yml"] == want
+
+
+def test_only_plain_substitution_templates_skip_jinja() -> None:
+    import jinja2
+
+    from provision.inventory.render import _substitution
+
+    env = jinja2.Environment(loader=jinja2.DictLoader({
+        "plain": "a: {{ n.x }} {b} {{ j.k }}\n",
+        "filtered": "a: {{ n.x | upper }}\n",
+        "tagged": "{% if n.x %}a{% endif %}\n",
+    }), keep_trailing_newline=True)
+
+    class N:
+        x = "v"
+
+    values = {"n": N(), "j": {"k": 7}}
+    for name in ("plain", "filtered", "tagged"):
+        text = env.get_template(name).render(**values)
+        fill = _substitution(env, name, values, text)
+        assert (fill is not None) == (name == "plain"), name
+        if fill is not None:
+            assert fill(n=N(), j={"k": 8}) == "a: v {b} 8\n"
+    assert _substitution(env, "plain", values, "something else") is None
