@@ -22,7 +22,7 @@ PACKAGED = PACKAGE_DIR / "_assets"
 CHECKOUT = PACKAGE_DIR.parent
 
 # The asset directories, relative to a home (what setup.py copies into the wheel).
-ASSETS = ("playbooks", "inventory/templates", "site-specs", "checks")
+ASSETS = ("playbooks", "inventory/templates", "site-specs")
 MARKER = "inventory/templates/hosts.yml.j2"
 
 
