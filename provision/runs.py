@@ -1,7 +1,9 @@
 """Run directories: where every check, deploy and sweep keeps what it used and produced.
 
 One directory per run, ``<root>/<kind>-<UTC time>-<short id>/``; the root is
-``--runs-dir``, else ``$FORGE_RUNS_DIR``, else ``./runs``. A run directory is
+``--runs-dir``, else ``$FORGE_RUNS_DIR``, else ``./runs`` (a sweep's: ``runs/``
+beside its history store, so that an installed sweep that systemd or cron
+starts in ``/`` keeps them in ``/var/lib/forge/runs``). A run directory is
 created exclusively (``os.mkdir``; a name taken by a run that started in the
 same second is retried with a new id), so two runs never share one. Each holds:
 
@@ -53,11 +55,12 @@ _URL_AUTH = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECA
 SCRUBBED = "***"
 
 
-def runs_root(explicit: Path | None = None) -> Path:
-    """Where run directories go: ``--runs-dir``, else ``$FORGE_RUNS_DIR``, else ``./runs``."""
+def runs_root(explicit: Path | None = None, default: Path | None = None) -> Path:
+    """Where run directories go: ``--runs-dir``, else ``$FORGE_RUNS_DIR``, else the
+    command's ``default`` (sweeps: beside their history store), else ``./runs``."""
     if explicit is not None:
         return Path(explicit)
-    return Path(os.environ.get(ENV) or Path.cwd() / "runs")
+    return Path(os.environ.get(ENV) or default or Path.cwd() / "runs")
 
 
 def stamp(now: float | None = None) -> str:
@@ -205,6 +208,17 @@ class Run:
         self.update(finished=iso(now), seconds=round(now - self.started, 3),
                     exit_code=int(exit_code),
                     status=status or ("ok" if int(exit_code) == 0 else "failed"), **fields)
+
+    def abandon(self, exc: BaseException) -> None:
+        """Record a run that an exception ended (unless it was already finished):
+        130 for Ctrl-C, else the error's own exit code (70 for a bug)."""
+        if self.record.get("exit_code") is not None:
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            self.finish(130, status="interrupted")
+        else:
+            self.finish(int(getattr(exc, "exit_code", 70)), status="error",
+                        error=type(exc).__name__)
 
     # --- what a run keeps
     def keep_spec(self, source: Path | str, name: str = "spec.yaml") -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from provision.checks import options as opt
 from provision.checks.base import Check
 from provision.checks.engine import Engine, RunReport
-from provision.errors import ExitCode, ForgeError, InputError
+from provision.errors import ForgeError, InputError
 from provision.expectations import SitePlan, plan_site
 from provision.remote.base import Launcher, Target
 from provision.runs import SCHEMA_VERSION, Run
@@ -153,11 +153,8 @@ def run_checks(site: Site, req: CheckRequest, *, spec_path: Path | None = None,
                         reservation=req.reservation, log=log)
         try:
             report = engine.run(list(req.checks), [n.name for n in req.nodes])
-        except KeyboardInterrupt:
-            run.finish(int(ExitCode.INTERRUPTED), status="interrupted")
-            raise
-        except Exception as exc:
-            run.finish(int(getattr(exc, "exit_code", ExitCode.INTERNAL_ERROR)), status="error")
+        except BaseException as exc:
+            run.abandon(exc)
             raise
     finally:
         reach.close()
