@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +77,7 @@ def sweep_site(site: Site, opts: SweepOptions, *, launcher: SshLauncher | None =
 
     nodes = site.select(opts.nodes)
     exps = {n.name: for_node(site, n) for n in nodes}
-    run = start_run(opts, site=site.name, source=Path(site.source), nodes=list(exps))
+    run = start_run(opts, exps, site=site.name, source=Path(site.source))
     run_id = run.name if run is not None else new_run_id()
     started = time.time()
     own = launcher is None
@@ -101,15 +101,19 @@ def sweep_site(site: Site, opts: SweepOptions, *, launcher: SshLauncher | None =
     return result
 
 
-def start_run(opts: SweepOptions, *, source: Path | None, nodes: list[str],
-              keep_as: str = "spec.yaml", **fields: Any) -> Run | None:
-    """The sweep's run directory (when ``opts.run_dir``), holding its input as given."""
+def start_run(opts: SweepOptions, exps: Mapping[str, NodeExpectation], *,
+              source: Path | None, keep_as: str = "spec.yaml", **fields: Any) -> Run | None:
+    """The sweep's run directory (when ``opts.run_dir``): its input as given and the
+    resolved plan (``plan.json``: each node's expectations and limits)."""
     if not opts.run_dir:
         return None
-    run = Run.create("sweep", root=sweep_runs_root(opts), profile=opts.profile, nodes=nodes,
-                     drain=opts.drain, dry_run=opts.dry_run, **fields)
+    run = Run.create("sweep", root=sweep_runs_root(opts), profile=opts.profile,
+                     nodes=list(exps), drain=opts.drain, dry_run=opts.dry_run, **fields)
     if source is not None and source.is_file():
         run.keep_spec(source, keep_as)
+    run.write_json("plan.json", {"schema_version": 1, "kind": "forge-sweep-plan",
+                                 "profile": opts.profile,
+                                 "nodes": {n: e.to_dict() for n, e in exps.items()}})
     return run
 
 
@@ -233,7 +237,7 @@ def local_sweep(exp: NodeExpectation, opts: SweepOptions,
     """``forge sweep --local``: this node's probes, stored and (opt-in) acted on here."""
     from provision.sweep.collect import run_local
 
-    run = start_run(opts, source=source, keep_as=keep_as, nodes=[exp.node], local=True)
+    run = start_run(opts, {exp.node: exp}, source=source, keep_as=keep_as, local=True)
     run_id = run.name if run is not None else new_run_id("health")
     started = time.time()
     try:

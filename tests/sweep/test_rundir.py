@@ -63,6 +63,8 @@ def test_a_drain_traces_back_to_the_raw_probe_output(tmp_path: Path,
     assert record["kind"] == "sweep" and record["schema_version"] == 1
     assert record["exit_code"] == int(result.exit_code()) == 1 and record["finished"]
     assert (run / "spec.yaml").read_bytes() == spec.read_bytes()
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["kind"] == "forge-sweep-plan" and plan["nodes"]["gpu001"]["node"] == "gpu001"
     raw = (run / "raw" / "gpu001.out").read_text()
     assert XID63.read_text().strip() in raw                 # the bytes that caused it
     assert json.loads((run / "raw" / "gpu001.json").read_text())["status"] == "ok"
