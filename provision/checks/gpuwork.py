@@ -161,7 +161,7 @@ class SdcOptions:
                              f"else {DEFAULT_BURNIN_MINUTES} min)")
     inject_flip: str | None = option(
         None, pattern=r"\d+:\d+", help="GPU:ITER flips one output bit of GPU in iteration "
-                                        "ITER, to prove the check catches it")
+                                        "ITER, to prove the check catches it (unset: none)")
 
 
 class SdcBurnin(Check):

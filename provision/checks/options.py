@@ -48,8 +48,8 @@ class OptionInfo:
     def describe(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         choices = f", one of {','.join(map(str, self.choices))}" if self.choices else ""
-        default = "none" if self.default is None else f"{self.default}{unit}"
-        return f"{self.name}=<{self.type}{unit}{choices}> (default {default}): {self.help}"
+        default = "" if self.default is None else f" (default {self.default}{unit})"
+        return f"{self.name}=<{self.type}{unit}{choices}>{default}: {self.help}"
 
 
 def _base_type(hint: Any) -> tuple[type, bool]:
