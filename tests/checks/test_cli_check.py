@@ -165,3 +165,21 @@ def test_run_directory_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not an empty directory"):
         Run.create("check", out=tmp_path / "x")
     assert (tmp_path / "x" / "keep").read_text() == "mine"
+
+
+def test_run_directory_comes_from_runs_dir_else_forge_runs_dir(
+        sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = str(_spec(tmp_path, sshd))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORGE_RUNS_DIR", str(tmp_path / "env"))
+    args = ["check", spec, "--via", "local", "--checks", "tools", "--nodes", "t1"]
+    assert _forge(args) in (0, 1)
+    assert _forge([*args, "--runs-dir", str(tmp_path / "flag")]) in (0, 1)
+    (env_run,) = (tmp_path / "env").iterdir()
+    (flag_run,) = (tmp_path / "flag").iterdir()
+    assert not (tmp_path / "runs").exists()
+    for run in (env_run, flag_run):
+        assert run.name.startswith("check-")
+        record = json.loads((run / "forge-run.json").read_text())
+        assert record["kind"] == "check" and record["exit_code"] in (0, 1)
+        assert (run / "verdict.json").exists()
