@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision import __version__
 from provision.errors import InputError
-from provision.fsutil import atomic_write_text
+from provision.fsutil import atomic_write_bytes, atomic_write_text
 from provision.measurement import Measurement, write_records
 
 if TYPE_CHECKING:
@@ -223,10 +224,9 @@ class Run:
     # --- what a run keeps
     def keep_spec(self, source: Path | str, name: str = "spec.yaml") -> None:
         """The user's input file, byte for byte as given."""
-        data = Path(source).read_bytes()
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.path / name)
+        src = Path(source)
+        atomic_write_bytes(self.path / name, src.read_bytes(),
+                           mode=stat.S_IMODE(src.stat().st_mode) & 0o644)
 
     def write_text(self, rel: str, text: str) -> None:
         atomic_write_text(self.path / rel, text)

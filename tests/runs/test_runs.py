@@ -73,9 +73,11 @@ def test_spec_is_kept_byte_for_byte(tmp_path: Path) -> None:
     spec = tmp_path / "site.yaml"
     data = b"# my comment\r\nspec_version: 1   # trailing\n\xe2\x82\xac: x\n"
     spec.write_bytes(data)
+    spec.chmod(0o600)
     run = runs.Run.create("deploy", root=tmp_path / "r")
     run.keep_spec(spec)
     assert (run.path / "spec.yaml").read_bytes() == data
+    assert (run.path / "spec.yaml").stat().st_mode & 0o777 == 0o600   # never wider than given
 
 
 def test_explicit_directory_is_used_once_and_never_reused(tmp_path: Path) -> None:
