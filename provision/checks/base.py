@@ -10,10 +10,10 @@ plan. The engine (:mod:`provision.checks.engine`) does the rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from provision.checks.options import NoOptions
 from provision.expectations import NodePlan, SitePlan
 from provision.measurement import Measurement
 from provision.spec.model import Site
@@ -64,7 +64,12 @@ class Context:
     plan: NodePlan | None = None
     python: str = "python3"             # interpreter on the nodes (acceptance.python)
     via: str = "ssh"
-    options: Mapping[str, Any] = field(default_factory=dict)
+    #: this check's typed options (an instance of its ``Options``)
+    options: Any = field(default_factory=NoOptions)
+    #: the operator's per-check time limit (``--timeout``), else the check's own
+    timeout_s: float | None = None
+    #: the Slurm reservation the nodes are held in (``--reservation``)
+    reservation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,9 @@ class Check:
     #: takes the GPUs or the fabric: runs only on nodes drained or reserved for
     #: acceptance (provision.checks.ownership), unless the operator says --force
     disruptive: ClassVar[bool] = False
+    #: the check's options: a frozen dataclass of typed fields made with
+    #: :func:`provision.checks.options.option` (default, unit, description)
+    Options: ClassVar[type] = NoOptions
 
     # --- node scope
     def argv(self, ctx: Context) -> list[str]:
@@ -132,4 +140,4 @@ class Check:
         raise NotImplementedError
 
     def timeout(self, ctx: Context) -> float:
-        return float(ctx.options.get("timeout") or self.timeout_s)
+        return float(ctx.timeout_s or self.timeout_s)

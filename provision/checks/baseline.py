@@ -159,7 +159,7 @@ def _unit(plan: NodePlan, name: str) -> str:
 
 def _raw_topo(run_dir: Path, node: str) -> str | None:
     """``nvidia-smi topo -m`` as the conformance or nvlink collector kept it."""
-    from provision.checks.rundir import safe_name
+    from provision.runs import safe_name
 
     for check in ("conformance", "nvlink"):
         out = run_dir / "raw" / check / f"{safe_name(node)}.out"

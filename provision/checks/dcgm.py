@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from provision.checks.base import Check, Context, Needs, Raw
+from provision.checks.options import option
 from provision.checks.reference import annotate
 from provision.errors import InputError
 from provision.expectations import NodePlan
 from provision.measurement import Measurement
 from provision.parsers import get as parser
+
+
+@dataclass(frozen=True)
+class DcgmOptions:
+    level: int | None = option(None, choices=(1, 2, 3, 4),
+                               help="dcgmi diag run level (default: acceptance.dcgm_level of "
+                                    "the spec, else 3)")
 
 
 class Dcgm(Check):
@@ -20,9 +29,11 @@ class Dcgm(Check):
     needs = Needs(gpu=True)
     timeout_s = 3600.0
     tool = "dcgmi"
+    Options = DcgmOptions
 
     def level(self, ctx: Context) -> int:
-        level = int(ctx.options.get("dcgm_level") or
+        opts: DcgmOptions = ctx.options
+        level = int(opts.level or
                     ctx.site.acceptance_map.get("dcgm_level", 3))
         if level not in (1, 2, 3, 4):
             raise InputError(f"dcgm level {level} is not one of 1, 2, 3, 4")

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 from provision.checks.base import Check, Context, Raw
 from provision.checks.reference import MissingReference, failed, threshold
-from provision.checks.rundir import SCHEMA_VERSION, RunDir
-from provision.errors import ForgeError
+from provision.errors import ExitCode, ForgeError, combine
 from provision.expectations import NodePlan, SitePlan
 from provision.measurement import Measurement
 from provision.remote.base import Command, Launcher, Result
+from provision.runs import SCHEMA_VERSION, Run
 from provision.spec.model import Site
 
 Outcome = Literal["pass", "fail", "error", "timeout", "not-installed", "unreachable", "skipped"]
@@ -59,6 +59,12 @@ class RunReport:
     def all_passed(self) -> bool:
         return all(s in ("pass", "skipped") for o in self.outcomes for s in o.status.values())
 
+    @property
+    def exit_code(self) -> ExitCode:
+        """4 a node unreachable, else 1 a check failed or could not judge, else 0."""
+        return combine([ExitCode.HOSTS_UNREACHABLE if self.unreachable else ExitCode.OK,
+                        ExitCode.OK if self.all_passed else ExitCode.CHECKS_FAILED])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION, "kind": "forge-check-run", "site": self.site,
@@ -96,8 +102,9 @@ class Engine:
     """Runs checks over a launcher (node scope) and a submit launcher (cluster scope)."""
 
     def __init__(self, site: Site, plan: SitePlan, launcher: Launcher, *,
-                 cluster_launcher: Launcher, cluster_node: str, via: str, rundir: RunDir,
+                 cluster_launcher: Launcher, cluster_node: str, via: str, rundir: Run,
                  python: str = "python3", options: Mapping[str, Any] | None = None,
+                 timeout_s: float | None = None, reservation: str | None = None,
                  log: Log = lambda _m: None) -> None:
         self.site = site
         self.plan = plan
@@ -107,18 +114,21 @@ class Engine:
         self.via = via
         self.rundir = rundir
         self.python = python
-        self.options = dict(options or {})
+        self.options = dict(options or {})     # check name -> its typed options
+        self.timeout_s = timeout_s
+        self.reservation = reservation
         self.log = log
 
-    def _ctx(self, nodes: Sequence[str], node: str | None = None) -> Context:
+    def _ctx(self, check: Check, nodes: Sequence[str], node: str | None = None) -> Context:
         plan = self.plan.for_node(node) if node else None
-        return Context(self.site, tuple(nodes), node, plan, self.python, self.via, self.options)
+        options = self.options.get(check.name) or check.Options()
+        return Context(self.site, tuple(nodes), node, plan, self.python, self.via, options,
+                       self.timeout_s, self.reservation)
 
     def run(self, checks: Sequence[Check], nodes: Sequence[str]) -> RunReport:
         t0 = time.monotonic()
         report = RunReport(self.site.name, self.via, time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                    time.gmtime()))
-        self.rundir.write_spec(self.site, self.plan)
         for check in checks:
             self.log(f"check {check.name} ...")
             if check.scope == "node":
@@ -145,7 +155,7 @@ class Engine:
             if why:
                 status[n], reasons[n] = "skipped", why
                 continue
-            ctx = self._ctx(nodes, n)
+            ctx = self._ctx(check, nodes, n)
             try:
                 for ref in check.references:
                     threshold(p, ref)  # an unjudgeable run is an error before it starts
@@ -160,7 +170,7 @@ class Engine:
         records: list[Measurement] = []
         parsed: dict[str, Any] = {}
         for n, r in results.items():
-            self.rundir.write_raw(check.name, n, r)
+            self.rundir.write_result(check.name, n, r)
             plan = self.plan.for_node(n)
             outcome, reason, recs, data = self._judge(check, n, r, plan)
             status[n], reasons[n] = outcome, reason
@@ -225,7 +235,7 @@ class Engine:
         why = check.needs.unmet(self.site, plans)
         if why:
             return Outcomes(check.name, {}, {}, skipped=why), []
-        ctx = self._ctx(nodes)
+        ctx = self._ctx(check, nodes)
         try:
             invs = check.invocations(ctx)
         except ForgeError as exc:
@@ -244,7 +254,7 @@ class Engine:
         reasons: dict[str, str] = {}
         records: list[Measurement] = []
         for key, r in results.items():
-            self.rundir.write_raw(check.name, key, r)
+            self.rundir.write_result(check.name, key, r)
             # problems of a cluster run are recorded against its first node, else the host
             # that ran it
             first = (covered[key] or (self.cluster_node,))[0]

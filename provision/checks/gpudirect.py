@@ -256,7 +256,7 @@ class RdmaPairs(Check):
                       f"else sleep 3; {'; '.join(clients)}; fi")
             argv = srun_argv(SrunOptions(nodes=(a, b), ntasks_per_node=1, exclusive=True,
                                          gpus_per_node=pa.gpu_count,
-                                         reservation=ctx.options.get("reservation"),
+                                         reservation=ctx.reservation,
                                          time_limit_s=self.timeout(ctx),
                                          job_name="forge-rdma-pair",
                                          extra=("--label",)), ["sh", "-c", script])

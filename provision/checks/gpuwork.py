@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from provision.checks.base import Check, Context, Needs, Raw
+from provision.checks.options import option
 from provision.checks.reference import exact, judged
 from provision.errors import InputError
 from provision.expectations import NodePlan, SitePlan
@@ -84,6 +86,11 @@ def pcie_records(plan: NodePlan, check: str, g: dict[str, Any]) -> list[Measurem
     return out
 
 
+@dataclass(frozen=True)
+class HbmOptions:
+    size_mib: int = option(4096, unit="MiB", help="buffer copied on each GPU, per copy")
+
+
 class Hbm(Check):
     name = "hbm"
     disruptive = True
@@ -92,9 +99,11 @@ class Hbm(Check):
     needs = Needs(gpu=True)
     timeout_s = 600.0
     references = ("hbm_bandwidth", "pcie_h2d_bw", "pcie_d2h_bw", "pcie_link_gen_load")
+    Options = HbmOptions
 
     def _program(self, ctx: Context) -> tuple[list[str], str]:
-        size = int(ctx.options.get("hbm_size_mib") or 4096)
+        opts: HbmOptions = ctx.options
+        size = opts.size_mib
         return python_program("provision.node_programs.gpu.hbm", [NVML, ARRAYS],
                               ["--size-mib", str(size), "--repeat", "20"], python=ctx.python)
 
@@ -146,6 +155,16 @@ def clock_event_records(plan: NodePlan, check: str, g: dict[str, Any],
             for metric, label in HW_CLOCK_EVENTS if s.get(metric) is not None]
 
 
+@dataclass(frozen=True)
+class SdcOptions:
+    burnin_seconds: float | None = option(
+        None, unit="s", help="burn-in length (default: acceptance.burnin_minutes of the spec, "
+                             f"else {DEFAULT_BURNIN_MINUTES} min)")
+    inject_flip: str | None = option(
+        None, pattern=r"\d+:\d+", help="GPU:ITER flips one output bit of GPU in iteration "
+                                        "ITER, to prove the check catches it (unset: none)")
+
+
 class SdcBurnin(Check):
     name = "sdc"
     disruptive = True
@@ -155,10 +174,12 @@ class SdcBurnin(Check):
     needs = Needs(gpu=True)
     timeout_s = 3600.0
     references = ("gemm_tflops", "gpu_power_fraction")
+    Options = SdcOptions
 
     def seconds(self, ctx: Context) -> float:
-        if ctx.options.get("burnin_seconds"):
-            return float(ctx.options["burnin_seconds"])
+        opts: SdcOptions = ctx.options
+        if opts.burnin_seconds:
+            return opts.burnin_seconds
         return float(ctx.site.acceptance_map.get("burnin_minutes",
                                                  DEFAULT_BURNIN_MINUTES)) * 60
 
@@ -167,8 +188,9 @@ class SdcBurnin(Check):
 
     def _program(self, ctx: Context) -> tuple[list[str], str]:
         args = ["--seconds", f"{self.seconds(ctx):g}"]
-        if ctx.options.get("inject_flip"):
-            args += ["--inject-flip", str(ctx.options["inject_flip"])]
+        opts: SdcOptions = ctx.options
+        if opts.inject_flip:
+            args += ["--inject-flip", opts.inject_flip]
         return python_program("provision.node_programs.gpu.sdc", [NVML, ARRAYS], args,
                               python=ctx.python)
 

@@ -9,11 +9,13 @@ Bus bandwidth at the largest size is judged; ``#wrong`` must be 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from provision.checks.base import Check, Context, Invocation, Needs, Raw
 from provision.checks.collected import Collected, CollectorCheck, command
 from provision.checks.nccl_transport import env_argv, nccl_env, transport, transport_record
+from provision.checks.options import option
 from provision.checks.reference import annotate, threshold
 from provision.errors import InputError
 from provision.expectations import NodePlan, SitePlan, plan_site
@@ -26,8 +28,16 @@ COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 PAIR = "pair:"
 
 
+@dataclass(frozen=True)
+class NcclOptions:
+    collectives: str | None = option(
+        None, choices=COLLECTIVES, help="comma-separated nccl-tests collectives (default: "
+                                        "acceptance.nccl_collectives of the spec, else all_reduce)")
+
+
 def collectives(ctx: Context) -> list[str]:
-    names = ctx.options.get("collectives") or ctx.site.acceptance_map.get(
+    opts: NcclOptions = ctx.options
+    names = opts.collectives or ctx.site.acceptance_map.get(
         "nccl_collectives") or ["all_reduce"]
     if isinstance(names, str):
         names = names.split(",")
@@ -52,6 +62,7 @@ class Nccl(CollectorCheck):
     needs = Needs(gpu=True)
     timeout_s = 900.0
     references = ("nccl_busbw_intra",)
+    Options = NcclOptions
 
     def request(self, ctx: Context) -> dict[str, Any]:
         assert ctx.plan is not None
@@ -122,6 +133,7 @@ class NcclMultiNode(Check):
     timeout_s = 1200.0
     references = ("nccl_busbw_inter", "nccl_alltoall_inter")
     serial = True  # collectives share the fabric: one at a time
+    Options = NcclOptions
 
     def invocations(self, ctx: Context) -> list[Invocation]:
         nodes = list(ctx.nodes)
@@ -141,7 +153,7 @@ class NcclMultiNode(Check):
                     argv = srun_argv(SrunOptions(nodes=group, ntasks_per_node=per_node,
                                                  gpus_per_task=1, gpu_bind="closest",
                                                  cpus_per_task=cpus, mpi="pmix",
-                                                 reservation=ctx.options.get("reservation"),
+                                                 reservation=ctx.reservation,
                                                  time_limit_s=self.timeout(ctx),
                                                  job_name=f"forge-nccl-{c}"), program)
                 else:

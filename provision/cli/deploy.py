@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from provision import runs
 from provision.cli.output import console, emit_json
-from provision.deploy import rundir
 from provision.deploy.driver import DeployOptions, DeployResult
 from provision.deploy.driver import deploy as run_deploy
 from provision.deploy.progress import LiveView, PlainView
@@ -77,7 +77,7 @@ def run_and_report(opts: DeployOptions, *, as_json: bool = False,
     with view_cm as view:
         result = run_deploy(opts, view=view)
     if as_json:
-        emit_json(rundir.read_record(result.run_dir))
+        emit_json(runs.read_record(result.run_dir))
     else:
         for line in summary_lines(result, spec=spec_label):
             out.print(line, markup=False)

@@ -133,12 +133,17 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so every cleanup (staging directories, locks) runs."""
 
 
-_deciding = False  # a command is running: SIGTERM stops it (after this, it is ignored)
+_deciding = False  # a command is running: SIGTERM or Ctrl-C stops it (after, both are ignored)
 
 
 def _on_sigterm(_signum: int, _frame: object) -> None:
     if _deciding:
         raise Terminated()
+
+
+def _on_sigint(_signum: int, _frame: object) -> None:
+    if _deciding:
+        raise KeyboardInterrupt
 
 
 def _say(line: str) -> None:
@@ -228,12 +233,13 @@ def _outcome(args: list[str], debug: bool) -> int:
             traceback.print_exc()
         return int(_report(exc))
     finally:
-        # The outcome is decided (and its files written): a SIGTERM from here on, even
+        # The outcome is decided (and its files written): a SIGTERM or Ctrl-C from here on, even
         # during Python's shutdown, which frees a large spec, is ignored, so the process
         # leaves with that outcome and not killed by the signal's default action.
         _deciding = False
         if _AS_PROGRAM:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -249,7 +255,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_int = signal.signal(signal.SIGINT, _on_sigint)
     try:
         code = _outcome(args, debug)
     finally:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from provision.cli.check import VIAS
 from provision.cli.output import console, emit_json
 from provision.errors import ExitCode, InputError
 
@@ -33,7 +34,7 @@ DEFAULT_BURNIN_S = 600.0
 @click.command("requalify")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("node")
-@click.option("--via", type=click.Choice(["ssh", "slurm", "local"]), default="ssh",
+@click.option("--via", type=click.Choice(VIAS), default="ssh",
               show_default=True, help="How to reach the node for the checks.")
 @click.option("--submit-host", metavar="NODE", help="Node to run srun on (--via slurm).")
 @click.option("--reservation", metavar="NAME", help="Slurm reservation holding the node.")
@@ -44,12 +45,15 @@ DEFAULT_BURNIN_S = 600.0
               help="History store with the drain marks (default: FORGE_HISTORY_DB or "
                    "/var/lib/forge/history.db).")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory of the checks.")
+              help="Run directory of the checks (default: a new one under --runs-dir).")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where run directories go (default ./runs or $FORGE_RUNS_DIR).")
 @click.option("--dry-run", is_flag=True, help="Run the checks; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def requalify(spec: Path, node: str, via: str, submit_host: str | None,
               reservation: str | None, checks_: str | None, burnin_seconds: float | None,
-              db: Path | None, out: Path | None, dry_run: bool, as_json: bool) -> None:
+              db: Path | None, out: Path | None, runs_dir: Path | None, dry_run: bool,
+              as_json: bool) -> None:
     """Re-qualify NODE after a hardware drain; resume it only if every check passes.
 
     \b
@@ -58,7 +62,14 @@ def requalify(spec: Path, node: str, via: str, submit_host: str | None,
     """
     from provision.actions.apply import requalified
     from provision.checks import registry
-    from provision.cli.check import _scheduler, _ssh, run_checks, scheduler_runner
+    from provision.checks.service import (
+        CheckRequest,
+        resolve_options,
+        run_checks,
+        scheduler,
+        scheduler_runner,
+        ssh_launcher,
+    )
     from provision.history.store import HistoryStore
     from provision.spec import load_site
     from provision.sweep.run import default_db, new_run_id
@@ -70,10 +81,13 @@ def requalify(spec: Path, node: str, via: str, submit_host: str | None,
     names = [c.strip() for c in (checks_ or ",".join(
         site.acceptance_map.get("requalify_checks", DEFAULT_CHECKS))).split(",") if c.strip()]
     selected = registry.select(names, [])
-    options = {"burnin_seconds": burnin_seconds or DEFAULT_BURNIN_S,
-               "reservation": reservation}
-    report, path = run_checks(site, selected, [target], via=via, submit_host=submit_host,
-                              out=out, options=options, force=False, quiet=as_json)
+    options = resolve_options(selected, {"sdc": {
+        "burnin_seconds": burnin_seconds or DEFAULT_BURNIN_S}})
+    req = CheckRequest(tuple(selected), (target,), via=via, submit_host=submit_host,
+                       options=options, reservation=reservation, out=out, runs_dir=runs_dir)
+    err = console(stderr=True)
+    report, path = run_checks(site, req, spec_path=spec,
+                              log=lambda m: err.print(m) if not as_json else None)
     ran = [o.check for o in report.outcomes if not o.skipped]
     doc: dict[str, object] = {"node": node, "run_dir": str(path), "checks": names,
                               "ran": ran, "passed": report.all_passed and bool(ran),
@@ -85,14 +99,14 @@ def requalify(spec: Path, node: str, via: str, submit_host: str | None,
         why = "failed" if ran else "proved nothing (every check was skipped on this node)"
         _finish(doc, as_json, f"re-qualification {why}: the drain stays")
         raise click.exceptions.Exit(int(ExitCode.CHECKS_FAILED))
-    ssh = _ssh(site, [target, *site.with_role("controller")])
+    ssh = ssh_launcher(site, [target, *site.with_role("controller")])
     try:
         doc["xid_mark"] = _mark_xids(site, ssh, node, dry_run)
         ctl = site.with_role("controller")
-        runner = scheduler_runner(site, "local" if not ctl else "ssh", ssh,
+        runner = scheduler_runner("local" if not ctl else "ssh", ssh,
                                   ctl[0].name if ctl else node)
         with HistoryStore(db or default_db()) as store:
-            act = requalified(node, _scheduler(site, runner), store, new_run_id("requalify"),
+            act = requalified(node, scheduler(site, runner), store, new_run_id("requalify"),
                               dry_run=dry_run)
     finally:
         ssh.close()

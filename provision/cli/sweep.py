@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from provision import runs
 from provision.actions.policy import PolicyConfig
 from provision.cli.output import console, emit_json
 from provision.errors import InputError
@@ -16,7 +18,7 @@ from provision.fsutil import atomic_write_text
 from provision.sweep import report
 from provision.sweep.probes import PROFILES
 from provision.sweep.result import SweepResult
-from provision.sweep.run import SweepOptions, default_db
+from provision.sweep.run import DEFAULT_KEEP, SweepOptions, default_db, sweep_runs_root
 
 if TYPE_CHECKING:
     from provision.analyze.findings import Analysis
@@ -88,11 +90,18 @@ def _write_outputs(result: SweepResult, analysis: Analysis | None, junit: Path |
               "(default: the spec's first controller).")
 @click.option("--baseline-days", default=7.0, show_default=True,
               help="Drift baseline: median of each reading over this many days of history.")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the sweep's run directory goes (default $FORGE_RUNS_DIR, else runs/ "
+                   "beside --db; --local keeps one only when this or FORGE_RUNS_DIR is set).")
+@click.option("--keep", "keep_runs", default=DEFAULT_KEEP, show_default=True,
+              type=click.IntRange(min=0),
+              help="Sweep run directories kept there; older ones are removed.")
 def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_run: bool,
         as_json: bool, junit: Path | None, prom: Path | None, local: bool,
         local_node: str | None, config_path: Path | None, db: Path | None, fail_after: int,
         resume_after: int, max_workers: int, node_timeout: float | None,
-        controller: str | None, baseline_days: float) -> None:
+        controller: str | None, baseline_days: float, runs_dir: Path | None,
+        keep_runs: int) -> None:
     """Sweep SPEC's nodes (see `forge sweep --help`).
 
     \b
@@ -102,7 +111,9 @@ def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_r
     opts = SweepOptions(profile=profile, nodes=nodeset, drain=drain, dry_run=dry_run,
                         db=db or default_db(), policy=PolicyConfig(fail_after, resume_after),
                         max_workers=max_workers, node_timeout_s=node_timeout,
-                        controller=controller)
+                        controller=controller, runs_dir=runs_dir, keep_runs=keep_runs,
+                        run_dir=not local or runs_dir is not None
+                        or bool(os.environ.get(runs.ENV)))
     if local:
         result = _local(spec, config_path, local_node, opts)
     else:
@@ -122,6 +133,8 @@ def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_r
             from provision.report.json_report import to_dict
 
             doc["analysis"] = to_dict(analysis)
+        if opts.run_dir:
+            doc["run_dir"] = str(sweep_runs_root(opts) / result.run_id)
         emit_json(doc)
     elif local:
         click.echo(report.nhc_line(result.nodes[0]))
@@ -129,6 +142,8 @@ def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_r
         console().print(report.table(result), markup=False)
         if analysis is not None:
             console().print(report.analysis_lines(analysis), markup=False)
+        console().print(f"run directory: {sweep_runs_root(opts) / result.run_id}",
+                        markup=False)
     click.get_current_context().exit(int(result.exit_code()))
 
 
@@ -140,14 +155,13 @@ def _local(spec: Path | None, config_path: Path | None, node: str | None,
     name = node or socket.gethostname().split(".")[0]
     if config_path is not None:
         exp = load_config(config_path, name)
-    elif spec is not None:
+        return local_sweep(exp, opts, source=config_path, keep_as="sweep-config.json")
+    if spec is not None:
         from provision.spec import load_site
 
         site = load_site(spec)
-        exp = for_node(site, site.node(name))
-    else:
-        raise InputError("--local needs SPEC or --config /etc/forge/sweep.json")
-    return local_sweep(exp, opts)
+        return local_sweep(for_node(site, site.node(name)), opts, source=spec)
+    raise InputError("--local needs SPEC or --config /etc/forge/sweep.json")
 
 
 @sweep.command("install")

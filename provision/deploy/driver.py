@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from provision import runs
 from provision.deploy import resume, rundir, settings
 from provision.deploy.events import HostResult, Tracker
 from provision.errors import DeployError, ExitCode, InputError, combine
@@ -103,18 +104,19 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
         raise InputError(f"playbook {playbook} does not exist",
                          hint="--playbook names another; forge --home DIR (or FORGE_HOME) "
                               "points at a site's own copy of forge's playbooks")
-    root = rundir.runs_root(opts.runs_root).resolve()
+    root = runs.runs_root(opts.runs_root).resolve()
     targets, resumed_from, opts = _targets(site, opts, root)
-    run_dir = rundir.new_run_dir(root)
+    run = runs.Run.create("deploy", root=root, site=site.name,
+                          spec=str(spec_path.resolve()), targets=targets,
+                          resumed_from=str(resumed_from) if resumed_from else None)
+    run_dir = run.path
     if resumed_from is not None and not targets:
-        rundir.write_record(run_dir, {"kind": "deploy", "site": site.name, "targets": [],
-                                      "results": [], "status": "nothing to resume",
-                                      "resumed_from": str(resumed_from)})
+        run.finish(0, status="nothing to resume", results=[])
         return DeployResult(run_dir, (), (), 0, "nothing to resume", 0.0, resumed_from)
 
-    spec_text = spec_path.read_text(encoding="utf-8")
-    atomic_write_text(run_dir / "spec.yaml", spec_text)
-    atomic_write_text(run_dir / "spec.json", spec_json(site) + "\n")
+    run.keep_spec(spec_path)
+    spec_text = (run_dir / "spec.yaml").read_text(encoding="utf-8")
+    run.write_text("spec.json", spec_json(site) + "\n")
     inventory = run_dir / "inventory"
     render_inventory(site, inventory, spec_text=spec_text)
     env = settings.environment(opts.profile, hosts=len(targets), cache_dir=root / ".fact-cache",
@@ -130,16 +132,9 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
     if opts.require_hardware:
         extravars["forge_require_hardware"] = True
     limited = opts.limit is not None or resumed_from is not None
-    record: dict[str, Any] = {
-        "kind": "deploy", "site": site.name, "spec": str(spec_path.resolve()),
-        "playbook": str(playbook), "profile": opts.profile,
-        "strategy": settings.strategy_of(env), "targets": targets,
-        "limit": opts.limit, "tags": list(opts.tags), "check": opts.check,
-        "require_hardware": opts.require_hardware,
-        "resumed_from": str(resumed_from) if resumed_from else None,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "running",
-    }
-    rundir.write_record(run_dir, record)
+    run.update(playbook=str(playbook), profile=opts.profile,
+               strategy=settings.strategy_of(env), limit=opts.limit, tags=list(opts.tags),
+               check=opts.check, require_hardware=opts.require_hardware)
 
     tracker = Tracker(targets)
 
@@ -164,22 +159,23 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
                                               own=env)
         runner.run()
     except KeyboardInterrupt:
-        record.update(status="interrupted", results=rundir.result_dicts(tracker.results()))
-        rundir.write_record(run_dir, record)
+        run.finish(int(ExitCode.INTERRUPTED), status="interrupted",
+                   results=rundir.result_dicts(tracker.results()))
         raise
     results = tracker.results()
     rundir.write_host_logs(run_dir, {h: hp.log for h, hp in tracker.hosts.items()})
     seconds = round(time.monotonic() - started, 2)
-    record.update(status=runner.status, ansible_rc=runner.rc, seconds=seconds,
-                  stats=tracker.stats, results=rundir.result_dicts(results),
-                  finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    rundir.write_record(run_dir, record)
-    if tracker.stats is None and runner.rc != 0:
+    result = DeployResult(run_dir, tuple(targets), tuple(results), int(runner.rc or 0),
+                          str(runner.status), seconds, resumed_from)
+    stopped = tracker.stats is None and runner.rc != 0
+    run.finish(int(ExitCode.DEPLOY_FAILED if stopped else result.exit_code),
+               status=str(runner.status), ansible_rc=runner.rc, stats=tracker.stats,
+               results=rundir.result_dicts(results))
+    if stopped:
         raise DeployError(f"ansible-playbook stopped before running any host "
                           f"(exit {runner.rc}): {_stdout_tail(run_dir)}",
                           hint=f"full output: {run_dir / 'artifacts/ansible/stdout'}")
-    return DeployResult(run_dir, tuple(targets), tuple(results), int(runner.rc or 0),
-                        str(runner.status), seconds, resumed_from)
+    return result
 
 
 def _check_vault_password_file() -> None:

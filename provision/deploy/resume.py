@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provision import runs
 from provision.deploy import rundir
 from provision.deploy.events import replay
 from provision.errors import InputError
@@ -45,8 +46,8 @@ def _record_from_artifacts(run_dir: Path, record: dict[str, Any]) -> dict[str, A
 
 
 def plan(root: Path, site_name: str) -> ResumePlan:
-    for run_dir in rundir.previous_runs(root):
-        record = rundir.read_record(run_dir)
+    for run_dir in runs.previous_runs(root, "deploy"):
+        record = runs.read_record(run_dir)
         if record is None or record.get("site") != site_name:
             continue
         if not record.get("results"):

@@ -8,10 +8,12 @@ fan-out are judged alike.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from provision import proc
 from provision.measurement import Measurement
 from provision.parsers.base import record
+from provision.remote.base import Result
 from provision.sweep import probes as P
 from provision.sweep.expect import NodeExpectation
 from provision.sweep.result import NodeResult, node_result
@@ -62,7 +64,8 @@ def nvml_gpu(exp: NodeExpectation) -> list[Measurement] | None:
             record(exp.node, "probe_ok", 1, check="gpu", min=1.0, detail="gpu: ok (NVML)")]
 
 
-def run_local(exp: NodeExpectation, profile: str, *, use_nvml: bool = True) -> NodeResult:
+def run_local(exp: NodeExpectation, profile: str, *, use_nvml: bool = True,
+              keep: Callable[[str, Result], None] | None = None) -> NodeResult:
     """Run the probes on this machine (the node-local health check).
 
     GPU counters come from NVML in-process when it is usable (no nvidia-smi
@@ -75,6 +78,11 @@ def run_local(exp: NodeExpectation, profile: str, *, use_nvml: bool = True) -> N
         probes = [p for p in probes if p.name != "gpu"]
     script = P.script(probes, exp)
     done = proc.run(["sh", "-s"], timeout=node_timeout(probes), input_text=script)
+    if keep is not None:
+        keep(exp.node, Result(exp.node, ("sh", "-s"), "timeout" if done.timed_out else (
+            "ok" if done.returncode == 0 else "failed"), None if done.timed_out else
+            done.returncode, done.stdout, done.stderr, done.duration_s,
+            "timed out" if done.timed_out else ""))
     res = from_output(exp, probes, done.stdout, connected=True,
                       why="timed out" if done.timed_out else "",
                       seconds=time.monotonic() - start)

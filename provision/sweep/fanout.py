@@ -10,7 +10,7 @@ already printed: one bad node costs its own timeout, never the others'.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,9 @@ def judge(exp: NodeExpectation, probes: list[P.Probe], res: Result) -> NodeResul
 
 
 def sweep(launcher: Launcher, exps: Mapping[str, NodeExpectation], profile: str, *,
-          node_timeout_s: float | None = None) -> list[NodeResult]:
+          node_timeout_s: float | None = None,
+          keep: Callable[[str, Result], None] | None = None) -> list[NodeResult]:
+    """Each node's result; ``keep`` sees each node's raw probe output before it is judged."""
     plan = commands(exps, profile, node_timeout_s=node_timeout_s)
     start = time.monotonic()
     results = launcher.run({n: c for n, (c, _) in plan.items()})
@@ -58,6 +60,8 @@ def sweep(launcher: Launcher, exps: Mapping[str, NodeExpectation], profile: str,
     for node, (cmd, probes) in plan.items():
         res = results.get(node) or Result(node, cmd.argv, "unreachable", None, "", "",
                                           time.monotonic() - start, "no result from launcher")
+        if keep is not None:
+            keep(node, res)
         out.append(judge(exps[node], probes, res))
     return out
 

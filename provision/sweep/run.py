@@ -3,6 +3,13 @@
 Order matters for trust: the results are written to the history store
 *before* any action, so a failed ``scontrol`` never loses what was measured,
 and the actions read the streak counters the store keeps.
+
+With ``SweepOptions.run_dir`` (the CLI's default for fan-out sweeps) the sweep
+also keeps a run directory (:mod:`provision.runs`): ``raw/<node>.out|.err|.rc|.json``
+(each node's probe output as it came), ``measurements.jsonl``, ``verdict.json``,
+``actions.json`` (drain/resume, each with the run id the history store keeps)
+and ``forge-run.json``; its name is the run id, so a drain traces back to the
+bytes that caused it. Only the newest ``keep_runs`` sweep run directories stay.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from provision.actions.apply import ActionResult, Scheduler, apply
 from provision.actions.policy import PolicyConfig
 from provision.history.store import HistoryStore, RunInfo, default_db
+from provision.remote.base import Result
+from provision.runs import Run, prune, runs_root
 from provision.sweep.result import NodeResult, SweepResult
 
 if TYPE_CHECKING:
@@ -25,6 +34,8 @@ if TYPE_CHECKING:
     from provision.spec.model import Site
     from provision.sweep.expect import NodeExpectation
 
+#: sweep run directories kept by default: 15-minute sweeps for two days
+DEFAULT_KEEP = 200
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class SweepOptions:
     max_workers: int = 64
     node_timeout_s: float | None = None
     controller: str | None = None          # node to run scontrol on; "local" = here
+    run_dir: bool = False                  # keep a run directory (see the module docstring)
+    runs_dir: Path | None = None           # where (see sweep_runs_root)
+    keep_runs: int = DEFAULT_KEEP          # sweep run directories kept, newest first
 
 
 def new_run_id(prefix: str = "sweep") -> str:
@@ -63,36 +77,95 @@ def sweep_site(site: Site, opts: SweepOptions, *, launcher: SshLauncher | None =
 
     nodes = site.select(opts.nodes)
     exps = {n.name: for_node(site, n) for n in nodes}
-    run_id = new_run_id()
+    run = start_run(opts, exps, site=site.name, source=Path(site.source))
+    run_id = run.name if run is not None else new_run_id()
     started = time.time()
     own = launcher is None
     ssh = launcher or launcher_for(site, opts.max_workers)
     try:
-        results = fanout.sweep(ssh, exps, opts.profile, node_timeout_s=opts.node_timeout_s)
+        results = fanout.sweep(ssh, exps, opts.profile, node_timeout_s=opts.node_timeout_s,
+                               keep=keeper(run))
         result = SweepResult(run_id, opts.profile, started, time.time(), tuple(results))
         if opts.drain or opts.dry_run:
             sched = scheduler or scheduler_for(site, opts, ssh)
-            result = finish(result, opts, sched, kind="sweep")
+            result = finish(result, opts, sched, kind="sweep", run=run)
         else:
-            result = finish(result, opts, None, kind="sweep")
+            result = finish(result, opts, None, kind="sweep", run=run)
+    except BaseException as exc:
+        if run is not None:
+            run.abandon(exc)
+        raise
     finally:
         if own:
             ssh.close()
     return result
 
 
+def start_run(opts: SweepOptions, exps: Mapping[str, NodeExpectation], *,
+              source: Path | None, keep_as: str = "spec.yaml", **fields: Any) -> Run | None:
+    """The sweep's run directory (when ``opts.run_dir``): its input as given and the
+    resolved plan (``plan.json``: each node's expectations and limits)."""
+    if not opts.run_dir:
+        return None
+    run = Run.create("sweep", root=sweep_runs_root(opts), profile=opts.profile,
+                     nodes=list(exps), drain=opts.drain, dry_run=opts.dry_run, **fields)
+    if source is not None and source.is_file():
+        run.keep_spec(source, keep_as)
+    run.write_json("plan.json", {"schema_version": 1, "kind": "forge-sweep-plan",
+                                 "profile": opts.profile,
+                                 "nodes": {n: e.to_dict() for n, e in exps.items()}})
+    return run
+
+
+def sweep_runs_root(opts: SweepOptions) -> Path:
+    """``--runs-dir``, else ``$FORGE_RUNS_DIR``, else ``runs/`` beside the history store."""
+    return runs_root(opts.runs_dir, default=(opts.db or default_db()).parent / "runs")
+
+
+def keeper(run: Run | None) -> Callable[[str, Result], None] | None:
+    """Keeps each node's raw probe output in ``raw/<node>.*`` of the run directory."""
+    if run is None:
+        return None
+    return lambda node, res: run.write_result("", node, res)
+
+
+def _close_run(run: Run, result: SweepResult, opts: SweepOptions) -> None:
+    run.write_json("actions.json", {"schema_version": 1, "run_id": result.run_id,
+                                    "drain": opts.drain, "dry_run": opts.dry_run,
+                                    "actions": list(result.actions)})
+    run.finish(int(result.exit_code()), status=" ".join(
+        f"{s}={len(result.by_status(s))}" for s in ("healthy", "failing", "unreachable")
+        if result.by_status(s)) or "no nodes")
+    prune(run.path.parent, "sweep", opts.keep_runs, spare=[run.path])
+
+
 def finish(result: SweepResult, opts: SweepOptions, scheduler: Scheduler | None, *,
-           kind: str) -> SweepResult:
-    """Store the result, then (opt-in) act on it; returns the result with its actions."""
-    db = opts.db or default_db()
-    with HistoryStore(db) as store:
-        store.record(_run_info(result, kind), result.records)
-        if scheduler is None:
-            return result
-        acts: list[ActionResult] = apply(
-            [n.health() for n in result.nodes], scheduler, store, opts.policy, result.run_id,
-            dry_run=opts.dry_run or not opts.drain)
-    return replace(result, actions=tuple(a.to_dict() for a in acts))
+           kind: str, run: Run | None = None, store_history: bool = True) -> SweepResult:
+    """Keep the verdict, store the result, then (opt-in) act on it; returns the result
+    with its actions (kept in the run directory too)."""
+    if run is not None:
+        run.write_measurements(result.records)
+        run.write_json("verdict.json", verdict(result))
+    if store_history:
+        db = opts.db or default_db()
+        with HistoryStore(db) as store:
+            store.record(_run_info(result, kind), result.records)
+            if scheduler is not None:
+                acts: list[ActionResult] = apply(
+                    [n.health() for n in result.nodes], scheduler, store, opts.policy,
+                    result.run_id, dry_run=opts.dry_run or not opts.drain)
+                result = replace(result, actions=tuple(a.to_dict() for a in acts))
+    if run is not None:
+        _close_run(run, result, opts)
+    return result
+
+
+def verdict(result: SweepResult) -> dict[str, Any]:
+    """Each node's status, reason and findings (the records are in measurements.jsonl)."""
+    doc = result.to_dict()
+    for n in doc["nodes"]:
+        n.pop("records", None)
+    return {**doc, "kind": "forge-sweep-verdict", "measurements": "measurements.jsonl"}
 
 
 def _run_info(result: SweepResult, kind: str) -> RunInfo:
@@ -159,20 +232,26 @@ def kube_api() -> Any:
 
 
 def local_sweep(exp: NodeExpectation, opts: SweepOptions,
-                scheduler: Scheduler | None = None) -> SweepResult:
+                scheduler: Scheduler | None = None, *, source: Path | None = None,
+                keep_as: str = "spec.yaml") -> SweepResult:
     """``forge sweep --local``: this node's probes, stored and (opt-in) acted on here."""
     from provision.sweep.collect import run_local
 
-    run_id = new_run_id("health")
+    run = start_run(opts, {exp.node: exp}, source=source, keep_as=keep_as, local=True)
+    run_id = run.name if run is not None else new_run_id("health")
     started = time.time()
-    node: NodeResult = run_local(exp, opts.profile)
-    result = SweepResult(run_id, opts.profile, started, time.time(), (node,))
-    if opts.drain or opts.dry_run:
-        if scheduler is None:
-            from provision.actions.slurm import SlurmScheduler
+    try:
+        node: NodeResult = run_local(exp, opts.profile, keep=keeper(run))
+        result = SweepResult(run_id, opts.profile, started, time.time(), (node,))
+        if opts.drain or opts.dry_run:
+            if scheduler is None:
+                from provision.actions.slurm import SlurmScheduler
 
-            scheduler = SlurmScheduler()
-        return finish(result, opts, scheduler, kind="local")
-    if opts.db is not None:
-        return finish(result, opts, None, kind="local")
-    return result
+                scheduler = SlurmScheduler()
+            return finish(result, opts, scheduler, kind="local", run=run)
+        return finish(result, opts, None, kind="local", run=run,
+                      store_history=opts.db is not None)
+    except BaseException as exc:
+        if run is not None:
+            run.abandon(exc)
+        raise

@@ -7,27 +7,31 @@ from pathlib import Path
 
 from provision import proc
 from provision.checks import registry
-from provision.checks.base import Context, Raw
+from provision.checks.base import Check, Context, Raw
+from provision.checks.nccl import NcclOptions
 from provision.expectations import plan_site
 from provision.spec import load_site
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "site-specs"
 
 
-def _ctx(via: str = "slurm", node: str | None = "gpu001") -> Context:
+def _ctx(via: str = "slurm", node: str | None = "gpu001", check: Check | None = None
+         ) -> Context:
+    """A context for ``check`` (its default options), else with nccl's collectives set."""
     site = load_site(EXAMPLES / "small.yaml")
     plan = plan_site(site)
     nodes = tuple(n.name for n in site.nodes if n.name.startswith("gpu"))
     return Context(site, nodes, node, plan.for_node(node) if node else None, sys.executable,
-                   via, {"collectives": "all_reduce,alltoall"})
+                   via, check.Options() if check is not None else
+                   NcclOptions(collectives="all_reduce,alltoall"))
 
 
 def test_every_check_builds_its_command() -> None:
     for check in registry.CATALOG:
         if check.scope == "node":
-            assert check.argv(_ctx())[0], check.name
+            assert check.argv(_ctx(check=check))[0], check.name
         else:
-            invs = check.invocations(_ctx(node=None))
+            invs = check.invocations(_ctx(node=None, check=check))
             assert invs, check.name
 
 
@@ -46,7 +50,7 @@ def test_multinode_nccl_uses_srun_then_ring_pairs() -> None:
 def test_gpu_workloads_report_no_gpu_cleanly_here() -> None:
     for name in ("hbm", "sdc"):
         check = registry.get(name)
-        ctx = _ctx()
+        ctx = _ctx(check=check)
         done = proc.run(check.argv(ctx), timeout=60, input_text=check.stdin(ctx))
         data = check.parse(Raw("gpu001", done.stdout, done.stderr, done.returncode))
         problems = check.sanity(data)

@@ -10,12 +10,12 @@ import pytest
 
 from provision.checks.base import Check, Context, Needs, Raw
 from provision.checks.engine import Engine
-from provision.checks.rundir import RunDir
 from provision.cli.main import main
 from provision.errors import InputError
 from provision.expectations import NodePlan, plan_site
 from provision.measurement import Measurement, read_dicts
 from provision.remote.local import LocalLauncher
+from provision.runs import Run
 from provision.spec import load_site
 
 from .conftest import Sshd
@@ -79,8 +79,14 @@ def test_check_over_ssh_writes_a_run_directory(sshd: Sshd, tmp_path: Path) -> No
     assert (run / "raw" / "conformance" / "t1.rc").read_text() == "0\n"
     out = json.loads((run / "raw" / "conformance" / "t1.out").read_text())
     assert out["facts"]["memory"]["mem_total_kib"] > 0
-    assert (run / "spec.yaml").exists()
+    spec = _spec(tmp_path, sshd)
+    assert (run / "spec.yaml").read_bytes() == spec.read_bytes()     # as the user wrote it
+    assert json.loads((run / "spec.json").read_text())["cluster"]
     assert json.loads((run / "plan.json").read_text())["schema_version"] == 1
+    record = json.loads((run / "forge-run.json").read_text())
+    assert record["schema_version"] == 1 and record["kind"] == "check"
+    assert record["exit_code"] == 0 and record["status"] == "pass" and record["finished"]
+    assert record["checks"] == ["conformance"] and record["forge_version"]
     # never overwritten
     assert _forge(["check", str(_spec(tmp_path, sshd)), "--via", "ssh", "-o", str(run)]) == 2
 
@@ -136,7 +142,7 @@ def _engine(tmp: Path, s: Sshd) -> Engine:
     site = load_site(_spec(tmp, s))
     local = LocalLauncher()
     return Engine(site, plan_site(site), local, cluster_launcher=local, cluster_node="t1",
-                  via="local", rundir=RunDir.create(tmp / "run"))
+                  via="local", rundir=Run.create("check", out=tmp / "run"))
 
 
 def test_engine_reports_timeout_missing_tool_and_missing_reference(sshd: Sshd,
@@ -157,5 +163,23 @@ def test_run_directory_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep").write_text("mine")
     with pytest.raises(InputError, match="not an empty directory"):
-        RunDir.create(tmp_path / "x")
+        Run.create("check", out=tmp_path / "x")
     assert (tmp_path / "x" / "keep").read_text() == "mine"
+
+
+def test_run_directory_comes_from_runs_dir_else_forge_runs_dir(
+        sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = str(_spec(tmp_path, sshd))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORGE_RUNS_DIR", str(tmp_path / "env"))
+    args = ["check", spec, "--via", "local", "--checks", "tools", "--nodes", "t1"]
+    assert _forge(args) in (0, 1)
+    assert _forge([*args, "--runs-dir", str(tmp_path / "flag")]) in (0, 1)
+    (env_run,) = (tmp_path / "env").iterdir()
+    (flag_run,) = (tmp_path / "flag").iterdir()
+    assert not (tmp_path / "runs").exists()
+    for run in (env_run, flag_run):
+        assert run.name.startswith("check-")
+        record = json.loads((run / "forge-run.json").read_text())
+        assert record["kind"] == "check" and record["exit_code"] in (0, 1)
+        assert (run / "verdict.json").exists()

@@ -22,7 +22,7 @@ def _ctx(spec: str, node: str) -> Context:
     site = load_site(EXAMPLES / spec)
     plan = plan_site(site)
     nodes = tuple(p.node for p in plan.nodes if p.gpu_count)
-    return Context(site, nodes, node, plan.for_node(node), sys.executable, "ssh", {})
+    return Context(site, nodes, node, plan.for_node(node), sys.executable, "ssh")
 
 
 def test_every_port_and_every_gpu_nic_path_carries_traffic() -> None:
@@ -48,7 +48,7 @@ def test_roce_connects_to_the_rail_ip_with_the_lossless_class() -> None:
     site = load_site(EXAMPLES / "roce.yaml")
     plan = plan_site(site)
     node = next(p for p in plan.nodes if p.roce and p.gpu_count and len(p.fabric) > 1)
-    ctx = Context(site, (node.node,), node.node, node, sys.executable, "ssh", {})
+    ctx = Context(site, (node.node,), node.node, node, sys.executable, "ssh")
     cmds = registry.get("gpudirect").request(ctx)["commands"]
     first = next(c for k, c in cmds.items() if "->" in k)
     argv = first["argv"]
@@ -59,7 +59,7 @@ def test_roce_connects_to_the_rail_ip_with_the_lossless_class() -> None:
 def test_rdma_pairs_cover_every_rail_in_a_gpu_step() -> None:
     site = load_site(EXAMPLES / "small.yaml")
     nodes = tuple(n.name for n in site.nodes if n.name.startswith("gpu"))
-    ctx = Context(site, nodes, None, None, sys.executable, "slurm", {})
+    ctx = Context(site, nodes, None, None, sys.executable, "slurm")
     invs = registry.get("rdma-pairs").invocations(ctx)
     argv = invs[0].argv
     assert "--gpus-per-node=8" in argv and "--exclusive" in argv and "--label" in argv

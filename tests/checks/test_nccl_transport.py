@@ -80,11 +80,12 @@ def test_multinode_step_gets_cpus_gpu_binding_and_the_rail_hcas() -> None:
     import sys
 
     from provision.checks.base import Context
+    from provision.checks.nccl import NcclOptions
 
     site = load_site(EXAMPLES / "small.yaml")
     plan = plan_site(site)
     nodes = tuple(n.name for n in site.nodes if n.name.startswith("gpu"))
-    ctx = Context(site, nodes, None, None, sys.executable, "slurm", {})
+    ctx = Context(site, nodes, None, None, sys.executable, "slurm", NcclOptions())
     argv = registry.get("nccl-multinode").invocations(ctx)[0].argv
     assert "--cpus-per-task=16" in argv          # 128 cores / 8 ranks
     assert "--gpus-per-task=1" in argv and "--gpu-bind=closest" in argv

@@ -22,7 +22,7 @@ MATRIX = ROOT.parent / "shared/fixtures/real/nvbandwidth/readme-8gpu-d2d-write-c
 def test_each_bridged_pair_is_measured_and_judged_against_the_bridge() -> None:
     site = load_site(ROOT / "site-specs/small.yaml")
     plan = plan_site(site).for_node("gpu001")
-    ctx = Context(site, ("gpu001",), "gpu001", plan, sys.executable, "ssh", {})
+    ctx = Context(site, ("gpu001",), "gpu001", plan, sys.executable, "ssh")
     check = registry.get("nvlink")
     cmds = check.request(ctx)["commands"]
     pairs = [k for k in cmds if k.startswith("p2p:")]

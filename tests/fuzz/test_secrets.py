@@ -1,10 +1,11 @@
 """A secret placed in the environment, and one referenced by the spec, never lands in an
-inventory, a deploy or check run directory, a log or a report forge writes."""
+inventory, a deploy, check or sweep run directory, a log or a report forge writes."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,7 @@ def _spec(tmp_path: Path) -> Path:
     """The lab's spec shape, its nodes on a loopback port where nothing listens."""
     doc = yaml.safe_load((ROOT / "site-specs" / "lab.yaml").read_text())
     key, known = tmp_path / "id_ed25519", tmp_path / "known_hosts"
-    key.write_text("not a key\n")
-    key.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", str(key)], check=True)
     known.write_text("")
     doc["access"] = {"user": "root", "ssh_key": str(key), "known_hosts": str(known)}
     port = _free_port()
@@ -72,12 +72,16 @@ def test_no_secret_in_inventory_run_dirs_logs_or_reports(tmp_path: Path) -> None
                           "sec-n1", "-o", work / "check-run", "--json", env=env, cwd=work,
                           timeout=300)
     assert check.code in (0, 1), check.err[-2000:]
+    sweep = forge_process("sweep", spec, "--db", work / "history.db", "--json", env=env,
+                          cwd=work, timeout=300)
+    assert sweep.code == 4, sweep.err[-2000:]
+    assert list((work / "runs").glob("sweep-*/raw/sec-n1.out"))   # it kept a run directory
     records = work / "records.jsonl"
     records.write_text((work / "check-run" / "measurements.jsonl").read_text())
     forge_process("analyze", records, "--json", "--junit", work / "r.xml", "--html",
                   work / "r.html", "--prom", work / "r.prom", env=env, cwd=work)
     assert list((work / "runs").glob("deploy-*/artifacts/ansible/command"))  # it ran
     hits = _grep(work, list(SECRETS.values()))
-    for run in (deploy, check):
+    for run in (deploy, check, sweep):
         hits += [f"output: {n}" for n in SECRETS.values() if n in run.out + run.err]
     assert hits == []
