@@ -83,8 +83,10 @@ class SshLauncher:
         if settings.key_file:
             try:
                 self._pkey = paramiko.PKey.from_path(settings.key_file)
-            except (paramiko.SSHException, OSError) as exc:
-                raise InputError(f"access.ssh_key: {settings.key_file}: {exc}") from None
+            except (paramiko.SSHException, OSError, ValueError) as exc:
+                # paramiko raises ValueError for a file that is not a private key at all
+                raise InputError(f"access.ssh_key: {settings.key_file}: not a private key "
+                                 f"forge can read ({exc})") from None
 
     # --- connections
     def _lock_for(self, key: tuple[str, int, str]) -> threading.Lock:

@@ -104,3 +104,15 @@ def test_closed_port_is_unreachable_and_others_still_run(sshd: Sshd) -> None:
 def test_missing_known_hosts_is_bad_input(sshd: Sshd, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="known_hosts"):
         SshLauncher({}, SshSettings(str(sshd.key), str(tmp_path / "nope")))
+
+
+@pytest.mark.parametrize("text", ["not a key\n",
+                                  "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
+                                  "-----END OPENSSH PRIVATE KEY-----\n"])
+def test_a_file_that_is_not_a_private_key_is_bad_input(tmp_path: Path, text: str) -> None:
+    key = tmp_path / "id"
+    key.write_text(text)
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    with pytest.raises(InputError, match="access.ssh_key: .*not a private key"):
+        SshLauncher({}, SshSettings(str(key), str(known)))
