@@ -20,6 +20,13 @@ from provision.spec.model import Site
 
 Scope = Literal["node", "cluster"]
 
+#: The interpreters on the nodes. The collector needs only the standard library; the HBM
+#: and SDC workloads need CuPy or PyTorch and nvidia-ml-py, which the acceptance_tools role
+#: installs into its venv (`venv: /opt/forge/venv` in its defaults/main.yml): the spec's
+#: `acceptance.python` and `acceptance.gpu_python` change them.
+DEFAULT_PYTHON = "python3"
+DEFAULT_GPU_PYTHON = "/opt/forge/venv/bin/python"
+
 
 @dataclass(frozen=True)
 class Needs:
@@ -62,7 +69,7 @@ class Context:
     nodes: tuple[str, ...]              # the nodes this run covers
     node: str | None = None             # the node of a node-scope invocation
     plan: NodePlan | None = None
-    python: str = "python3"             # interpreter on the nodes (acceptance.python)
+    python: str = DEFAULT_PYTHON        # interpreter on the nodes (acceptance.python)
     via: str = "ssh"
     #: this check's typed options (an instance of its ``Options``)
     options: Any = field(default_factory=NoOptions)
@@ -70,6 +77,8 @@ class Context:
     timeout_s: float | None = None
     #: the Slurm reservation the nodes are held in (``--reservation``)
     reservation: str | None = None
+    #: interpreter of the GPU workloads on the nodes (acceptance.gpu_python)
+    gpu_python: str = DEFAULT_GPU_PYTHON
 
 
 @dataclass(frozen=True)

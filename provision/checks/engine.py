@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from provision.checks.base import Check, Context, Raw
+from provision.checks.base import DEFAULT_GPU_PYTHON, DEFAULT_PYTHON, Check, Context, Raw
 from provision.checks.reference import MissingReference, failed, threshold
 from provision.errors import ExitCode, ForgeError, combine
 from provision.expectations import NodePlan, SitePlan
@@ -103,7 +103,8 @@ class Engine:
 
     def __init__(self, site: Site, plan: SitePlan, launcher: Launcher, *,
                  cluster_launcher: Launcher, cluster_node: str, via: str, rundir: Run,
-                 python: str = "python3", options: Mapping[str, Any] | None = None,
+                 python: str = DEFAULT_PYTHON, gpu_python: str = DEFAULT_GPU_PYTHON,
+                 options: Mapping[str, Any] | None = None,
                  timeout_s: float | None = None, reservation: str | None = None,
                  log: Log = lambda _m: None) -> None:
         self.site = site
@@ -114,6 +115,7 @@ class Engine:
         self.via = via
         self.rundir = rundir
         self.python = python
+        self.gpu_python = gpu_python
         self.options = dict(options or {})     # check name -> its typed options
         self.timeout_s = timeout_s
         self.reservation = reservation
@@ -123,7 +125,7 @@ class Engine:
         plan = self.plan.for_node(node) if node else None
         options = self.options.get(check.name) or check.Options()
         return Context(self.site, tuple(nodes), node, plan, self.python, self.via, options,
-                       self.timeout_s, self.reservation)
+                       self.timeout_s, self.reservation, gpu_python=self.gpu_python)
 
     def run(self, checks: Sequence[Check], nodes: Sequence[str]) -> RunReport:
         t0 = time.monotonic()

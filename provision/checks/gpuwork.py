@@ -105,7 +105,8 @@ class Hbm(Check):
         opts: HbmOptions = ctx.options
         size = opts.size_mib
         return python_program("provision.node_programs.gpu.hbm", [NVML, ARRAYS],
-                              ["--size-mib", str(size), "--repeat", "20"], python=ctx.python)
+                              ["--size-mib", str(size), "--repeat", "20"],
+                              python=ctx.gpu_python)
 
     def argv(self, ctx: Context) -> list[str]:
         return self._program(ctx)[0]
@@ -192,7 +193,7 @@ class SdcBurnin(Check):
         if opts.inject_flip:
             args += ["--inject-flip", opts.inject_flip]
         return python_program("provision.node_programs.gpu.sdc", [NVML, ARRAYS], args,
-                              python=ctx.python)
+                              python=ctx.gpu_python)
 
     def argv(self, ctx: Context) -> list[str]:
         return self._program(ctx)[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provision.checks import options as opt
-from provision.checks.base import Check
+from provision.checks.base import DEFAULT_GPU_PYTHON, DEFAULT_PYTHON, Check
 from provision.checks.engine import Engine, RunReport
 from provision.errors import ForgeError, InputError
 from provision.expectations import SitePlan, plan_site
@@ -67,6 +67,17 @@ def resolve_options(checks: Iterable[Check], given: Mapping[str, Mapping[str, An
     for name in given:
         registry.get(name)
     return {c.name: opt.build(c.name, c.Options, given.get(c.name, {})) for c in checks}
+
+
+def interpreters(site: Site) -> tuple[str, str]:
+    """The nodes' interpreters: (standard-library programs, GPU workloads).
+
+    A spec that names only ``acceptance.python`` (before ``gpu_python`` existed) meant
+    it for every program, the GPU workloads included, and still does."""
+    acc = site.acceptance_map
+    python = str(acc.get("python") or DEFAULT_PYTHON)
+    gpu = acc.get("gpu_python") or acc.get("python") or DEFAULT_GPU_PYTHON
+    return python, str(gpu)
 
 
 def ssh_launcher(site: Site, nodes: Iterable[Node]) -> SshLauncher:
@@ -146,11 +157,11 @@ def run_checks(site: Site, req: CheckRequest, *, spec_path: Path | None = None,
                          options={k: opt.as_dict(v) for k, v in options.items()},
                          timeout_s=req.timeout_s, reservation=req.reservation, force=req.force)
         keep_plan(run, site, plan, spec_path)
-        python = str(site.acceptance_map.get("python", "python3"))
+        python, gpu_python = interpreters(site)
         engine = Engine(site, plan, reach.node, cluster_launcher=reach.cluster,
                         cluster_node=reach.cluster_node, via=req.via, rundir=run,
-                        python=python, options=options, timeout_s=req.timeout_s,
-                        reservation=req.reservation, log=log)
+                        python=python, gpu_python=gpu_python, options=options,
+                        timeout_s=req.timeout_s, reservation=req.reservation, log=log)
         try:
             report = engine.run(list(req.checks), [n.name for n in req.nodes])
         except BaseException as exc:

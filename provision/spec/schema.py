@@ -176,6 +176,8 @@ _acceptance = _obj({
     "checks": {"type": "array", "items": {"enum": list(CHECK_NAMES)}},
     "burnin_minutes": {"type": "number", "minimum": 0},
     "baseline": _str,
+    "python": _str,
+    "gpu_python": _str,
     "requalify_checks": {"type": "array", "items": {"type": "string"}},
     "dcgm_level": {"type": "integer", "minimum": 1, "maximum": 4},
     "nccl_collectives": {"type": "array", "items": {"enum": [

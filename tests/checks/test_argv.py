@@ -23,7 +23,7 @@ def _ctx(via: str = "slurm", node: str | None = "gpu001", check: Check | None = 
     nodes = tuple(n.name for n in site.nodes if n.name.startswith("gpu"))
     return Context(site, nodes, node, plan.for_node(node) if node else None, sys.executable,
                    via, check.Options() if check is not None else
-                   NcclOptions(collectives="all_reduce,alltoall"))
+                   NcclOptions(collectives="all_reduce,alltoall"), gpu_python=sys.executable)
 
 
 def test_every_check_builds_its_command() -> None:
@@ -56,3 +56,35 @@ def test_gpu_workloads_report_no_gpu_cleanly_here() -> None:
         problems = check.sanity(data)
         assert done.returncode == 3 and problems and ("torch" in problems[0]
                                                       or "NVML" in problems[0]), problems
+
+
+def test_gpu_workloads_run_with_the_venv_the_role_installs_the_collector_with_python3(
+        tmp_path: Path) -> None:
+    """HBM and SDC need CuPy or PyTorch, which acceptance_tools puts in its venv; the
+    collector needs only the standard library."""
+    import yaml
+
+    from provision.checks.base import DEFAULT_GPU_PYTHON
+    from provision.checks.service import interpreters
+
+    role = yaml.safe_load((EXAMPLES.parent / "playbooks/roles/acceptance_tools/defaults/main.yml")
+                          .read_text())
+    assert DEFAULT_GPU_PYTHON == f"{role['acceptance_tools_defaults']['venv']}/bin/python"
+    site = load_site(EXAMPLES / "small.yaml")
+    assert interpreters(site) == ("python3", DEFAULT_GPU_PYTHON)
+    plan = plan_site(site)
+    ctx = Context(site, ("gpu001",), "gpu001", plan.for_node("gpu001"), "python3", "ssh",
+                  registry.get("hbm").Options(), gpu_python="/opt/site/venv/bin/python")
+    assert registry.get("hbm").argv(ctx)[0] == "/opt/site/venv/bin/python"
+    assert registry.get("conformance").argv(ctx)[0] == "python3"
+
+    doc = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
+    doc.setdefault("acceptance", {})["python"] = "/usr/bin/python3.12"
+    only_python = tmp_path / "only-python.yaml"
+    only_python.write_text(yaml.safe_dump(doc))
+    # a spec that named acceptance.python alone meant it for every program
+    assert interpreters(load_site(only_python)) == ("/usr/bin/python3.12",) * 2
+    doc["acceptance"]["gpu_python"] = "/opt/gpu/bin/python"
+    both = tmp_path / "both.yaml"
+    both.write_text(yaml.safe_dump(doc))
+    assert interpreters(load_site(both)) == ("/usr/bin/python3.12", "/opt/gpu/bin/python")
