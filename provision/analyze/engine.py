@@ -30,6 +30,7 @@ from provision.analyze.stats import (
 )
 from provision.analyze.text import num, pct, qty, rel, side
 from provision.analyze.units import normalize
+from provision.judge import breach
 from provision.measurement import BadLine, Measurement
 
 _SEV: dict[int, Severity] = {FAIL: "fail", WARN: "warn"}
@@ -114,7 +115,8 @@ class _Builder:
         unit = coh.unit
         if kind == LIMIT:
             lo, hi = float(jd.lo[i]), float(jd.hi[i])
-            below = not math.isnan(lo) and v < lo
+            bound = breach(v, None if math.isnan(lo) else lo, None if math.isnan(hi) else hi)
+            below = bound == "min"
             limit = lo if below else hi
             own = limit == (cols.lo[i] if below else cols.hi[i])
             lim = pol.limit_for(coh.metric, coh.model)
@@ -131,7 +133,7 @@ class _Builder:
             if st.fatal[c]:
                 why += "; fatal: one such reading proves a broken part"
             return Finding(value=v, reason=why, severity=sev, kind="limit", expected=exp_f,
-                           limit=limit, source=source or "hard limit",
+                           limit=limit, bound=bound, source=source or "hard limit",
                            deviation=rel(v, exp_f) if exp_f else None, **base)
         if kind == CONSTANT:
             e = cols.expected[i]
@@ -163,7 +165,8 @@ class _Builder:
                     f" (flag at {num(pol.outlier_z)}x, fail at {num(float(st.fail_at[c]))}x"
                     + (", a heavy-tailed cohort" if st.fail_at[c] > pol.fail_z else "") + ")")
         return Finding(value=v, reason=why, severity=sev, kind="outlier", expected=med,
-                       limit=threshold, source=self._median_source(c), score=score,
+                       limit=threshold, bound="min" if d > 0 else "max",
+                       source=self._median_source(c), score=score,
                        deviation=dev, **base)
 
     # --- stages

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provision import judge
 from provision.errors import InputError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def refusals(figures: Mapping[str, tuple[float, int]], plan: NodePlan) -> list[s
         if value > t.figure_value * PHYSICS_SLACK:
             bad.append(f"{name} = {value:g} {t.unit} is above its physical figure "
                        f"{t.figure_value:g} {t.unit} ({t.figure}): a measurement error")
-        elif value < t.limit:
+        elif judge.crosses(t.metric, value, t.limit):
             bad.append(f"{name} = {value:g} {t.unit} is below the physics floor "
                        f"{t.limit:g} {t.unit} ({t.fraction:g} x {t.figure}): not a golden node")
     return bad

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from provision.checks.base import Check, Context, Raw
-from provision.checks.reference import MissingReference, failed, threshold
+from provision.checks.reference import MissingReference, threshold
 from provision.checks.rundir import SCHEMA_VERSION, RunDir
 from provision.errors import ForgeError
 from provision.expectations import NodePlan, SitePlan
+from provision.judge import failed
 from provision.measurement import Measurement
 from provision.remote.base import Command, Launcher, Result
 from provision.spec.model import Site

@@ -99,6 +99,8 @@ def plan(spec: Path, as_json: bool) -> None:
 def print_plan(data: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from provision import judge
+
     con = console()
     for g in data["groups"]:
         gpu = g["gpu"]
@@ -117,7 +119,7 @@ def print_plan(data: dict[str, Any]) -> None:
         for col in ("check", "metric", "limit", "= fraction x figure", "source"):
             table.add_column(col, overflow="fold")
         for t in g["thresholds"]:
-            op = ">=" if t["better"] == "higher" else "<="
+            op = judge.operator(t["metric"])
             mark = " provisional" if t.get("provisional") else ""
             table.add_row(t["check"], t["name"], f"{op} {t['limit']:g} {t['unit']}",
                           f"{t['fraction']:g} x {t['figure_value']:g} {t['unit']} "
