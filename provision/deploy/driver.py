@@ -112,11 +112,10 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
                                       "resumed_from": str(resumed_from)})
         return DeployResult(run_dir, (), (), 0, "nothing to resume", 0.0, resumed_from)
 
-    spec_text = spec_path.read_text(encoding="utf-8")
-    atomic_write_text(run_dir / "spec.yaml", spec_text)
+    atomic_write_text(run_dir / "spec.yaml", site.text)  # as the user gave it, read once
     atomic_write_text(run_dir / "spec.json", spec_json(site) + "\n")
     inventory = run_dir / "inventory"
-    render_inventory(site, inventory, spec_text=spec_text)
+    render_inventory(site, inventory)
     env = settings.environment(opts.profile, hosts=len(targets), cache_dir=root / ".fact-cache",
                                roles_path=playbooks_dir() / "roles",
                                mitogen_dir=settings.mitogen_strategy_dir())
