@@ -6,6 +6,7 @@ The finding type itself lives in :mod:`provision.finding` (re-exported here).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from provision.analyze.columns import Columns
 from provision.analyze.policy import Policy
@@ -14,8 +15,39 @@ from provision.errors import ExitCode
 from provision.finding import IDENTITY, KINDS, SEVERITY_RANK, Finding, Kind, Severity, sort_key
 from provision.measurement import BadLine
 
-__all__ = ["IDENTITY", "KINDS", "SEVERITY_RANK", "Analysis", "Finding", "Kind", "Severity",
-           "sort_key"]
+if TYPE_CHECKING:
+    from provision.analyze.pairs import Attribution
+
+__all__ = ["IDENTITY", "KINDS", "SEVERITY_RANK", "Analysis", "CohortSummary", "Finding", "Kind",
+           "Severity", "sort_key"]
+
+
+@dataclass(frozen=True)
+class CohortSummary:
+    """One cohort of like readings as the analyzer judged it (what reports show per cohort)."""
+
+    index: int
+    label: str
+    metric: str
+    model: str | None
+    profile: str | None
+    check: str | None
+    level: str                  # "gpu" or "node"
+    pair: str | None
+    unit: str | None
+    better: str
+    direction: int              # +1 higher is better, -1 lower, 0 two-sided
+    n: int
+    median: float | None
+    mad: float | None
+    scale: float | None
+    #: where a reading starts to be flagged as an outlier (None: no statistical judgement)
+    flag_at: float | None
+    zero_spread: bool
+    tiny: bool
+    expected_constant: float | None
+    #: every reading is a whole number (lanes, counts): show limits as whole values
+    whole: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,6 +57,10 @@ class Analysis:
     columns: Columns
     stats: CohortStats
     judgement: Judgement
+    #: per cohort, what it was judged by (same order as ``columns.cohorts``)
+    cohorts: tuple[CohortSummary, ...] = ()
+    #: the slow pairs and the endpoints blamed for them (the pair findings come from it)
+    attribution: Attribution | None = None
     bad_lines: tuple[BadLine, ...] = ()
     inputs: tuple[str, ...] = ()
     baseline_size: int = 0
@@ -77,6 +113,26 @@ class Analysis:
             return 0
         key = self.columns.node[g].astype(np.int64) * 4096 + self.columns.gpu[g]
         return int(np.unique(key).shape[0])
+
+    def node_pair_cells(self) -> dict[int, dict[tuple[str, str], tuple[float, int]]]:
+        """Per node-to-node pair cohort, every pair (a < b): its median reading and its worst
+        severity (0 ok, 1 warn, 2 fail). The attribution keeps only slow pairs; a heat map
+        shows them all."""
+        import numpy as np
+
+        cols = self.columns
+        acc: dict[int, dict[tuple[str, str], list[int]]] = {}
+        for i in np.nonzero(cols.peer >= 0)[0].tolist():
+            c = int(cols.cohort[i])
+            if cols.cohorts[c].pair != "node":
+                continue
+            a_ep, b_ep = cols.nodes[cols.node[i]], cols.peers[cols.peer[i]]
+            key = (a_ep, b_ep) if a_ep < b_ep else (b_ep, a_ep)
+            acc.setdefault(c, {}).setdefault(key, []).append(i)
+        return {c: {key: (float(np.median(cols.value[rs])),
+                          int(self.judgement.severity[rs].max()))
+                    for key, rs in pairs.items()}
+                for c, pairs in acc.items()}
 
     def node_status(self) -> dict[str, str]:
         """Per node: 'pass', 'warn' or 'fail' (its worst finding)."""

@@ -124,4 +124,4 @@ def verdict_line(a: Analysis) -> str:
     tail = f" on {fold(failing)}" if failing else ""
     return (f"{head}: {c['fail']} failing, {c['warn']} warning findings{tail};"
             f" {num(a.n_records)} readings of {len(a.nodes)} nodes, {a.n_gpus} GPUs,"
-            f" {len(a.columns.cohorts)} cohorts")
+            f" {len(a.cohorts)} cohorts")
