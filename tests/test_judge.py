@@ -70,6 +70,16 @@ def test_every_carrier_of_a_direction_agrees_with_the_registry() -> None:
     assert cols.cohorts[0].better == metrics.info("gpu_power").better  # type: ignore[union-attr]
 
 
+def test_a_sweep_config_written_with_directions_is_still_read() -> None:
+    """Configs from before the registry decided directions carry ``better`` per limit."""
+    from provision.sweep.expect import NodeExpectation
+
+    exp = NodeExpectation.from_dict({"node": "gpu001", "profile": "p", "limits": [
+        {"metric": "nic_port_rate", "limit": 200.0, "better": "higher", "describe": "x"}]})
+    lim = exp.limit("nic_port_rate")
+    assert lim is not None and lim.fields() == {"min": 200.0}
+
+
 def test_gpu_power_below_its_peers_is_flagged_above_is_not() -> None:
     recs = [Measurement(f"n{n:02d}", "gpu_power", 700.0 + (n % 3), gpu=g, check="sdc",
                         unit="W", model="H100 NVL")
