@@ -46,7 +46,8 @@ ANALYZE_PUBLIC = frozenset({"provision.analyze", "provision.analyze.findings",
                             "provision.analyze.text"})
 
 #: the names a limit goes by in a record, a threshold, a finding or a judgement
-LIMIT_NAMES = frozenset({"min", "max", "limit", "lo", "hi", "lim_lo", "lim_hi", "expected"})
+LIMIT_NAMES = frozenset({"min", "max", "limit", "lo", "hi", "lim_lo", "lim_hi", "expected",
+                         "figure_value"})
 JUDGE = "provision.judge"
 
 

@@ -117,7 +117,7 @@ def refusals(figures: Mapping[str, tuple[float, int]], plan: NodePlan) -> list[s
         t = plan.threshold(name)
         if t is None:
             continue
-        if value > t.figure_value * PHYSICS_SLACK:
+        if judge.breach(value, None, t.figure_value * PHYSICS_SLACK):
             bad.append(f"{name} = {value:g} {t.unit} is above its physical figure "
                        f"{t.figure_value:g} {t.unit} ({t.figure}): a measurement error")
         elif judge.crosses(t.metric, value, t.limit):
