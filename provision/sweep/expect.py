@@ -17,6 +17,7 @@ from provision import judge
 from provision.errors import InputError
 
 if TYPE_CHECKING:
+    from provision.expectations import SitePlan
     from provision.spec.model import Node, Site
 
 SCHEMA_VERSION = 1
@@ -68,13 +69,15 @@ class NodeExpectation:
             raise InputError(f"{source}: node {d.get('node', '?')!r}: {exc}") from None
 
 
-def for_node(site: Site, node: Node) -> NodeExpectation:
+def for_node(site: Site, node: Node, plan: SitePlan | None = None) -> NodeExpectation:
+    """What a sweep expects of ``node``; pass the site's ``plan`` when asking for many nodes
+    (the plan reads the golden baseline: once per command, not once per node)."""
     from provision.expectations import plan_site
 
-    plan = plan_site(site).for_node(node.name)
+    node_plan = (plan or plan_site(site)).for_node(node.name)
     limits = tuple(
         Limit(t.metric, t.limit, t.describe())
-        for t in plan.thresholds if t.name in SWEEP_LIMITS and t.metric in SWEEP_LIMITS)
+        for t in node_plan.thresholds if t.name in SWEEP_LIMITS and t.metric in SWEEP_LIMITS)
     p = node.profile
     rdma = [n for n in p.nics if n.model.startswith(("ConnectX", "BlueField"))]
     versions = site.stack.version_map
@@ -97,10 +100,14 @@ def _nic_firmware(site: Site) -> str | None:
 
 def site_config(site: Site, nodes: list[Node] | None = None) -> dict[str, Any]:
     """The node-local config document for every node (or ``nodes``)."""
+    from provision.expectations import plan_site
+
+    plan = plan_site(site)
     return {
         "schema_version": SCHEMA_VERSION, "kind": "forge-sweep-config", "site": site.name,
         "scheduler": site.stack.scheduler,
-        "nodes": {n.name: for_node(site, n).to_dict() for n in (nodes or list(site.nodes))},
+        "nodes": {n.name: for_node(site, n, plan).to_dict()
+                  for n in (nodes or list(site.nodes))},
     }
 
 

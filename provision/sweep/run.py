@@ -58,11 +58,13 @@ def launcher_for(site: Site, max_workers: int) -> SshLauncher:
 def sweep_site(site: Site, opts: SweepOptions, *, launcher: SshLauncher | None = None,
                scheduler: Scheduler | None = None) -> SweepResult:
     """Fan-out sweep of the spec's nodes (``opts.nodes`` narrows them)."""
+    from provision.expectations import plan_site
     from provision.sweep import fanout
     from provision.sweep.expect import for_node
 
     nodes = site.select(opts.nodes)
-    exps = {n.name: for_node(site, n) for n in nodes}
+    plan = plan_site(site)
+    exps = {n.name: for_node(site, n, plan) for n in nodes}
     run_id = new_run_id()
     started = time.time()
     own = launcher is None
