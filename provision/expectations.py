@@ -8,10 +8,14 @@ then the spec's ``acceptance.thresholds``, then ``profile_thresholds``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from provision import judge, metrics
+from provision.errors import InputError
 from provision.spec.model import HardwareProfile, Node, Site
 
 
@@ -190,10 +194,47 @@ def fractions_for(site: Site, profile: str) -> dict[str, float]:
     return out
 
 
+# --- golden calibration: a golden node's figures replace physics where a rule allows it
+BASELINE_KIND = "forge-baseline"
+#: floor = fraction x golden figure, per calibrated rule: a healthy node of the same build
+#: repeats its golden node's figures within run-to-run noise (a few %); NCCL varies more
+GOLDEN_FRACTIONS: dict[str, float] = {
+    "hbm_bandwidth": 0.95, "pcie_h2d_bw": 0.95, "pcie_d2h_bw": 0.95,
+    "nvlink_p2p_bandwidth": 0.95, "gemm_tflops": 0.95, "gpu_power_fraction": 0.95,
+    "gpudirect_bw": 0.97, "ib_write_bw": 0.97, "nccl_busbw_intra": 0.90,
+    "nccl_busbw_pair": 0.90, "nccl_busbw_inter": 0.90, "nccl_alltoall_inter": 0.90,
+}
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """A golden baseline document (`forge baseline`), checked for its kind."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read baseline: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
+    if not isinstance(doc, dict) or doc.get("kind") != BASELINE_KIND:
+        raise InputError(f"{path}: not a forge baseline (kind is not {BASELINE_KIND})",
+                         hint="write one with `forge baseline SPEC RUN_DIR --node NODE`")
+    return doc
+
+
+def calibrate(t: Threshold, doc: Mapping[str, Any]) -> Threshold:
+    """``t`` as ``fraction x golden figure``, bounded by the physical figure (pure)."""
+    fig = (doc.get("figures") or {}).get(t.name)
+    if fig is None or t.name not in GOLDEN_FRACTIONS:
+        return t
+    golden = min(float(fig["value"]), t.figure_value)
+    return replace(t, fraction=GOLDEN_FRACTIONS[t.name], figure=f"golden {doc['node']}",
+                   figure_value=golden, provisional=False,
+                   source=f"golden node {doc['node']} ({doc.get('created', '?')}, "
+                          f"{fig.get('samples', '?')} readings); physics {t.figure_value:g} "
+                          f"{t.unit} {t.figure} ({t.source})")
+
+
 def thresholds_for(profile: HardwareProfile, fractions: dict[str, float],
                    baseline: dict[str, Any] | None = None) -> tuple[Threshold, ...]:
-    from provision.checks.baseline import GOLDEN_FRACTIONS, calibrate
-
     out = []
     for rule in DEFAULT_RULES:
         fig = profile.figure(rule.figure)
@@ -208,15 +249,11 @@ def thresholds_for(profile: HardwareProfile, fractions: dict[str, float],
 
 def site_baseline(site: Site) -> dict[str, Any] | None:
     """The spec's golden baseline (``acceptance.baseline``, relative to the spec), or None."""
-    from pathlib import Path
-
-    from provision.checks.baseline import load
-
     name = site.acceptance_map.get("baseline")
     if not name:
         return None
     path = Path(str(name))
-    return load(path if path.is_absolute() else Path(site.base_dir) / path)
+    return load_baseline(path if path.is_absolute() else Path(site.base_dir) / path)
 
 
 def plan_node(site: Site, node: Node, cache: dict[str, tuple[Threshold, ...]],
