@@ -56,8 +56,7 @@ def test_every_threshold_a_catalog_profile_writes_is_in_a_unit_the_analyzer_conv
     `forge analyze` of that run must read it (a lab run once failed on 'cores')."""
     from provision import metrics
     from provision.expectations import DEFAULT_RULES, thresholds_for
-    from provision.spec.profiles import (builtin_profile_names, build_profile,
-                                         resolve_profile_dict)
+    from provision.spec.profiles import build_profile, builtin_profile_names, resolve_profile_dict
 
     fractions = {r.name: r.fraction for r in DEFAULT_RULES}
     bad = []
