@@ -3,7 +3,9 @@
 A metric name means the same thing everywhere: its unit, which direction is
 bad, and whether a single bad reading is fatal (drain at once) or needs to
 persist. The analyzer falls back to two-sided scoring for names not listed
-here, unless a record says ``better`` itself. Add new metrics to the section
+here, unless a record says ``better`` itself. This registry is the one place that
+says which direction is good: rules, sweep limits and the analyzer all ask
+:func:`direction`. Add new metrics to the section
 of the area that produces them.
 """
 
@@ -79,7 +81,9 @@ _ALL: list[MetricInfo] = [
     _m("xid_events", "count", "lower", "Xid events in the kernel log", zero_spread=True),
     _m("gpu_temperature", "C", "lower", "GPU core temperature"),
     _m("gpu_memory_temperature", "C", "lower", "HBM temperature"),
-    _m("gpu_power", "W", "equal", "board power draw"),
+    # under the same load, a GPU drawing less than its peers is capped or throttled (the
+    # burn-in floor is 0.85 x the board limit, provision.expectations); more is no fault
+    _m("gpu_power", "W", "higher", "board power draw"),
     _m("gpu_power_fraction", "ratio", "higher", "power draw over the board power limit"),
     _m("gpu_sm_clock", "MHz", "higher", "SM clock"),
     _m("clocks_event_thermal", "ratio", "lower",
@@ -209,8 +213,11 @@ def info(name: str) -> MetricInfo | None:
 
 
 def direction(name: str, declared: str | None = None) -> Better:
-    """The bad direction: a record's own ``better`` wins, then the registry, else two-sided."""
+    """The good direction of a metric: the registry's; for a metric it does not list, the
+    record's own ``better``, else two-sided. The one answer to "which side is bad?"."""
+    known = REGISTRY.get(name)
+    if known is not None:
+        return known.better
     if declared in ("higher", "lower", "equal"):
         return declared  # type: ignore[return-value]
-    known = REGISTRY.get(name)
-    return known.better if known else "equal"
+    return "equal"

@@ -16,6 +16,17 @@ from typing import Any
 from provision.actions.policy import REASON_PREFIX, NodeState
 from provision.errors import DeployError
 
+
+def kube_api() -> Any:
+    """The Kubernetes API client: in-cluster credentials, else the user's kubeconfig."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.CoreV1Api()
+
 TAINT_KEY = "forge.io/unhealthy"
 REASON_ANNOTATION = "forge.io/drain-reason"
 EFFECT = "NoSchedule"

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from provision import proc
 from provision.actions.policy import NodeState
 from provision.errors import DeployError
+from provision.remote.base import Command, Launcher
 
 CommandRunner = Callable[[Sequence[str], float], proc.Completed]
 TIMEOUT_S = 30.0
@@ -86,6 +87,20 @@ def local_runner(argv: Sequence[str], timeout: float) -> proc.Completed:
     except proc.ToolMissing as exc:
         raise DeployError(f"{exc}", hint="run the sweep where Slurm's client tools are "
                           "installed (the controller) or pass --controller") from None
+
+
+def remote_runner(launcher: Launcher, node: str) -> CommandRunner:
+    """A command runner that runs argv on ``node`` through a launcher (the controller or
+    submit host over SSH)."""
+
+    def run(argv: Sequence[str], timeout: float) -> proc.Completed:
+        res = launcher.run({node: Command(tuple(argv), timeout)})[node]
+        rc = res.returncode if res.returncode is not None else (
+            124 if res.status == "timeout" else 255)
+        err = res.stderr or (res.detail if not res.ran else "")
+        return proc.Completed(tuple(argv), rc, res.stdout, err, res.status == "timeout",
+                              res.duration_s)
+    return run
 
 
 class SlurmScheduler:

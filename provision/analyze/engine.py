@@ -12,9 +12,9 @@ import numpy as np
 
 from provision.analyze.columns import Columns, build_columns
 from provision.analyze.drift import Baseline, find_drift
-from provision.analyze.findings import Analysis, Finding, sort_key
+from provision.analyze.findings import Analysis, CohortSummary, Finding, sort_key
 from provision.analyze.grouping import find_node_groups
-from provision.analyze.pairs import Pair, attribute
+from provision.analyze.pairs import Attribution, Pair, attribute
 from provision.analyze.policy import DEFAULT_POLICY, Policy, Severity
 from provision.analyze.stats import (
     CONSTANT,
@@ -30,6 +30,7 @@ from provision.analyze.stats import (
 )
 from provision.analyze.text import num, pct, qty, rel, side
 from provision.analyze.units import normalize
+from provision.judge import breach
 from provision.measurement import BadLine, Measurement
 
 _SEV: dict[int, Severity] = {FAIL: "fail", WARN: "warn"}
@@ -69,8 +70,36 @@ def analyze_columns(cols: Columns, baseline: Baseline | None = None,
         timings["drift"] = time.perf_counter() - t
     findings = tuple(sorted(b.findings, key=sort_key))
     return Analysis(findings=findings, policy=pol, columns=cols, stats=st, judgement=jd,
+                    cohorts=cohort_summaries(cols, st, pol), attribution=b.attribution,
                     bad_lines=tuple(bad_lines), inputs=tuple(inputs),
                     baseline_size=len(baseline) if baseline is not None else 0, timings=timings)
+
+
+def cohort_summaries(cols: Columns, st: CohortStats, pol: Policy) -> tuple[CohortSummary, ...]:
+    """Per cohort, what the analyzer judged it by: the reports show these, never recompute."""
+    out = []
+    # readings with a fraction, per cohort (one pass over the values)
+    fractional = np.bincount(cols.cohort, weights=np.mod(cols.value, 1.0) != 0,
+                             minlength=len(cols.cohorts))
+    for coh in cols.cohorts:
+        c = coh.index
+        scale = float(st.scale[c])
+        flag_at = None
+        if math.isfinite(scale) and not st.zero_spread[c] and coh.direction:
+            flag_at = float(st.median[c]) - coh.direction * pol.outlier_z * scale
+        out.append(CohortSummary(
+            index=c, label=coh.label, metric=coh.metric, model=coh.model, profile=coh.profile,
+            check=coh.check, level="gpu" if coh.gpu_level else "node", pair=coh.pair or None,
+            unit=coh.unit, better=coh.better, direction=coh.direction, n=int(st.n[c]),
+            median=_finite(st.median[c]), mad=_finite(st.mad[c]), scale=_finite(scale),
+            flag_at=flag_at, zero_spread=bool(st.zero_spread[c]), tiny=bool(st.tiny[c]),
+            expected_constant=_finite(st.const[c]),
+            whole=bool(st.n[c]) and not fractional[c]))
+    return tuple(out)
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
 
 
 class _Builder:
@@ -79,6 +108,7 @@ class _Builder:
     def __init__(self, cols: Columns, st: CohortStats, jd: Judgement, policy: Policy) -> None:
         self.cols, self.st, self.jd, self.policy = cols, st, jd, policy
         self.findings: list[Finding] = []
+        self.attribution = Attribution((), ())
 
     # --- shared pieces
     def _common(self, i: int) -> dict[str, Any]:
@@ -114,7 +144,8 @@ class _Builder:
         unit = coh.unit
         if kind == LIMIT:
             lo, hi = float(jd.lo[i]), float(jd.hi[i])
-            below = not math.isnan(lo) and v < lo
+            bound = breach(v, None if math.isnan(lo) else lo, None if math.isnan(hi) else hi)
+            below = bound == "min"
             limit = lo if below else hi
             own = limit == (cols.lo[i] if below else cols.hi[i])
             lim = pol.limit_for(coh.metric, coh.model)
@@ -131,7 +162,7 @@ class _Builder:
             if st.fatal[c]:
                 why += "; fatal: one such reading proves a broken part"
             return Finding(value=v, reason=why, severity=sev, kind="limit", expected=exp_f,
-                           limit=limit, source=source or "hard limit",
+                           limit=limit, bound=bound, source=source or "hard limit",
                            deviation=rel(v, exp_f) if exp_f else None, **base)
         if kind == CONSTANT:
             e = cols.expected[i]
@@ -163,7 +194,8 @@ class _Builder:
                     f" (flag at {num(pol.outlier_z)}x, fail at {num(float(st.fail_at[c]))}x"
                     + (", a heavy-tailed cohort" if st.fail_at[c] > pol.fail_z else "") + ")")
         return Finding(value=v, reason=why, severity=sev, kind="outlier", expected=med,
-                       limit=threshold, source=self._median_source(c), score=score,
+                       limit=threshold, bound="min" if d > 0 else "max",
+                       source=self._median_source(c), score=score,
                        deviation=dev, **base)
 
     # --- stages
@@ -224,7 +256,7 @@ class _Builder:
 
     def pairs(self) -> None:
         cols, st = self.cols, self.st
-        att = attribute(cols, self.jd, self.policy)
+        att = self.attribution = attribute(cols, self.jd, self.policy)
         for blame in att.blamed:
             c = blame.cohort
             coh = cols.cohorts[c]

@@ -1,106 +1,53 @@
-"""Findings and the analysis result: what the reports render and other stages consume."""
+"""The analysis result: what the reports render and other stages consume.
+
+The finding type itself lives in :mod:`provision.finding` (re-exported here).
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from provision.analyze.columns import Columns
-from provision.analyze.policy import Policy, Severity
+from provision.analyze.policy import Policy
 from provision.analyze.stats import CohortStats, Judgement
 from provision.errors import ExitCode
+from provision.finding import IDENTITY, KINDS, SEVERITY_RANK, Finding, Kind, Severity, sort_key
 from provision.measurement import BadLine
 
-#: the identity fields a finding copies from its reading, in the order reports show them
-IDENTITY = ("serial", "uuid", "bus_id", "vbios", "node_serial")
+if TYPE_CHECKING:
+    from provision.analyze.pairs import Attribution
 
-Kind = Literal["limit", "outlier", "pair-node", "pair-link", "node-group", "drift"]
-KINDS: tuple[Kind, ...] = ("limit", "outlier", "pair-node", "pair-link", "node-group", "drift")
+__all__ = ["IDENTITY", "KINDS", "SEVERITY_RANK", "Analysis", "CohortSummary", "Finding", "Kind",
+           "Severity", "sort_key"]
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One flagged entity (a GPU, a node, a link) on one metric, with the why."""
+class CohortSummary:
+    """One cohort of like readings as the analyzer judged it (what reports show per cohort)."""
 
-    node: str
-    gpu: int | None
+    index: int
+    label: str
     metric: str
-    value: float
-    reason: str
-    severity: Severity
-    kind: Kind
-    #: what the value should be: the cohort median, the expected constant, or the physical figure
-    expected: float | None = None
-    #: the threshold that was crossed (a hard limit, or where flagging starts)
-    limit: float | None = None
-    #: where ``expected``/``limit`` come from (a datasheet figure, "median of 4096 GPUs")
-    source: str | None = None
-    unit: str | None = None
-    model: str | None = None
-    check: str | None = None
-    #: the other end, for a link finding ("gpu017" or "gpu003:1")
-    peer: str | None = None
-    #: the partners of a blamed endpoint's slow pairs
-    peers: tuple[str, ...] = ()
-    #: the GPUs of a node-level finding
-    gpus: tuple[int, ...] = ()
-    #: robust score (bad-direction deviation / cohort spread), None for limits
-    score: float | None = None
-    #: value / expected - 1, None when expected is 0 or unknown
-    deviation: float | None = None
-    cohort: str = ""
-    cohort_size: int = 0
-    baseline: float | None = None
-    fatal: bool = False
-    #: how many readings this finding stands for (repeated samples, both directions of a pair)
-    count: int = 1
-    #: the tool's own words for the reading (an Xid message, the error that stopped a test)
-    detail: str | None = None
-    #: the part's identity, as a vendor's RMA form asks for it (None where no record said)
-    serial: str | None = None
-    uuid: str | None = None
-    bus_id: str | None = None
-    vbios: str | None = None
-    node_serial: str | None = None
-
-    def identity(self) -> dict[str, str]:
-        """The identity fields this finding carries, by name (for reports and labels)."""
-        return {k: v for k in IDENTITY if (v := getattr(self, k))}
-
-    @property
-    def entity(self) -> str:
-        """``gpu003``, ``gpu003 GPU 5``, ``gpu003 GPU 0 <-> gpu003:1``, ``gpu003 <-> gpu017``."""
-        base = self.node if self.gpu is None else f"{self.node} GPU {self.gpu}"
-        return f"{base} <-> {self.peer}" if self.peer else base
-
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        """The nodes this finding concerns: both ends of a link between two nodes."""
-        if self.kind == "pair-link" and self.peer:
-            other = self.peer.split(":")[0]
-            if other != self.node:
-                return (self.node, other)
-        return (self.node,)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["peers"] = list(self.peers)
-        d["gpus"] = list(self.gpus)
-        for key in ("value", "expected", "limit", "score", "deviation", "baseline"):
-            x = d[key]
-            if isinstance(x, float) and not math.isfinite(x):
-                d[key] = None
-        return d
-
-
-SEVERITY_RANK = {"fail": 2, "warn": 1}
-
-
-def sort_key(f: Finding) -> tuple[Any, ...]:
-    """Worst first: failures, fatal metrics, hard limits and constants, then by score."""
-    score = math.inf if f.score is None else f.score
-    return (-SEVERITY_RANK[f.severity], not f.fatal, -score, f.metric, f.node, f.gpu or -1)
+    model: str | None
+    profile: str | None
+    check: str | None
+    level: str                  # "gpu" or "node"
+    pair: str | None
+    unit: str | None
+    better: str
+    direction: int              # +1 higher is better, -1 lower, 0 two-sided
+    n: int
+    median: float | None
+    mad: float | None
+    scale: float | None
+    #: where a reading starts to be flagged as an outlier (None: no statistical judgement)
+    flag_at: float | None
+    zero_spread: bool
+    tiny: bool
+    expected_constant: float | None
+    #: every reading is a whole number (lanes, counts): show limits as whole values
+    whole: bool
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +57,10 @@ class Analysis:
     columns: Columns
     stats: CohortStats
     judgement: Judgement
+    #: per cohort, what it was judged by (same order as ``columns.cohorts``)
+    cohorts: tuple[CohortSummary, ...] = ()
+    #: the slow pairs and the endpoints blamed for them (the pair findings come from it)
+    attribution: Attribution | None = None
     bad_lines: tuple[BadLine, ...] = ()
     inputs: tuple[str, ...] = ()
     baseline_size: int = 0
@@ -163,6 +114,26 @@ class Analysis:
         # sorted, then counted: numpy's hashed unique() takes seconds on such keys
         key = np.sort(self.columns.node[g].astype(np.int64) * 4096 + self.columns.gpu[g])
         return int(np.count_nonzero(key[1:] != key[:-1])) + 1
+
+    def node_pair_cells(self) -> dict[int, dict[tuple[str, str], tuple[float, int]]]:
+        """Per node-to-node pair cohort, every pair (a < b): its median reading and its worst
+        severity (0 ok, 1 warn, 2 fail). The attribution keeps only slow pairs; a heat map
+        shows them all."""
+        import numpy as np
+
+        cols = self.columns
+        acc: dict[int, dict[tuple[str, str], list[int]]] = {}
+        for i in np.nonzero(cols.peer >= 0)[0].tolist():
+            c = int(cols.cohort[i])
+            if cols.cohorts[c].pair != "node":
+                continue
+            a_ep, b_ep = cols.nodes[cols.node[i]], cols.peers[cols.peer[i]]
+            key = (a_ep, b_ep) if a_ep < b_ep else (b_ep, a_ep)
+            acc.setdefault(c, {}).setdefault(key, []).append(i)
+        return {c: {key: (float(np.median(cols.value[rs])),
+                          int(self.judgement.severity[rs].max()))
+                    for key, rs in pairs.items()}
+                for c, pairs in acc.items()}
 
     def node_status(self) -> dict[str, str]:
         """Per node: 'pass', 'warn' or 'fail' (its worst finding)."""

@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
-Severity = Literal["fail", "warn"]
+from provision.finding import Severity
 
 #: absolute floors of the spread, per unit: a cohort whose values are all equal
 #: (MAD 0) must not turn a one-step difference of an integer reading into a flag

@@ -6,7 +6,8 @@ Per cohort: median, MAD and a *scale* (the spread a healthy reading may show):
     scale = max(tiny_rel / outlier_z * |median|, unit floor)        3 <= n < min_cohort
     no statistical judgement                                        n < 3
 
-Per reading, in this order (the first that applies wins):
+Per reading, in this order (the first that applies wins; the comparisons of a
+reading with a limit or a constant are :mod:`provision.judge`'s):
 1. hard limits: outside the record's ``min``/``max`` or the policy's limit -> fail;
 2. zero-spread metrics (a counter that stays 0, a link count that is a
    constant): any deviation in the bad direction from the expected constant
@@ -26,6 +27,7 @@ import numpy as np
 
 from provision.analyze.columns import Columns
 from provision.analyze.policy import UNIT_FLOORS, Policy
+from provision.judge import off_constant, outside
 
 NONE, LIMIT, CONSTANT, OUTLIER = 0, 1, 2, 3
 OK, WARN, FAIL = 0, 1, 2
@@ -211,10 +213,8 @@ def judge(cols: Columns, st: CohortStats, policy: Policy) -> Judgement:
         c = cols.cohort[idx]
         e = cols.expected[idx]
         exp = np.where(np.isnan(e), st.const[c], e)
-        dev = cols.value[idx] - exp
-        tol = 1e-9 * np.maximum(1.0, np.abs(exp))
         d = st.direction[c]
-        bad = np.where(d > 0, dev < -tol, np.where(d < 0, dev > tol, np.abs(dev) > tol))
+        bad = off_constant(cols.value[idx], exp, d)
         hit = idx[bad]
         kind[hit] = CONSTANT
         severity[hit] = np.where(st.fatal[c[bad]] | (d[bad] >= 0), FAIL, WARN)
@@ -224,8 +224,7 @@ def judge(cols: Columns, st: CohortStats, policy: Policy) -> Judgement:
         lo = np.fmax(lo, st.lim_lo[cols.cohort])
     if np.isfinite(st.lim_hi).any():
         hi = np.fmin(hi, st.lim_hi[cols.cohort])
-    with np.errstate(invalid="ignore"):
-        lim_idx = np.nonzero((cols.value < lo) | (cols.value > hi))[0]
+    lim_idx = np.nonzero(outside(cols.value, lo, hi))[0]
     kind[lim_idx] = LIMIT
     severity[lim_idx] = FAIL
     return Judgement(signed=signed, score=score, kind=kind, severity=severity, lo=lo, hi=hi)

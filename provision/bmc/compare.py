@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from provision.bmc.model import Expected, Finding, NodeInventory
+from provision.bmc.model import Expected, Mismatch, NodeInventory
 
 _HEALTHY = {"ok", None}
 
@@ -32,12 +32,12 @@ def model_matches(expected: str, reported: Iterable[str | None]) -> bool:
     return bool(want)
 
 
-def compare(inv: NodeInventory, exp: Expected) -> list[Finding]:
+def compare(inv: NodeInventory, exp: Expected) -> list[Mismatch]:
     node = inv.node
-    out: list[Finding] = []
+    out: list[Mismatch] = []
 
     def add(field: str, expected: str, actual: str, severity: str = "mismatch") -> None:
-        out.append(Finding(node, field, expected, actual, severity))  # type: ignore[arg-type]
+        out.append(Mismatch(node, field, expected, actual, severity))  # type: ignore[arg-type]
 
     if exp.serial:
         if not inv.serial:

@@ -55,12 +55,15 @@ def write_macs_file(path: Path, site_name: str, macs: Mapping[str, Mapping[str, 
     atomic_write_text(path, buf.getvalue())
 
 
-def update_spec(spec: Path, macs: Mapping[str, Mapping[str, str]]) -> tuple[Path | None, int]:
-    """Add missing MACs under ``node_groups[].node_data.<node>.macs``; (backup, count added)."""
+def update_spec(spec: Path, macs: Mapping[str, Mapping[str, str]], *,
+                text: str) -> tuple[Path | None, int]:
+    """Add missing MACs under ``node_groups[].node_data.<node>.macs``; (backup, count added).
+
+    ``text`` is the spec as the command read it (``Site.text``): the file is read once.
+    """
     from provision.spec import load_site_text
 
     y = _yaml()
-    text = spec.read_text(encoding="utf-8")
     doc = y.load(text)
     groups = doc.get("node_groups") or []
     added = 0

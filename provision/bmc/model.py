@@ -167,7 +167,7 @@ class NodeInventory:
 
 
 @dataclass(frozen=True)
-class Finding:
+class Mismatch:
     """One difference between the spec and what the BMC reports."""
 
     node: str

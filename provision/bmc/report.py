@@ -18,7 +18,7 @@ from typing import Any
 
 from provision.bmc.actions import ActionResult
 from provision.bmc.firmware import ComponentAudit, group_audits
-from provision.bmc.model import Finding, NodeInventory, Outcome, Status
+from provision.bmc.model import Mismatch, NodeInventory, Outcome, Status
 from provision.errors import (
     ChecksFailed,
     CommandTimeout,
@@ -96,7 +96,7 @@ def inventory_line(inv: NodeInventory) -> str:
 
 
 def inventory_text(outcomes: Sequence[Outcome[NodeInventory]],
-                   findings: Mapping[str, Sequence[Finding]]) -> list[str]:
+                   findings: Mapping[str, Sequence[Mismatch]]) -> list[str]:
     lines: list[str] = []
     per = {o.node: inventory_line(o.value) for o in outcomes if o.value is not None}
     lines += [f"{ns}: {text}" for ns, text in group_by_text(per)]
@@ -125,7 +125,7 @@ def inventory_text(outcomes: Sequence[Outcome[NodeInventory]],
 
 
 def inventory_json(outcomes: Sequence[Outcome[NodeInventory]],
-                   findings: Mapping[str, Sequence[Finding]]) -> dict[str, Any]:
+                   findings: Mapping[str, Sequence[Mismatch]]) -> dict[str, Any]:
     nodes = {}
     for o in outcomes:
         nodes[o.node] = {

@@ -31,22 +31,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provision import judge
 from provision.errors import InputError
 
+# the golden calibration of thresholds is the plan's (provision.expectations); kept
+# importable from here, where the baseline is built
+from provision.expectations import BASELINE_KIND, GOLDEN_FRACTIONS, calibrate
+from provision.expectations import load_baseline as load
+
+__all__ = ["GOLDEN_FRACTIONS", "PHYSICS_SLACK", "build", "calibrate", "differences",
+           "fingerprint", "load", "refusals"]
+
 if TYPE_CHECKING:
-    from provision.expectations import NodePlan, Threshold
+    from provision.expectations import NodePlan
     from provision.measurement import Measurement
 
 SCHEMA_VERSION = 1
-KIND = "forge-baseline"
-#: floor = fraction x golden figure, per calibrated rule: a healthy node of the same build
-#: repeats its golden node's figures within run-to-run noise (a few %); NCCL varies more
-GOLDEN_FRACTIONS: dict[str, float] = {
-    "hbm_bandwidth": 0.95, "pcie_h2d_bw": 0.95, "pcie_d2h_bw": 0.95,
-    "nvlink_p2p_bandwidth": 0.95, "gemm_tflops": 0.95, "gpu_power_fraction": 0.95,
-    "gpudirect_bw": 0.97, "ib_write_bw": 0.97, "nccl_busbw_intra": 0.90,
-    "nccl_busbw_pair": 0.90, "nccl_busbw_inter": 0.90, "nccl_alltoall_inter": 0.90,
-}
+KIND = BASELINE_KIND
 #: a measured figure may exceed its physical figure by rounding only
 PHYSICS_SLACK = 1.02
 
@@ -116,10 +117,10 @@ def refusals(figures: Mapping[str, tuple[float, int]], plan: NodePlan) -> list[s
         t = plan.threshold(name)
         if t is None:
             continue
-        if value > t.figure_value * PHYSICS_SLACK:
+        if judge.breach(value, None, t.figure_value * PHYSICS_SLACK):
             bad.append(f"{name} = {value:g} {t.unit} is above its physical figure "
                        f"{t.figure_value:g} {t.unit} ({t.figure}): a measurement error")
-        elif value < t.limit:
+        elif judge.crosses(t.metric, value, t.limit):
             bad.append(f"{name} = {value:g} {t.unit} is below the physics floor "
                        f"{t.limit:g} {t.unit} ({t.fraction:g} x {t.figure}): not a golden node")
     return bad
@@ -173,31 +174,3 @@ def _raw_topo(run_dir: Path, node: str) -> str | None:
         if text:
             return str(text)
     return None
-
-
-def load(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read baseline: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
-    if not isinstance(doc, dict) or doc.get("kind") != KIND:
-        raise InputError(f"{path}: not a forge baseline (kind is not {KIND})",
-                         hint="write one with `forge baseline SPEC RUN_DIR --node NODE`")
-    return doc
-
-
-def calibrate(t: Threshold, doc: Mapping[str, Any]) -> Threshold:
-    """``t`` as ``fraction x golden figure``, bounded by the physical figure (pure)."""
-    from dataclasses import replace
-
-    fig = (doc.get("figures") or {}).get(t.name)
-    if fig is None or t.name not in GOLDEN_FRACTIONS:
-        return t
-    golden = min(float(fig["value"]), t.figure_value)
-    return replace(t, fraction=GOLDEN_FRACTIONS[t.name], figure=f"golden {doc['node']}",
-                   figure_value=golden, provisional=False,
-                   source=f"golden node {doc['node']} ({doc.get('created', '?')}, "
-                          f"{fig.get('samples', '?')} readings); physics {t.figure_value:g} "
-                          f"{t.unit} {t.figure} ({t.source})")

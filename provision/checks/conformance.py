@@ -265,7 +265,7 @@ class Conformance(CollectorCheck):
                         dist = _DIST.get(re.sub(r"\d+$", "", kind or ""), 9)
                         out.append(Measurement(
                             node=plan.node, metric="gpu_nic_distance", value=float(dist),
-                            gpu=gpu, unit="rank", max=float(LOCAL_DISTANCE), better="lower",
+                            gpu=gpu, unit="rank", max=float(LOCAL_DISTANCE),
                             expected=float(LOCAL_DISTANCE), check=self.name, peer=dev,
                             profile=plan.profile,
                             source=_profile_src(plan, f"GPU{gpu} shares a PCIe switch with "

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from provision.checks.base import DEFAULT_GPU_PYTHON, DEFAULT_PYTHON, Check, Context, Raw
-from provision.checks.reference import MissingReference, failed, threshold
+from provision.checks.reference import MissingReference, threshold
 from provision.errors import ExitCode, ForgeError, combine
 from provision.expectations import NodePlan, SitePlan
+from provision.judge import failed
 from provision.measurement import Measurement
 from provision.remote.base import Command, Launcher, Result
 from provision.runs import SCHEMA_VERSION, Run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from provision import judge
 from provision.checks.base import Context, Needs
 from provision.checks.collected import Collected, CollectorCheck, command
 from provision.checks.reference import annotate, exact, judged, threshold
@@ -71,7 +72,8 @@ class NvlinkTopology(CollectorCheck):
                 ok = int(expected and f"NV{n}" == gold)
                 want_text = f"{gold}, golden node {plan.golden_node}"
             else:
-                ok = int(expected and n >= links_up.figure_value)
+                ok = int(expected and not judge.crosses(links_up.metric, n,
+                                                        links_up.figure_value))
                 want_text = f"NV{links_up.figure_value:g} or more, provisional"
             what = ("missing" if not n else f"NV{n}") if expected else f"unexpected NV{n}"
             out.append(exact(plan, "nvlink_bridge_ok", ok, 1, check=self.name, source=src,

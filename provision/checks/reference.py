@@ -1,4 +1,6 @@
-"""Judge a reading against the plan: limit = fraction x physical figure, with the source.
+"""A reading and its reference from the plan: limit = fraction x physical figure, with the source.
+
+This module attaches limits to records; :mod:`provision.judge` decides.
 
 A metric the check must judge but whose reference the node's plan lacks
 raises :class:`MissingReference`: an unjudged reading is an error, never a pass.
@@ -10,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from provision import metrics
+from provision import judge, metrics
 from provision.errors import InputError
 from provision.expectations import NodePlan, Threshold
 from provision.measurement import Measurement
@@ -31,8 +33,8 @@ def threshold(plan: NodePlan, name: str) -> Threshold:
 
 def limits(t: Threshold) -> dict[str, Any]:
     """The record fields that carry a threshold: limit, figure, source, direction."""
-    bound = "min" if t.better == "higher" else "max"
-    return {bound: t.limit, "expected": t.figure_value, "better": t.better,
+    return {**judge.limit_fields(t.metric, t.limit), "expected": t.figure_value,
+            "better": t.better,
             "source": f"{t.fraction:g} x {t.figure} = {t.figure_value:g} {t.unit} ({t.source})"}
 
 
@@ -74,8 +76,3 @@ def annotate(plan: NodePlan, records: Iterable[Measurement], check: str,
             r = replace(r, unit=ts[0].unit, **lim)
         out.append(r)
     return out
-
-
-def failed(r: Measurement) -> bool:
-    """The record breaks its own hard limit."""
-    return (r.min is not None and r.value < r.min) or (r.max is not None and r.value > r.max)

@@ -229,19 +229,17 @@ def guard(site: Site, plan: SitePlan, req: CheckRequest, reach: Launchers) -> No
 def scheduler_runner(via: str, cluster: Launcher, cluster_node: str) -> Any:
     """A command runner on the host that can ask the scheduler: here (--via local) or
     the controller/submit host over SSH."""
-    from provision.actions.slurm import local_runner
-    from provision.sweep.run import remote_runner
+    from provision.actions.slurm import local_runner, remote_runner
 
     if via == "local":
         return local_runner
-    return remote_runner(cluster, cluster_node)  # type: ignore[arg-type]
+    return remote_runner(cluster, cluster_node)
 
 
 def scheduler(site: Site, runner: Any) -> Any:
     """The scheduler backend of the site (Slurm through ``runner``, or Kubernetes)."""
     if site.stack.scheduler == "kubernetes":
-        from provision.actions.kubernetes import KubernetesScheduler
-        from provision.sweep.run import kube_api
+        from provision.actions.kubernetes import KubernetesScheduler, kube_api
 
         return KubernetesScheduler(kube_api())
     from provision.actions.slurm import SlurmScheduler

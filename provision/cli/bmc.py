@@ -129,7 +129,7 @@ def inventory(spec: Path, nodes: str | None, as_json: bool, insecure: bool, time
         write_macs_file(write_macs, run.site.name, found, replace=force)
         notes.append(f"wrote MACs of {sum(1 for m in found.values() if m)} nodes to {write_macs}")
     if update_spec:
-        backup, added = do_update(spec, found)
+        backup, added = do_update(spec, found, text=run.site.text)
         notes.append(f"added {added} MACs to {spec} (backup {backup})" if added
                      else f"{spec} already lists every MAC the BMCs report; not changed")
     payload = inventory_json(outcomes, findings)

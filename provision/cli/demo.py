@@ -42,7 +42,7 @@ def run_spec_steps(workdir: Path, size: str = "small") -> None:
     con.rule("2/3 plan: what every node must show, and each threshold")
     print_plan(plan_dict(plan_site(site), site))
     con.rule(f"3/3 render the Ansible inventory into {workdir / 'inventory'}")
-    report = render_inventory(site, workdir / "inventory", spec_text=text)
+    report = render_inventory(site, workdir / "inventory")
     print_render_report(report.to_dict())
 
 
@@ -65,6 +65,26 @@ def demo(workdir: Path, size: str, lab: bool) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     run_spec_steps(workdir, size)
     if lab:
-        from provision.lab.demo import run_lab_steps
-
         run_lab_steps()
+
+
+def run_lab_steps(nodes: int = 3) -> None:
+    """Lab up, `forge deploy` onto it, then sinfo and srun (what `forge demo` ends with)."""
+    from provision.cli.deploy import raise_for, run_and_report
+    from provision.deploy.driver import DeployOptions
+    from provision.lab import lab as labmod
+    from provision.lab.config import from_env
+    from provision.lab.demo import sinfo_and_srun
+
+    con = console()
+    cfg = from_env(nodes=nodes)
+    con.rule(f"lab: {nodes} Debian 13 systemd nodes on podman, SSH on 127.0.0.1")
+    info = labmod.up(cfg, log=lambda m: con.print(m, markup=False))
+    con.rule(f"deploy the Slurm stack onto the lab ({info.spec})")
+    result = run_and_report(DeployOptions(spec=Path(info.spec)), spec_label=info.spec)
+    raise_for(result)
+    con.rule("the cluster at work: sinfo, then srun on every node")
+    sinfo, hosts = sinfo_and_srun(cfg)
+    con.print(sinfo.rstrip(), markup=False)
+    con.print(f"$ srun -N{nodes} hostname", markup=False)
+    con.print(hosts.rstrip(), markup=False)

@@ -12,7 +12,7 @@ from provision.cli.output import console, emit_json
 from provision.errors import InputError
 from provision.fsutil import atomic_write_text, read_input_text
 from provision.nodes import fold
-from provision.spec import Site, load_site, load_site_text
+from provision.spec import Site, load_site
 
 if TYPE_CHECKING:  # the heavy modules load only in the commands that need them
     from provision.expectations import SitePlan
@@ -99,6 +99,8 @@ def plan(spec: Path, as_json: bool) -> None:
 def print_plan(data: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from provision import judge
+
     con = console()
     for g in data["groups"]:
         gpu = g["gpu"]
@@ -117,7 +119,7 @@ def print_plan(data: dict[str, Any]) -> None:
         for col in ("check", "metric", "limit", "= fraction x figure", "source"):
             table.add_column(col, overflow="fold")
         for t in g["thresholds"]:
-            op = ">=" if t["better"] == "higher" else "<="
+            op = judge.operator(t["metric"])
             mark = " provisional" if t.get("provisional") else ""
             table.add_row(t["check"], t["name"], f"{op} {t['limit']:g} {t['unit']}",
                           f"{t['fraction']:g} x {t['figure_value']:g} {t['unit']} "
@@ -145,12 +147,9 @@ def render(spec: Path, out_dir: Path, force: bool, as_json: bool) -> None:
       ansible-inventory -i site-inventory --graph
     """
     from provision.inventory import render_inventory
-    from provision.spec.loader import MAX_SPEC_BYTES
 
-    text = read_input_text(spec, MAX_SPEC_BYTES, "site spec")  # read once: site and header
-    site = load_site_text(text, "<stdin>" if str(spec) == "-" else str(spec),
-                          Path.cwd() if str(spec) == "-" else spec.resolve().parent)
-    report = render_inventory(site, out_dir, spec_text=text, force=force)
+    site = load_site(spec)  # read once: the Site keeps the text the header hashes
+    report = render_inventory(site, out_dir, force=force)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -114,11 +114,10 @@ def deploy(opts: DeployOptions, *, view: View | None = None,
         run.finish(0, status="nothing to resume", results=[])
         return DeployResult(run_dir, (), (), 0, "nothing to resume", 0.0, resumed_from)
 
-    run.keep_spec(spec_path)
-    spec_text = (run_dir / "spec.yaml").read_text(encoding="utf-8")
+    run.keep_spec(spec_path)  # byte for byte as given (the parsed text is site.text)
     run.write_text("spec.json", spec_json(site) + "\n")
     inventory = run_dir / "inventory"
-    render_inventory(site, inventory, spec_text=spec_text)
+    render_inventory(site, inventory)
     env = settings.environment(opts.profile, hosts=len(targets), cache_dir=root / ".fact-cache",
                                roles_path=playbooks_dir() / "roles",
                                mitogen_dir=settings.mitogen_strategy_dir())

@@ -104,13 +104,15 @@ def secret_ref_vars(ref: SecretRef | None) -> dict[str, Any] | None:
     return {"kind": ref.kind, "location": ref.location, "key": ref.key, "lookup": lookup}
 
 
-def render_files(site: Site, spec_text: str) -> dict[str, str]:
-    """Relative path -> file content for the whole inventory."""
+def render_files(site: Site, spec_text: str | None = None) -> dict[str, str]:
+    """Relative path -> file content for the whole inventory (the header hashes the spec
+    as the user gave it: ``site.text`` unless ``spec_text`` says otherwise)."""
     env = _env()
+    text = site.text if spec_text is None else spec_text
     common = {
         "forge_version": __version__,
         "source_name": site.source.rsplit("/", 1)[-1],
-        "spec_sha256": hashlib.sha256(spec_text.encode()).hexdigest(),
+        "spec_sha256": hashlib.sha256(text.encode()).hexdigest(),
     }
     files: dict[str, str] = {}
     files["hosts.yml"] = env.get_template("hosts.yml.j2").render(groups=groups_of(site), **common)

@@ -258,7 +258,7 @@ def _prune_empty(directory: Path, stop: Path) -> None:
         directory = directory.parent
 
 
-def render_inventory(site: Site, out_dir: Path, *, spec_text: str = "",
+def render_inventory(site: Site, out_dir: Path, *, spec_text: str | None = None,
                      force: bool = False) -> WriteReport:
     """Render ``site`` into ``out_dir`` (the API the deploy driver and the lab use)."""
     return write_files(Path(out_dir), render_files(site, spec_text), force=force)

@@ -1,16 +1,17 @@
-"""The lab half of `forge demo`: start the lab, deploy the Slurm stack onto it, show it working."""
+"""The lab half of `forge demo`: show the deployed Slurm stack working on the lab.
+
+The command (provision.cli.demo) starts the lab, deploys and prints; this module
+only talks to the lab's nodes, so the lab never reaches up into the CLI.
+"""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from provision import proc
-from provision.cli.output import console
 from provision.errors import DeployError
 from provision.lab import keys
-from provision.lab import lab as labmod
-from provision.lab.config import LabConfig, from_env
+from provision.lab.config import LabConfig
 
 
 def sinfo_and_srun(cfg: LabConfig, timeout: float = 90) -> tuple[str, str]:
@@ -33,21 +34,3 @@ def sinfo_and_srun(cfg: LabConfig, timeout: float = 90) -> tuple[str, str]:
         raise DeployError(f"srun across the lab failed: {srun.stderr.strip()}")
     return sinfo, srun.stdout
 
-
-def run_lab_steps(nodes: int = 3) -> None:
-    """Lab up, `forge deploy` onto it, then sinfo and srun (what `forge demo` ends with)."""
-    from provision.cli.deploy import raise_for, run_and_report
-    from provision.deploy.driver import DeployOptions
-
-    con = console()
-    cfg = from_env(nodes=nodes)
-    con.rule(f"lab: {nodes} Debian 13 systemd nodes on podman, SSH on 127.0.0.1")
-    info = labmod.up(cfg, log=lambda m: con.print(m, markup=False))
-    con.rule(f"deploy the Slurm stack onto the lab ({info.spec})")
-    result = run_and_report(DeployOptions(spec=Path(info.spec)), spec_label=info.spec)
-    raise_for(result)
-    con.rule("the cluster at work: sinfo, then srun on every node")
-    sinfo, hosts = sinfo_and_srun(cfg)
-    con.print(sinfo.rstrip(), markup=False)
-    con.print(f"$ srun -N{nodes} hostname", markup=False)
-    con.print(hosts.rstrip(), markup=False)

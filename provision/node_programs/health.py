@@ -64,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                   args.resume_after))
         scheduler = None
         if args.scheduler == "kubernetes" and (args.drain or args.dry_run):
-            from provision.actions.kubernetes import KubernetesScheduler
-            from provision.sweep.run import kube_api
+            from provision.actions.kubernetes import KubernetesScheduler, kube_api
 
             scheduler = KubernetesScheduler(kube_api())
         result = local_sweep(exp, opts, scheduler)

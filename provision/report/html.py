@@ -6,7 +6,6 @@ file can be mailed, archived with a run, or opened on an air-gapped site.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -17,7 +16,6 @@ import numpy as np
 
 from provision import __version__
 from provision.analyze.findings import Analysis, Finding
-from provision.analyze.pairs import attribute
 from provision.analyze.text import qty, whole_limit
 from provision.report import svg
 from provision.report.table import expected_text, grouped_rows, node_lines, verdict_line, where
@@ -43,17 +41,25 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
+def _members(a: Analysis) -> dict[int, np.ndarray]:
+    """The readings of each cohort (indices into ``a.columns``), in reading order."""
+    order = np.argsort(a.columns.cohort, kind="stable")
+    bounds = np.cumsum(np.bincount(a.columns.cohort, minlength=len(a.cohorts)))
+    return {c: part for c, part in enumerate(np.split(order, bounds[:-1]))}
+
+
 def _strips(a: Analysis) -> list[dict[str, Any]]:
-    cols, st, jd = a.columns, a.stats, a.judgement
+    cols, jd = a.columns, a.judgement
     flagged_coh = {f.cohort for f in a.findings}
-    ranked = sorted(cols.cohorts, key=lambda c: (c.label not in flagged_coh, c.label))
+    ranked = sorted(a.cohorts, key=lambda s: (s.label not in flagged_coh, s.label))
+    members = _members(a)
     out = []
     rng = np.random.default_rng(0)
-    for coh in ranked:
-        c = coh.index
-        if st.zero_spread[c] or st.n[c] < 3 or not math.isfinite(st.median[c]):
+    for s in ranked:
+        c = s.index
+        if s.zero_spread or s.n < 3 or s.median is None:
             continue
-        idx = st.members(c)
+        idx = members[c]
         sev = jd.severity[idx]
         ok = idx[sev == 0]
         bad = idx[sev != 0][:MAX_FLAGGED_POINTS]
@@ -61,18 +67,16 @@ def _strips(a: Analysis) -> list[dict[str, Any]]:
             ok = rng.choice(ok, MAX_OK_POINTS, replace=False)
         pick = np.concatenate([ok, bad])
         labels = [_reading_label(a, int(i)) for i in bad.tolist()]
-        flag_at = None
-        if math.isfinite(st.scale[c]) and coh.direction:
-            flag_at = float(st.median[c] - coh.direction * a.policy.outlier_z * st.scale[c])
-            if np.all(np.mod(cols.value[idx], 1.0) == 0):  # lanes, counts: whole values only
-                flag_at = whole_limit(flag_at, float(st.median[c]), coh.direction > 0)
+        flag_at = s.flag_at
+        if flag_at is not None and s.whole:  # lanes, counts: show the first whole value
+            flag_at = whole_limit(flag_at, s.median, s.direction > 0)
         plot = svg.strip_plot(cols.value[pick], jd.severity[pick], labels,
-                              median=float(st.median[c]), flag_at=flag_at, unit=coh.unit, seed=c)
-        out.append({"label": coh.label, "svg": plot, "n": int(st.n[c]),
+                              median=s.median, flag_at=flag_at, unit=s.unit, seed=c)
+        out.append({"label": s.label, "svg": plot, "n": s.n,
                     "flagged": int((sev != 0).sum()),
-                    "median": qty(float(st.median[c]), coh.unit),
-                    "flag_at": qty(flag_at, coh.unit) if flag_at is not None else "-",
-                    "sampled": int(st.n[c]) > pick.shape[0]})
+                    "median": qty(s.median, s.unit),
+                    "flag_at": qty(flag_at, s.unit) if flag_at is not None else "-",
+                    "sampled": s.n > pick.shape[0]})
         if len(out) >= MAX_STRIPS:
             break
     return out
@@ -89,31 +93,13 @@ def _reading_label(a: Analysis, i: int) -> str:
 
 
 def _heat_maps(a: Analysis) -> list[dict[str, Any]]:
-    cols, st = a.columns, a.stats
-    att = attribute(cols, a.judgement, a.policy)
+    cols = a.columns
     blamed_by_coh: dict[int, set[str]] = defaultdict(set)
-    for b in att.blamed:
+    for b in a.attribution.blamed if a.attribution else ():
         blamed_by_coh[b.cohort].add(b.endpoint)
-    pairs_by_coh: dict[int, list[Any]] = defaultdict(list)
-    # attribute() returns only slow pairs; rebuild the full matrix from the readings
-    idx = np.nonzero(cols.peer >= 0)[0]
-    for i in idx.tolist():
-        c = int(cols.cohort[i])
-        if cols.cohorts[c].pair != "node":
-            continue
-        pairs_by_coh[c].append(i)
     out = []
-    for c, readings in sorted(pairs_by_coh.items()):
+    for c, cells in sorted(a.node_pair_cells().items()):
         coh = cols.cohorts[c]
-        cells: dict[tuple[str, str], tuple[float, int]] = {}
-        acc: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for i in readings:
-            a_ep = cols.nodes[cols.node[i]]
-            b_ep = cols.peers[cols.peer[i]]
-            acc[(a_ep, b_ep) if a_ep < b_ep else (b_ep, a_ep)].append(i)
-        for key, rs in acc.items():
-            r = np.array(rs)
-            cells[key] = (float(np.median(cols.value[r])), int(a.judgement.severity[r].max()))
         endpoints = sorted({e for k in cells for e in k})
         total = len(endpoints)
         if total > MAX_HEAT:
@@ -122,7 +108,7 @@ def _heat_maps(a: Analysis) -> list[dict[str, Any]]:
             chosen = sorted(focus | near)[:MAX_HEAT]
             rest = [e for e in endpoints if e not in set(chosen)]
             endpoints = sorted(chosen + rest[:max(0, MAX_HEAT - len(chosen))])
-        plot = svg.heat_map(endpoints, cells, median=float(st.median[c]), unit=coh.unit,
+        plot = svg.heat_map(endpoints, cells, median=a.cohorts[c].median or 0.0, unit=coh.unit,
                             blamed=blamed_by_coh[c])
         out.append({"label": coh.label, "svg": plot, "shown": len(endpoints), "total": total,
                     "pairs": len(cells)})
@@ -160,11 +146,11 @@ def _topologies(a: Analysis) -> tuple[list[dict[str, Any]], int]:
             per_node[n].append(f)
     ranked = sorted(per_node, key=lambda n: (-max(_SEV[f.severity] for f in per_node[n]), n))
     node_ix = {n: k for k, n in enumerate(cols.nodes)}
-    att = attribute(cols, a.judgement, a.policy)
     slow_links: dict[tuple[str, str], int] = {}
-    for p, _, _ in att.links:
+    att = a.attribution
+    for p, _, _ in att.links if att else ():
         slow_links[(p.a, p.b)] = p.severity
-    for b in att.blamed:
+    for b in att.blamed if att else ():
         for p in b.slow:
             slow_links[(p.a, p.b)] = p.severity
     gpu_pairs_of: dict[str, set[tuple[int, int]]] = defaultdict(set)

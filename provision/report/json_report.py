@@ -26,23 +26,10 @@ def _f(x: float) -> float | None:
 
 
 def cohorts(a: Analysis) -> list[dict[str, Any]]:
-    st, pol = a.stats, a.policy
-    out = []
-    for c in a.columns.cohorts:
-        i = c.index
-        scale = float(st.scale[i])
-        flag_at = None
-        if math.isfinite(scale) and not st.zero_spread[i] and c.direction:
-            flag_at = float(st.median[i]) - c.direction * pol.outlier_z * scale
-        out.append({
-            "label": c.label, "metric": c.metric, "model": c.model, "profile": c.profile,
-            "check": c.check, "level": "gpu" if c.gpu_level else "node", "pair": c.pair or None,
-            "unit": c.unit, "better": c.better, "n": int(st.n[i]), "median": _f(st.median[i]),
-            "mad": _f(st.mad[i]), "scale": _f(scale), "flag_at": flag_at,
-            "zero_spread": bool(st.zero_spread[i]), "tiny": bool(st.tiny[i]),
-            "expected_constant": _f(st.const[i]),
-        })
-    return out
+    """Per cohort, what the analyzer judged it by (its own figures, never recomputed)."""
+    keep = ("label", "metric", "model", "profile", "check", "level", "pair", "unit", "better",
+            "n", "median", "mad", "scale", "flag_at", "zero_spread", "tiny", "expected_constant")
+    return [{k: getattr(c, k) for k in keep} for c in a.cohorts]
 
 
 def to_dict(a: Analysis, *, generated_at: datetime | None = None) -> dict[str, Any]:
@@ -62,7 +49,7 @@ def to_dict(a: Analysis, *, generated_at: datetime | None = None) -> dict[str, A
         "inputs": list(a.inputs),
         "summary": {
             "records": a.n_records, "nodes": len(a.nodes), "gpus": a.n_gpus,
-            "cohorts": len(a.columns.cohorts), "fail": counts["fail"], "warn": counts["warn"],
+            "cohorts": len(a.cohorts), "fail": counts["fail"], "warn": counts["warn"],
             "bad_lines": len(a.bad_lines), "baseline_values": a.baseline_size,
         },
         "nodes": {k: fold(v) if v else "" for k, v in by_status.items()},

@@ -44,13 +44,13 @@ def expected_text(f: Finding) -> str:
     if f.kind == "limit":
         if f.limit is not None and f.expected is not None and f.limit == f.expected:
             return f"= {qty(f.expected, u)}"
-        op = ">=" if f.limit is not None and f.value < f.limit else "<="
+        op = ">=" if f.bound == "min" else "<="
         text = f"{op} {qty(f.limit, u)}"
         if f.expected is not None:
             text += f" of {qty(f.expected, u)}"
         return text
     if f.limit is not None and f.expected is not None:
-        below = f.limit <= f.expected
+        below = f.bound == "min"   # the analyzer decided which side of the median flags
         op = ">=" if below else "<="
         limit = whole_limit(f.limit, f.expected, below)
         return f"{op} {qty(limit, u)} (median {qty(f.expected, u)})"
@@ -124,4 +124,4 @@ def verdict_line(a: Analysis) -> str:
     tail = f" on {fold(failing)}" if failing else ""
     return (f"{head}: {c['fail']} failing, {c['warn']} warning findings{tail};"
             f" {num(a.n_records)} readings of {len(a.nodes)} nodes, {a.n_gpus} GPUs,"
-            f" {len(a.columns.cohorts)} cohorts")
+            f" {len(a.cohorts)} cohorts")

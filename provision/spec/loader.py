@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,9 @@ def validate_document(located: Located, base_dir: Path) -> Site:
 
 
 def load_site_text(text: str, source: str = "<spec>", base_dir: Path | None = None) -> Site:
-    return validate_document(load_located(text, source), base_dir or Path.cwd())
+    """The site of a spec's text; the Site keeps the text, so nothing reads the file again."""
+    site = validate_document(load_located(text, source), base_dir or Path.cwd())
+    return replace(site, text=text)
 
 
 def load_site(path: str | Path) -> Site:

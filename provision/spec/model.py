@@ -315,6 +315,9 @@ class Site:
     #: the fully merged spec (presets applied, migrated): what a run directory records
     document: Any = field(default=None, compare=False, hash=False, repr=False)
     base_dir: Path = field(default=Path("."), compare=False, hash=False, repr=False)
+    #: the spec's text exactly as the user gave it (read once; the inventory header hashes
+    #: it, a run directory keeps it); empty for a site built in code
+    text: str = field(default="", compare=False, hash=False, repr=False)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provision import judge
 from provision.errors import InputError
 
 if TYPE_CHECKING:
+    from provision.expectations import SitePlan
     from provision.spec.model import Node, Site
 
 SCHEMA_VERSION = 1
@@ -28,8 +30,11 @@ SWEEP_LIMITS = ("pcie_link_gen", "pcie_link_width", "nic_port_rate", "gpu_count"
 class Limit:
     metric: str
     limit: float
-    better: str           # higher | lower
     describe: str         # "1.0 x gpu.pcie_gen = 5 gen (NVIDIA H100 NVL product brief ...)"
+
+    def fields(self) -> dict[str, Any]:
+        """The record field this limit fills (``min`` or ``max``, by the metric's direction)."""
+        return judge.limit_fields(self.metric, self.limit)
 
 
 @dataclass(frozen=True)
@@ -54,21 +59,25 @@ class NodeExpectation:
     @staticmethod
     def from_dict(d: dict[str, Any], *, source: str = "<config>") -> NodeExpectation:
         try:
-            limits = tuple(Limit(**x) for x in d.get("limits", ()))
+            # better: configs written before the direction came from the metric registry
+            limits = tuple(Limit(**{k: v for k, v in x.items() if k != "better"})
+                           for x in d.get("limits", ()))
             # xid_window_s: configs written before Xids were tracked per boot
             kw = {k: v for k, v in d.items() if k not in ("limits", "xid_window_s")}
             return NodeExpectation(limits=limits, **kw)
-        except TypeError as exc:
+        except (TypeError, AttributeError) as exc:
             raise InputError(f"{source}: node {d.get('node', '?')!r}: {exc}") from None
 
 
-def for_node(site: Site, node: Node) -> NodeExpectation:
+def for_node(site: Site, node: Node, plan: SitePlan | None = None) -> NodeExpectation:
+    """What a sweep expects of ``node``; pass the site's ``plan`` when asking for many nodes
+    (the plan reads the golden baseline: once per command, not once per node)."""
     from provision.expectations import plan_site
 
-    plan = plan_site(site).for_node(node.name)
+    node_plan = (plan or plan_site(site)).for_node(node.name)
     limits = tuple(
-        Limit(t.metric, t.limit, t.better, t.describe())
-        for t in plan.thresholds if t.name in SWEEP_LIMITS and t.metric in SWEEP_LIMITS)
+        Limit(t.metric, t.limit, t.describe())
+        for t in node_plan.thresholds if t.name in SWEEP_LIMITS and t.metric in SWEEP_LIMITS)
     p = node.profile
     rdma = [n for n in p.nics if n.model.startswith(("ConnectX", "BlueField"))]
     versions = site.stack.version_map
@@ -91,10 +100,14 @@ def _nic_firmware(site: Site) -> str | None:
 
 def site_config(site: Site, nodes: list[Node] | None = None) -> dict[str, Any]:
     """The node-local config document for every node (or ``nodes``)."""
+    from provision.expectations import plan_site
+
+    plan = plan_site(site)
     return {
         "schema_version": SCHEMA_VERSION, "kind": "forge-sweep-config", "site": site.name,
         "scheduler": site.stack.scheduler,
-        "nodes": {n.name: for_node(site, n).to_dict() for n in (nodes or list(site.nodes))},
+        "nodes": {n.name: for_node(site, n, plan).to_dict()
+                  for n in (nodes or list(site.nodes))},
     }
 
 

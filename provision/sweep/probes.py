@@ -90,7 +90,7 @@ def parse_host(text: str, exp: NodeExpectation, now: float) -> list[Measurement]
              f"{lines[3] if len(lines) > 3 else '?'}")):
         lim = exp.limit(metric)
         out.append(record(exp.node, metric, value, check="host",
-                          min=lim.limit if lim else None,
+                          **(lim.fields() if lim else {}),
                           detail=f"{detail}; limit {lim.describe}" if lim else detail))
     return out
 
@@ -207,7 +207,7 @@ def _limit(r: Measurement, exp: NodeExpectation) -> Measurement:
     lim = exp.limit(metric) if metric else None
     if lim is None:
         return r
-    return replace(r, min=lim.limit, detail=f"{r.detail + '; ' if r.detail else ''}"
+    return replace(r, **lim.fields(), detail=f"{r.detail + '; ' if r.detail else ''}"
                    f"limit {lim.describe}")
 
 
@@ -352,7 +352,7 @@ def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
 def _rate(exp: NodeExpectation, gbps: float, where: str) -> Measurement:
     lim = exp.limit("nic_port_rate")
     return record(exp.node, "nic_port_rate", gbps, check="nic",
-                  min=lim.limit if lim else None,
+                  **(lim.fields() if lim else {}),
                   detail=f"{where}; limit {lim.describe}" if lim else where)
 
 

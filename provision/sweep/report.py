@@ -98,7 +98,7 @@ def prometheus(result: SweepResult) -> str:
     counts: dict[tuple[str, str, str], int] = {}
     for n in result.nodes:
         for f in n.findings:
-            key = (n.node, f.check, f.metric)
+            key = (n.node, f.check or "?", f.metric)
             counts[key] = counts.get(key, 0) + 1
     metric("findings", "readings outside their limits, per node, check and metric", [
         ({"node": k[0], "check": k[1], "metric": k[2]}, v) for k, v in sorted(counts.items())])

@@ -2,7 +2,9 @@
 
 The verdict is pure: a record fails when it is outside its own limits (``min``
 / ``max``, which the probes copy from the spec's thresholds), and a failure is
-fatal when the metric registry says one bad reading proves a broken part. A
+fatal when the metric registry says one bad reading proves a broken part; both
+are :mod:`provision.judge`'s to decide, and a failure is a
+:class:`provision.finding.Finding`. A
 node that could not be reached, or stopped answering mid-run, is
 ``unreachable``: never healthy, and what it had already answered is kept.
 """
@@ -13,44 +15,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from provision import metrics
+from provision import judge
 from provision.actions.policy import Failure, NodeHealth, failures_from
 from provision.errors import ExitCode, combine
+from provision.finding import Finding
 from provision.measurement import Measurement, from_dict, problem
 
 SCHEMA_VERSION = 1
 Status = Literal["healthy", "failing", "unreachable"]
 
 
-@dataclass(frozen=True)
-class Finding:
-    node: str
-    check: str
-    metric: str
-    value: float
-    limit: str
-    detail: str
-    fatal: bool
-    gpu: int | None = None
-
-    def line(self) -> str:
-        where = self.node if self.gpu is None else f"{self.node} gpu{self.gpu}"
-        kind = "FATAL " if self.fatal else ""
-        return f"{where}: {kind}{self.check}/{self.metric}={self.value:g} ({self.limit}) " \
-               f"{self.detail}".strip()
-
-
-def judge(r: Measurement) -> Finding | None:
-    """The finding for one record outside its limits, or None."""
-    if r.min is not None and r.value < r.min:
-        limit = f">= {r.min:g}"
-    elif r.max is not None and r.value > r.max:
-        limit = f"<= {r.max:g}"
-    else:
-        return None
-    info = metrics.info(r.metric)
-    return Finding(r.node, r.check or "?", r.metric, r.value, limit, r.detail or "",
-                   bool(info and info.fatal), r.gpu)
+def finding_dict(f: Finding) -> dict[str, Any]:
+    """A finding as a sweep result document keeps it (``limit`` as text: ``>= 5``)."""
+    return {"node": f.node, "check": f.check or "?", "metric": f.metric, "value": f.value,
+            "limit": f.limit_text, "detail": f.detail or "", "fatal": f.fatal, "gpu": f.gpu}
 
 
 @dataclass(frozen=True)
@@ -67,21 +45,21 @@ class NodeResult:
         return self.status != "unreachable"
 
     def health(self) -> NodeHealth:
-        rows = [(f.check, f"{f.metric}={f.value:g} {f.detail}".strip(), f.fatal)
+        rows = [(f.check or "?", f"{f.metric}={f.value:g} {f.detail or ''}".strip(), f.fatal)
                 for f in self.findings]
         return NodeHealth(self.node, self.reachable, failures_from(rows))
 
     def to_dict(self) -> dict[str, Any]:
         return {"node": self.node, "status": self.status, "reason": self.reason,
                 "seconds": round(self.seconds, 3),
-                "findings": [f.__dict__ for f in self.findings],
+                "findings": [finding_dict(f) for f in self.findings],
                 "records": [r.to_dict() for r in self.records]}
 
 
 def node_result(node: str, records: Iterable[Measurement], *, reachable: bool = True,
                 why_unreachable: str = "", seconds: float = 0.0) -> NodeResult:
     recs = tuple(records)
-    findings = tuple(f for r in recs if (f := judge(r)) is not None)
+    findings = tuple(f for r in recs if (f := judge.finding(r)) is not None)
     findings = tuple(sorted(findings, key=lambda f: (not f.fatal, f.check, f.metric)))
     if not reachable:
         return NodeResult(node, "unreachable", recs, findings, why_unreachable, seconds)

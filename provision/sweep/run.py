@@ -72,11 +72,13 @@ def launcher_for(site: Site, max_workers: int) -> SshLauncher:
 def sweep_site(site: Site, opts: SweepOptions, *, launcher: SshLauncher | None = None,
                scheduler: Scheduler | None = None) -> SweepResult:
     """Fan-out sweep of the spec's nodes (``opts.nodes`` narrows them)."""
+    from provision.expectations import plan_site
     from provision.sweep import fanout
     from provision.sweep.expect import for_node
 
     nodes = site.select(opts.nodes)
-    exps = {n.name: for_node(site, n) for n in nodes}
+    plan = plan_site(site)
+    exps = {n.name: for_node(site, n, plan) for n in nodes}
     run = start_run(opts, exps, site=site.name, source=Path(site.source))
     run_id = run.name if run is not None else new_run_id()
     started = time.time()
@@ -192,10 +194,10 @@ def _fold(names: Sequence[str]) -> str:
 
 def scheduler_for(site: Site, opts: SweepOptions, ssh: SshLauncher | None) -> Scheduler:
     if site.stack.scheduler == "kubernetes":
-        from provision.actions.kubernetes import KubernetesScheduler
+        from provision.actions.kubernetes import KubernetesScheduler, kube_api
 
         return KubernetesScheduler(kube_api())
-    from provision.actions.slurm import SlurmScheduler, local_runner
+    from provision.actions.slurm import SlurmScheduler, local_runner, remote_runner
 
     where = opts.controller
     if where is None:
@@ -204,31 +206,6 @@ def scheduler_for(site: Site, opts: SweepOptions, ssh: SshLauncher | None) -> Sc
     if where == "local" or ssh is None:
         return SlurmScheduler(local_runner)
     return SlurmScheduler(remote_runner(ssh, where))
-
-
-def remote_runner(ssh: SshLauncher, node: str) -> Any:
-    """A Slurm command runner that runs argv on ``node`` through the SSH launcher."""
-    from provision import proc
-    from provision.remote.base import Command
-
-    def run(argv: Sequence[str], timeout: float) -> proc.Completed:
-        res = ssh.run_one(node, Command(tuple(argv), timeout))
-        rc = res.returncode if res.returncode is not None else (
-            124 if res.status == "timeout" else 255)
-        err = res.stderr or (res.detail if not res.ran else "")
-        return proc.Completed(tuple(argv), rc, res.stdout, err, res.status == "timeout",
-                              res.duration_s)
-    return run
-
-
-def kube_api() -> Any:
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.CoreV1Api()
 
 
 def local_sweep(exp: NodeExpectation, opts: SweepOptions,

@@ -69,7 +69,7 @@ def test_gpu_workloads_run_with_the_venv_the_role_installs_the_collector_with_py
 
     role = yaml.safe_load((EXAMPLES.parent / "playbooks/roles/acceptance_tools/defaults/main.yml")
                           .read_text())
-    assert DEFAULT_GPU_PYTHON == f"{role['acceptance_tools_defaults']['venv']}/bin/python"
+    assert f"{role['acceptance_tools_defaults']['venv']}/bin/python" == DEFAULT_GPU_PYTHON
     site = load_site(EXAMPLES / "small.yaml")
     assert interpreters(site) == ("python3", DEFAULT_GPU_PYTHON)
     plan = plan_site(site)

@@ -9,10 +9,11 @@ import pytest
 from provision.checks import registry
 from provision.checks.base import Raw
 from provision.checks.collected import Collected, parse_collected
-from provision.checks.reference import MissingReference, failed, judged
+from provision.checks.reference import MissingReference, judged
 from provision.checks.slurm_health import SlurmHealth, parse_scontrol_nodes
 from provision.errors import InputError
 from provision.expectations import NodePlan, plan_site
+from provision.judge import failed
 from provision.spec import load_site
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -118,8 +118,8 @@ def test_burnin_fails_on_hardware_clock_events_and_judges_mean_power() -> None:
     from pathlib import Path
 
     from provision.checks import registry
-    from provision.checks.reference import failed
     from provision.expectations import plan_site
+    from provision.judge import failed
     from provision.spec import load_site
 
     site = load_site(Path(__file__).resolve().parents[2] / "site-specs/small.yaml")
@@ -143,8 +143,8 @@ def test_pcie_replays_during_a_workload_fail() -> None:
     from pathlib import Path
 
     from provision.checks.gpuwork import counter_records
-    from provision.checks.reference import failed
     from provision.expectations import plan_site
+    from provision.judge import failed
     from provision.spec import load_site
 
     site = load_site(Path(__file__).resolve().parents[2] / "site-specs/small.yaml")

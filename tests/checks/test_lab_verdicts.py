@@ -165,10 +165,9 @@ def test_a_check_step_gets_the_node_its_gpus_and_cpus(lab: LabConfig) -> None:
 
 
 def test_ownership_guard_on_real_slurm_states(lab: LabConfig) -> None:
-    from provision.actions.slurm import SlurmScheduler
+    from provision.actions.slurm import SlurmScheduler, remote_runner
     from provision.checks import ownership, registry
     from provision.errors import InputError
-    from provision.sweep.run import remote_runner
 
     _, launcher = ssh(lab)
     try:

@@ -10,8 +10,8 @@ import pytest
 
 from provision.checks import registry
 from provision.checks.base import Context, Raw
-from provision.checks.reference import failed
 from provision.expectations import plan_site
+from provision.judge import failed
 from provision.spec import load_site
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -114,5 +114,5 @@ def test_a_file_that_is_not_a_private_key_is_bad_input(tmp_path: Path, text: str
     key.write_text(text)
     known = tmp_path / "known_hosts"
     known.write_text("")
-    with pytest.raises(InputError, match="access.ssh_key: .*not a private key"):
+    with pytest.raises(InputError, match=r"access.ssh_key: .*not a private key"):
         SshLauncher({}, SshSettings(str(key), str(known)))

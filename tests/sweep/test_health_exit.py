@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from provision import judge
 from provision.errors import ExitCode
+from provision.finding import Finding
+from provision.measurement import Measurement
 from provision.node_programs.health import health_exit_code
-from provision.sweep.result import Finding, NodeResult, SweepResult
+from provision.sweep.result import NodeResult, SweepResult
 
 
 def _result(*findings: Finding, actions: tuple[dict[str, str], ...] = ()) -> SweepResult:
@@ -13,8 +16,22 @@ def _result(*findings: Finding, actions: tuple[dict[str, str], ...] = ()) -> Swe
     return SweepResult("r1", "quick", 0.0, 1.0, (node,), actions)
 
 
-SLOW = Finding("n1", "persistence", "gpu_persistence_mode", 0, ">= 1", "", fatal=False, gpu=0)
-XID = Finding("n1", "xid", "xid_fatal_events", 1, "<= 0", "Xid 79", fatal=True)
+def _judged(r: Measurement) -> Finding:
+    f = judge.finding(r)
+    assert f is not None
+    return f
+
+
+SLOW = _judged(Measurement("n1", "gpu_persistence_mode", 0.0, gpu=0, check="persistence",
+                           min=1.0))
+XID = _judged(Measurement("n1", "xid_fatal_events", 1.0, check="xid", max=0.0,
+                          detail="Xid 79"))
+
+
+def test_the_judge_reads_fatality_and_the_limit_from_the_record_and_registry() -> None:
+    assert not SLOW.fatal and XID.fatal
+    assert SLOW.line() == "n1 gpu0: persistence/gpu_persistence_mode=0 (>= 1)"
+    assert XID.line() == "n1: FATAL xid/xid_fatal_events=1 (<= 0) Xid 79"
 
 
 def test_healthy_is_zero() -> None:
