@@ -11,16 +11,15 @@ Xid probe's documented test hook. No GPU code runs (there is none here).
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lab import slurmkit
+from lab.slurmkit import cp, must, slurm_conf, start_slurm
 
-from provision import proc
 from provision.lab import lab as labmod
 from provision.lab.config import LabConfig
 
@@ -29,68 +28,22 @@ pytestmark = pytest.mark.lab
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 FATAL = REAL / "dmesg-xid/stas-xid63-row-remapper-line.txt"
 NODES = ("f13-n1", "f13-n2", "f13-n3")
-SLURM_CONF = """ClusterName=f13
-SlurmctldHost=f13-n1
-AuthType=auth/munge
-CryptoType=crypto/munge
-MpiDefault=none
-SwitchType=switch/none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-GresTypes=gpu
-ReturnToService=2
-SlurmUser=slurm
-SlurmdUser=root
-StateSaveLocation=/var/lib/slurm/slurmctld
-SlurmdSpoolDir=/var/lib/slurm/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
-NodeName=f13-n[1-3] CPUs=2 RealMemory=500 Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=f13-n[1-3] Default=YES MaxTime=INFINITE State=UP
-"""
+CTL = NODES[0]
+SLURM_CONF = slurm_conf("f13", CTL, "f13-n[1-3]", "CPUs=2 RealMemory=500 Gres=gpu:2",
+                        extra=("CryptoType=crypto/munge", "GresTypes=gpu"))
 GRES_CONF = "Name=gpu File=/dev/lab-fake-gpu[0-1]\n"
-SETUP = """set -e
-mkdir -p /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm /var/lib/forge
-chown -R slurm:slurm /var/lib/slurm /var/log/slurm
-chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
-systemctl restart munge
-"""
 #: what the step prints about the resources Slurm gave it
 PROBE = ('echo "gpus=${CUDA_VISIBLE_DEVICES:-none} job_cpus=${SLURM_JOB_CPUS_PER_NODE:-?} '
          'step_cpus=${SLURM_CPUS_ON_NODE:-?} per_task=${SLURM_CPUS_PER_TASK:-1} '
          'nproc=$(nproc)"')
 
 
-def must(node: str, script: str, timeout: float = 60) -> str:
-    done = proc.run(["podman", "exec", "-i", node, "sh", "-s"], timeout=timeout,
-                    input_text=script)
-    assert done.ok, f"{node}: {script!r}: {done.stderr or done.stdout}"
-    return done.stdout
-
-
-def cp(src: Path, node: str, dest: str) -> None:
-    assert proc.run(["podman", "cp", str(src), f"{node}:{dest}"], timeout=60).ok
-
-
 def sinfo() -> dict[str, tuple[str, str]]:
-    out = must("f13-n1", "sinfo -h -N -o '%N|%T|%E'")
-    return {r[0]: (r[1], r[2]) for r in (ln.split("|", 2) for ln in out.splitlines() if ln)}
+    return slurmkit.sinfo(CTL)
 
 
 def wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: {sinfo()}")
+    slurmkit.wait_for(pred, CTL, timeout, what)
 
 
 @pytest.fixture(scope="module")
@@ -105,21 +58,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabConfig]:
                     cluster_name="f13")
     labmod.up(cfg)
     try:
-        key = state / "munge.key"
-        key.write_bytes(secrets.token_bytes(1024))
-        key.chmod(0o600)
-        (state / "slurm.conf").write_text(SLURM_CONF)
-        (state / "gres.conf").write_text(GRES_CONF)
-        for n in NODES:
-            cp(state / "slurm.conf", n, "/etc/slurm/slurm.conf")
-            cp(state / "gres.conf", n, "/etc/slurm/gres.conf")
-            cp(key, n, "/etc/munge/munge.key")
-            must(n, SETUP)
-        must("f13-n1", "systemctl start slurmctld")
-        for n in NODES:
-            must(n, "systemctl start slurmd")
-        wait_for(lambda: len(sinfo()) == 3 and all(s[0] == "idle" for s in sinfo().values()),
-                 60, "3 idle nodes")
+        start_slurm(cfg, NODES, {"/etc/slurm/slurm.conf": SLURM_CONF,
+                                 "/etc/slurm/gres.conf": GRES_CONF})
         yield cfg
     finally:
         labmod.down(cfg)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import sys
 import threading
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from lab import slurmkit
+from lab.slurmkit import cp, must, sh, slurm_conf, start_slurm
 
 from provision import proc
 from provision.lab import lab as labmod
@@ -37,73 +38,28 @@ FATAL_RECORDING = REAL / "dmesg-xid/stas-xid63-row-remapper-line.txt"
 APP_RECORDING = REAL / "dmesg-xid/gpud-dmesg-decode-iso-xid13-xid43-long.txt"
 NODES = ("fsw-n1", "fsw-n2", "fsw-n3")
 
-SLURM_CONF = """ClusterName=fsw
-SlurmctldHost=fsw-n1
-AuthType=auth/munge
-MpiDefault=none
-SwitchType=switch/none
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-SlurmUser=slurm
-SlurmdUser=root
-StateSaveLocation=/var/lib/slurm/slurmctld
-SlurmdSpoolDir=/var/lib/slurm/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
-SlurmctldTimeout=30
-SlurmdTimeout=30
-{health}
-NodeName=fsw-n[1-3] CPUs=2 RealMemory=1000 State=UNKNOWN
-PartitionName=debug Nodes=fsw-n[1-3] Default=YES MaxTime=INFINITE State=UP
-"""
+CTL = NODES[0]
 
-SETUP = """set -e
-mkdir -p /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm /var/lib/forge
-chown -R slurm:slurm /var/lib/slurm /var/log/slurm
-chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
-systemctl restart munge
-"""
+
+def fsw_slurm_conf(health: str = "") -> str:
+    """The cluster's slurm.conf, with ``health`` (HealthCheckProgram lines) when given."""
+    extra = ["SlurmctldTimeout=30", "SlurmdTimeout=30", *([health] if health else [])]
+    return slurm_conf("fsw", CTL, "fsw-n[1-3]", "CPUs=2 RealMemory=1000", extra)
 
 
 def _podman_ok() -> bool:
     return shutil.which("podman") is not None and labmod.podman_available()
 
 
-def sh(node: str, script: str, timeout: float = 60) -> proc.Completed:
-    return proc.run(["podman", "exec", "-i", node, "sh", "-s"], timeout=timeout,
-                    input_text=script)
-
-
-def must(node: str, script: str, timeout: float = 60) -> str:
-    done = sh(node, script, timeout)
-    assert done.ok, f"{node}: {script!r}: {done.stderr or done.stdout}"
-    return done.stdout
-
-
-def cp(src: Path | str, node: str, dest: str) -> None:
-    done = proc.run(["podman", "cp", str(src), f"{node}:{dest}"], timeout=60)
-    assert done.ok, done.stderr
-
-
 def write_slurm_conf(tmp: Path, health: str = "") -> None:
     conf = tmp / "slurm.conf"
-    conf.write_text(SLURM_CONF.format(health=health))
+    conf.write_text(fsw_slurm_conf(health))
     for n in NODES:
         cp(conf, n, "/etc/slurm/slurm.conf")
 
 
 def sinfo() -> dict[str, tuple[str, str]]:
-    out = must("fsw-n1", "sinfo -h -N -o '%N|%T|%E'")
-    rows = [ln.split("|", 2) for ln in out.splitlines() if ln.strip()]
-    return {r[0]: (r[1], r[2]) for r in rows}
+    return slurmkit.sinfo(CTL)
 
 
 def show_node(node: str) -> str:
@@ -111,12 +67,7 @@ def show_node(node: str) -> str:
 
 
 def wait_for(pred, timeout: float = 60, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: {sinfo()}")
+    slurmkit.wait_for(pred, CTL, timeout, what)
 
 
 @pytest.fixture(scope="module")
@@ -130,18 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabConfig]:
                     subnet="10.94.0.0/24", network="fsw-net", fake_gpus=0, cluster_name="fsw")
     labmod.up(cfg)
     try:
-        key = state / "munge.key"
-        key.write_bytes(secrets.token_bytes(1024))
-        key.chmod(0o600)
-        write_slurm_conf(state)
-        for n in NODES:
-            cp(key, n, "/etc/munge/munge.key")
-            must(n, SETUP)
-        must("fsw-n1", "systemctl start slurmctld")
-        for n in NODES:
-            must(n, "systemctl start slurmd")
-        wait_for(lambda: all(s[0] == "idle" for s in sinfo().values()) and len(sinfo()) == 3,
-                 60, "3 idle nodes")
+        start_slurm(cfg, NODES, {"/etc/slurm/slurm.conf": fsw_slurm_conf()})
         yield cfg
     finally:
         labmod.down(cfg)
