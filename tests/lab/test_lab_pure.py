@@ -78,6 +78,9 @@ def test_default_lab_uses_the_example_spec() -> None:
     site = load_site(sitespec.EXAMPLE)
     assert [(n.name, n.ssh_port, n.management_ip) for n in site.nodes] == [
         (name, cfg.ssh_port(i), cfg.address(i)) for i, name in enumerate(cfg.node_names, 1)]
+    # the example's relative key paths reach the lab's own key and known_hosts
+    assert Path(str(site.access.ssh_key)).resolve() == cfg.ssh_key.resolve()
+    assert Path(str(site.access.known_hosts)).resolve() == cfg.known_hosts.resolve()
 
 
 def test_debian_mirror_is_read_from_apt_sources(tmp_path: Path) -> None:
