@@ -21,11 +21,16 @@ tolerant reader would have there. Both write their records through the same
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
+from multiprocessing import get_context
 from typing import Any
 
+from provision.errors import InputError
 from provision.gcutil import paused_gc
 from provision.measurement import HOLE, json_numbers, json_text, line_template
 from provision.parsers.base import record, require_clean, resolve_node, to_float
@@ -80,6 +85,7 @@ _RUN = re.compile(
 #: the line that starts a run (after blanks), as the tolerant reader knows it
 _MARKER = re.compile(rf"{_B}*# (?:nThread|Collective test starting)")
 _NEXT_MARKER = re.compile(rf"\n{_B}*# (?:nThread|Collective test starting)")
+_STARTING = re.compile(rf"{_B}*# Collective test starting")
 _COLUMNS = 13  # cells of a row in the current layout
 _PLAIN = re.compile(r"[0-9.]*")  # cells that ``float`` reads as ``_num`` does
 
@@ -93,6 +99,7 @@ class BulkRecords:
     runs: int
     skipped: tuple[int, ...]
     bulk: int = 0
+    clean: bool = True  # a piece of a log: it ends with a run read in bulk
 
 
 class _Read(_Run):
@@ -117,36 +124,123 @@ def jsonl_runs(text: str, *, node: str | None = None, source_name: str = "<stdin
     text = require_clean(TOOL, text, source_name)
     if not text.endswith("\n"):
         text += "\n"  # every line ends in one: a blank last line changes nothing
-    writer = _Writer(node, source_name, check or TOOL)
-    unread: set[int] = set()  # where a run starts that matched but does not read exactly
-    with paused_gc():  # millions of words and lines, none of them garbage until the end
-        while True:  # a run that does not read changes where the next ones start: again
-            lines = _LineNumbers(text)
-            runs = _plan(text, lines, unread)
-            failed = writer.runs(text, [r for r in runs if isinstance(r, _Read)])
-            if not failed:
-                break
-            unread |= failed
-    out_lines: list[str] = []
-    skipped: list[int] = []
-    kept = kept_runs(runs, lines.last, source_name)
-    for r in kept:
-        if isinstance(r, _Read):
-            out_lines.extend(r.lines)
-        else:
-            result = _result(r, node, source_name)
-            out_lines.extend(x.to_json() for x in measurements(result, check=writer.check))
-            skipped.extend(result.skipped)
-    return BulkRecords(out_lines, len(kept), tuple(skipped),
-                       sum(isinstance(r, _Read) for r in kept))
+    job = _Job(text, node, source_name, check or TOOL)
+    bounds = _bounds(text, _workers(len(text)))
+    if len(bounds) > 2:
+        got = _in_parallel(job, bounds)
+        if got is not None:
+            return got
+    return job.piece(0, len(text), whole=True)
 
 
-def _plan(text: str, lines: _LineNumbers, unread: set[int]) -> list[_Run]:
-    """The file's runs in order: those the bulk pattern matches (but for ``unread`` ones)
-    and the tolerant reader's, which reads from where no match starts to the next line that
-    may start a run, with the state it would have there."""
+@dataclass(frozen=True)
+class _Job:
+    """One log to read: its text and what its records say besides the numbers."""
+
+    text: str
+    node: str | None
+    source_name: str
+    check: str
+
+    def piece(self, start: int, end: int, *, whole: bool = False) -> BulkRecords:
+        """The records of the runs from ``start`` to ``end`` (where runs start): what the
+        whole text's reading gives for them, when the piece ends with a run read in bulk
+        (``clean``). An error the whole text would raise is raised."""
+        text = self.text
+        writer = _Writer(self.node, self.source_name, self.check)
+        unread: set[int] = set()  # where a run starts that matched but does not read exactly
+        with paused_gc():  # millions of words and lines, none of them garbage until the end
+            while True:  # a run that does not read changes where the next ones start: again
+                lines = _LineNumbers(text)
+                runs = _plan(text, start, end, lines, unread)
+                failed = writer.runs(text, [r for r in runs if isinstance(r, _Read)])
+                if not failed:
+                    break
+                unread |= failed
+        out_lines: list[str] = []
+        skipped: list[int] = []
+        kept = kept_runs(runs, lines.last, self.source_name)
+        for r in kept:
+            if isinstance(r, _Read):
+                out_lines.extend(r.lines)
+            else:
+                result = _result(r, self.node, self.source_name)
+                out_lines.extend(x.to_json() for x in measurements(result, check=self.check))
+                skipped.extend(result.skipped)
+        clean = whole or (bool(runs) and isinstance(runs[-1], _Read) and runs[-1].m.end() == end)
+        return BulkRecords(out_lines, len(kept), tuple(skipped),
+                           sum(isinstance(r, _Read) for r in kept), clean)
+
+
+#: a log smaller than this is read by one process: forking costs more than it saves
+PARALLEL_BYTES = 8_000_000
+
+
+def _workers(size: int) -> int:
+    """How many processes read a log of ``size`` characters: the CPUs this process may run
+    on, at most 4, when the log is large."""
+    if size < PARALLEL_BYTES:
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def _bounds(text: str, n: int) -> list[int]:
+    """Where ``n`` pieces of about equal size start and the last ends: each at the first
+    line of a run (its ``Collective test starting`` line, else its ``nThread`` line)."""
+    out = [0]
+    for k in range(1, n):
+        nxt = _NEXT_MARKER.search(text, max(out[-1] + 1, len(text) * k // n))
+        if nxt is None:
+            break
+        at = nxt.start() + 1
+        before = text.rfind("\n", 0, at - 1) + 1
+        if "# nThread" in text[at:at + 60] and _STARTING.match(text, before):
+            at = before  # the run starts a line earlier
+        if at > out[-1]:
+            out.append(at)
+    out.append(len(text))
+    return out
+
+
+_PIECE_OF: _Job | None = None  # the job a forked reader reads a piece of
+
+
+def _read_piece(start: int, end: int) -> BulkRecords | None:
+    """In a forked process: the records of one piece, None when it raised (the whole text
+    is then read in one process, which raises what it raises)."""
+    assert _PIECE_OF is not None
+    try:
+        return _PIECE_OF.piece(start, end)
+    except InputError:
+        return None
+
+
+def _in_parallel(job: _Job, bounds: list[int]) -> BulkRecords | None:
+    """The records of the pieces between ``bounds``, read by forked processes (the first
+    piece by this one) and joined in order; None when a piece raised or a piece does not
+    end with a run read in bulk (the state the next piece starts from would differ)."""
+    global _PIECE_OF  # what fork hands the readers, without pickling it
+    _PIECE_OF = job
+    try:
+        with ProcessPoolExecutor(len(bounds) - 2, mp_context=get_context("fork")) as pool:
+            rest = [pool.submit(_read_piece, a, b) for a, b in pairwise(bounds[1:])]
+            first = _read_piece(bounds[0], bounds[1])
+            got = [first, *(f.result() for f in rest)]
+    finally:
+        _PIECE_OF = None
+    if any(g is None or not g.clean for g in got[:-1]) or got[-1] is None:
+        return None
+    parts = [g for g in got if g is not None]
+    return BulkRecords([x for g in parts for x in g.lines], sum(g.runs for g in parts),
+                       tuple(s for g in parts for s in g.skipped), sum(g.bulk for g in parts))
+
+
+def _plan(text: str, start: int, end: int, lines: _LineNumbers, unread: set[int]) -> list[_Run]:
+    """The runs from ``start`` to ``end`` in order: those the bulk pattern matches (but for
+    ``unread`` ones) and the tolerant reader's, which reads from where no match starts to the
+    next line that may start a run, with the state it would have there."""
     runs: list[_Run] = []
-    pos, end = 0, len(text)
+    pos = start
     while pos < end:
         if (not runs or runs[-1].has_output) and pos not in unread:  # a new run starts here
             m = _RUN.match(text, pos)
@@ -155,7 +249,7 @@ def _plan(text: str, lines: _LineNumbers, unread: set[int]) -> list[_Run]:
                 pos = m.end()
                 continue
         nxt = _NEXT_MARKER.search(text, pos)
-        stop = nxt.start() + 1 if nxt else end
+        stop = min(nxt.start() + 1, end) if nxt else end
         line = lines.index(pos)
         if not runs or isinstance(runs[-1], _Read):
             runs.append(_Run(line + 1, _DEFAULT_COLS))

@@ -67,7 +67,7 @@ def test_every_fixture_gives_the_same_records(path: Path) -> None:
     _same(text.replace("\n", "\r\n"))
 
 
-def test_all_fixtures_concatenated() -> None:
+def test_all_fixtures_concatenated(processes: int) -> None:
     texts = [p.read_text(encoding="utf-8") for p in _files()]
     _same("".join(texts))
     _same("\n".join(reversed(texts)))
@@ -89,7 +89,14 @@ def _insert(text: str, at: int, line: str) -> str:
     return "\n".join([*lines[:at], line, *lines[at:]])
 
 
-def test_altered_runs_fall_back_and_agree() -> None:
+@pytest.fixture(params=[1, 3], ids=["one process", "three processes"])
+def processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Large logs are read in pieces by forked processes: here small ones are too."""
+    monkeypatch.setattr(nccl_bulk, "_workers", lambda size: request.param)
+    return int(request.param)
+
+
+def test_altered_runs_fall_back_and_agree(processes: int) -> None:
     log = "".join(_clean() * 2)
     row = _lines_of(log, "    float     sum ")[3]
     rank = _lines_of(log, "#  Rank  1 ")[0]
@@ -126,3 +133,19 @@ def test_ingest_auto_uses_the_bulk_reader_for_nccl_tests() -> None:
     text = "".join(_clean() * 2)
     part, = parsers.ingest_parts("auto", text, source_name="x")
     assert part.runs == 12 and part.lines == _tolerant(text, None, None)[0]  # type: ignore[index]
+
+
+def test_pieces_read_apart_join_to_the_whole() -> None:
+    """Cut at every run's first line, the pieces read in forked processes give what the
+    whole log gives; a cut that the reading of the whole would not start a run at is
+    refused (the whole log is then read in one process)."""
+    text = "".join(_clean() * 2)
+    job = nccl_bulk._Job(text, None, "x", "nccl-tests")
+    whole = job.piece(0, len(text), whole=True)
+    cuts = nccl_bulk._bounds(text, 12)[1:-1]
+    assert len(cuts) == 11
+    for cut in cuts:
+        got = nccl_bulk._in_parallel(job, [0, cut, len(text)])
+        assert got is not None and got == whole
+    inside = text.index("#  Rank  1 ")
+    assert nccl_bulk._in_parallel(job, [0, inside, len(text)]) is None
