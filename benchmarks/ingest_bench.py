@@ -7,7 +7,9 @@ The log is the six real table-bearing nccl-tests outputs of the shared fixtures
 (CSCS GH200 2-node, GCM A100 1- and 2-node, three OCI BM.GPU4.8) concatenated
 until it reaches the size: thousands of runs, as a job that runs ``*_perf``
 binaries one after another writes them. Both sides run as fresh processes,
-A then B then A ..., and the medians are printed with their ratio:
+A then B then A ..., and the medians are printed with their ratio (wall time,
+CPU seconds of the process and the readers it forks, and the largest peak RSS of
+any one of them):
 
 - A: ``forge ingest auto LOG -o OUT`` (every run found, every record written);
 - B: a naive reader: one regex per line for the result rows and one JSON line per
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -63,15 +64,17 @@ def build_log(path: Path, megabytes: float) -> int:
     return path.stat().st_size
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one run: CPU time is what a loaded machine does not
-    inflate."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def timed(argv: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MiB) of one run, its forked readers
+    included: CPU time is what a loaded machine does not inflate."""
     t = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, argv)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -82,6 +85,7 @@ def main() -> None:
     if not (REAL / "nccl-tests").is_dir():
         sys.exit(f"no real fixtures at {REAL} (set FORGE_REAL_FIXTURES)")
     forge = str(Path(sys.executable).with_name("forge"))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         log, out_a, out_b = Path(tmp, "nccl.log"), Path(tmp, "a.jsonl"), Path(tmp, "b.jsonl")
         naive = Path(tmp, "naive.py")
@@ -93,22 +97,25 @@ def main() -> None:
         for _ in range(args.pairs):
             a_times.append(timed(a_argv))
             b_times.append(timed(b_argv))
-        a, b = statistics.median(w for w, _ in a_times), statistics.median(w for w, _ in b_times)
-        a_cpu = statistics.median(c for _, c in a_times)
-        b_cpu = statistics.median(c for _, c in b_times)
+        a, b = statistics.median(t[0] for t in a_times), statistics.median(t[0] for t in b_times)
+        a_cpu = statistics.median(t[1] for t in a_times)
+        b_cpu = statistics.median(t[1] for t in b_times)
+        a_rss = max(t[2] for t in a_times)
+        b_rss = max(t[2] for t in b_times)
         n_a = sum(1 for _ in out_a.open(encoding="utf-8"))
         n_b = sum(1 for _ in out_b.open(encoding="utf-8"))
         runs = log.read_text(encoding="utf-8").count("# nThread")
     mb = size / 1e6
     print(f"input: {mb:.1f} MB nccl-tests log, {runs} runs; {args.pairs} alternating pairs,"
           " medians")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on"
+          f" {len(os.sched_getaffinity(0))} CPUs this process may use")
     print(f"{'side':36s} {'wall s':>7s} {'MB/s':>6s} {'CPU s':>7s} {'MB/CPU s':>9s}"
-          f" {'records':>9s}")
+          f" {'peak MiB':>9s} {'records':>9s}")
     print(f"{'A forge ingest auto':36s} {a:7.2f} {mb / a:6.1f} {a_cpu:7.2f} {mb / a_cpu:9.1f}"
-          f" {n_a:9d}")
+          f" {a_rss:9.0f} {n_a:9d}")
     print(f"{'B naive regex reader (rows only)':36s} {b:7.2f} {mb / b:6.1f} {b_cpu:7.2f}"
-          f" {mb / b_cpu:9.1f} {n_b:9d}")
+          f" {mb / b_cpu:9.1f} {b_rss:9.0f} {n_b:9d}")
     print(f"forge / naive: wall {a / b:.2f}, CPU {a_cpu / b_cpu:.2f}"
           "   bar: >= 50 MB/s: " + ("MET" if mb / a >= 50 else "MISSED"))
 
