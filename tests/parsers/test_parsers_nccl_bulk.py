@@ -120,12 +120,14 @@ def test_altered_runs_fall_back_and_agree(processes: int) -> None:
         "no trailing newline": log.rstrip("\n"),
         "blank lines": log.replace("\n#\n", "\n\n#\n\n"),
         "tabs": log.replace("     float     sum", "\tfloat\tsum"),
+        "no-break spaces in a row": log.replace("     float     sum", "\u00a0float\u00a0sum", 1),
+        "form feed in a rank line": log.replace(" Group  0 Pid", "\x0cGroup  0 Pid", 1),
     }
     got = {name: _same(text) for name, text in altered.items()}
     # the run holding what the bulk reader does not read goes to the tolerant one, alone
     falls_back = {"warning among rows", "error among rows", "row cut short",
                   "older error columns", "rank collision", "rank line unread", "unicode digits",
-                  "truncated"}
+                  "truncated", "no-break spaces in a row", "form feed in a rank line"}
     assert got == {name: 11 if name in falls_back else 12 for name in altered}
 
 
