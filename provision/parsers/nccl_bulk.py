@@ -25,9 +25,10 @@ import os
 import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import pairwise
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
 from provision.errors import InputError
@@ -178,10 +179,12 @@ PARALLEL_BYTES = 8_000_000
 
 def _workers(size: int) -> int:
     """How many processes read a log of ``size`` characters: the CPUs this process may run
-    on, at most 4, when the log is large."""
-    if size < PARALLEL_BYTES:
+    on, at most 4, when the log is large and processes can be forked."""
+    if size < PARALLEL_BYTES or "fork" not in get_all_start_methods():
         return 1
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(
+        os.cpu_count() or 1)
+    return max(1, min(4, len(cpus)))
 
 
 def _bounds(text: str, n: int) -> list[int]:
@@ -226,6 +229,8 @@ def _in_parallel(job: _Job, bounds: list[int]) -> BulkRecords | None:
             rest = [pool.submit(_read_piece, a, b) for a, b in pairwise(bounds[1:])]
             first = _read_piece(bounds[0], bounds[1])
             got = [first, *(f.result() for f in rest)]
+    except (OSError, BrokenProcessPool):  # no process to fork, or one killed (out of memory)
+        return None
     finally:
         _PIECE_OF = None
     if any(g is None or not g.clean for g in got[:-1]) or got[-1] is None:

@@ -8,6 +8,7 @@ run count, kept-out lines and errors both ways; clean runs must really be read i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,21 @@ def test_pieces_read_apart_join_to_the_whole() -> None:
         assert got is not None and got == whole
     inside = text.index("#  Rank  1 ")
     assert nccl_bulk._in_parallel(job, [0, inside, len(text)]) is None
+
+
+def test_a_reader_that_dies_leaves_the_log_to_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked reader killed (out of memory, a signal) loses nothing: the whole log is read
+    again by the process that forked it."""
+    parent, read = os.getpid(), nccl_bulk._Job.piece
+
+    def dies_when_forked(job: nccl_bulk._Job, start: int, end: int, **kw: bool) -> object:
+        if os.getpid() != parent:
+            os._exit(9)
+        return read(job, start, end, **kw)
+
+    monkeypatch.setattr(nccl_bulk._Job, "piece", dies_when_forked)
+    monkeypatch.setattr(nccl_bulk, "_workers", lambda size: 2)
+    text = "".join(_clean() * 2)
+    job = nccl_bulk._Job(text, None, "x", "nccl-tests")
+    assert nccl_bulk._in_parallel(job, nccl_bulk._bounds(text, 2)) is None
+    assert _same(text, node=None) == 12
