@@ -65,7 +65,7 @@ def require_text(tool: str, text: str, source: str) -> list[str]:
 
 def require_clean(tool: str, text: str, source: str) -> str:
     """``text`` cleaned (:func:`clean_text`); empty or binary input is refused."""
-    if not text.strip():
+    if not text or text.isspace():
         raise parse_error(tool, source, None, "the file is empty")
     if "\x00" in text:
         raise parse_error(tool, source, None, "the file is binary, not tool output")

@@ -282,7 +282,10 @@ class _LineNumbers:
     def last(self) -> int:
         """The index of the last line that is not blank."""
         if self._last is None:
-            self._last = self.text.count("\n", 0, len(self.text.rstrip()))
+            end = len(self.text)
+            while end and self.text[end - 1].isspace():  # rstrip() would copy the text
+                end -= 1
+            self._last = self.text.count("\n", 0, end)
         return self._last
 
 
