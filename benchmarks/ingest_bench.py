@@ -2,19 +2,21 @@
 
     .venv/bin/python benchmarks/ingest_bench.py              # 50 MB, 3 alternating pairs
     .venv/bin/python benchmarks/ingest_bench.py --mb 10 --pairs 5
+    .venv/bin/python benchmarks/ingest_bench.py --one-cpu   # also forge in one process
 
 The log is the six real table-bearing nccl-tests outputs of the shared fixtures
 (CSCS GH200 2-node, GCM A100 1- and 2-node, three OCI BM.GPU4.8) concatenated
 until it reaches the size: thousands of runs, as a job that runs ``*_perf``
 binaries one after another writes them. Both sides run as fresh processes,
-A then B then A ..., and the medians are printed with their ratio (wall time,
-CPU seconds of the process and the readers it forks, and the largest peak RSS of
-any one of them):
+A then B then A ... (with ``--one-cpu``: A, B, A1, A, ...), and the medians are
+printed with their ratio (wall time, CPU seconds of the process and the readers
+it forks, and the largest peak RSS of any one of them):
 
 - A: ``forge ingest auto LOG -o OUT`` (every run found, every record written);
 - B: a naive reader: one regex per line for the result rows and one JSON line per
   out-of-place/in-place bus bandwidth (a floor: no headers, no ranks, no runs,
-  no failures).
+  no failures);
+- A1 (``--one-cpu``): A held to one CPU, so it reads the log in one process.
 
 Prints, never asserts: figures depend on the machine and its load.
 """
@@ -64,11 +66,14 @@ def build_log(path: Path, megabytes: float) -> int:
     return path.stat().st_size
 
 
-def timed(argv: list[str]) -> tuple[float, float, float]:
+def timed(argv: list[str], cpus: set[int] | None = None) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS in MiB) of one run, its forked readers
-    included: CPU time is what a loaded machine does not inflate."""
+    included (CPU time is what a loaded machine does not inflate); on ``cpus`` only when
+    given."""
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     t = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=pin)  # this process has no threads
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -81,6 +86,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=50.0, help="log size in MB (default 50)")
     ap.add_argument("--pairs", type=int, default=3, help="A/B pairs (default 3)")
+    ap.add_argument("--one-cpu", action="store_true",
+                    help="also run forge held to one CPU (A1: it then reads in one process)")
     args = ap.parse_args()
     if not (REAL / "nccl-tests").is_dir():
         sys.exit(f"no real fixtures at {REAL} (set FORGE_REAL_FIXTURES)")
@@ -93,10 +100,13 @@ def main() -> None:
         size = build_log(log, args.mb)
         a_argv = [forge, "ingest", "auto", str(log), "-o", str(out_a), "--force"]
         b_argv = [sys.executable, str(naive), str(log), str(out_b)]
-        a_times, b_times = [], []
+        a_times, b_times, one_times = [], [], []
+        one = {min(os.sched_getaffinity(0))}
         for _ in range(args.pairs):
             a_times.append(timed(a_argv))
             b_times.append(timed(b_argv))
+            if args.one_cpu:
+                one_times.append(timed(a_argv, one))
         a, b = statistics.median(t[0] for t in a_times), statistics.median(t[0] for t in b_times)
         a_cpu = statistics.median(t[1] for t in a_times)
         b_cpu = statistics.median(t[1] for t in b_times)
@@ -114,6 +124,10 @@ def main() -> None:
           f" {'peak MiB':>9s} {'records':>9s}")
     print(f"{'A forge ingest auto':36s} {a:7.2f} {mb / a:6.1f} {a_cpu:7.2f} {mb / a_cpu:9.1f}"
           f" {a_rss:9.0f} {n_a:9d}")
+    if one_times:
+        w1, c1 = (statistics.median(t[k] for t in one_times) for k in (0, 1))
+        print(f"{'A1 forge ingest auto, one CPU':36s} {w1:7.2f} {mb / w1:6.1f} {c1:7.2f}"
+              f" {mb / c1:9.1f} {max(t[2] for t in one_times):9.0f} {n_a:9d}")
     print(f"{'B naive regex reader (rows only)':36s} {b:7.2f} {mb / b:6.1f} {b_cpu:7.2f}"
           f" {mb / b_cpu:9.1f} {b_rss:9.0f} {n_b:9d}")
     print(f"forge / naive: wall {a / b:.2f}, CPU {a_cpu / b_cpu:.2f}"
