@@ -17,6 +17,12 @@ where it starts to the next run that can be read in bulk, with the state the
 tolerant reader would have there. Both write their records through the same
 :func:`~provision.parsers.nccl_tests.summary` and cell conversion
 (``_num``); a test holds them equal on every nccl-tests fixture.
+
+A log over :data:`PARALLEL_BYTES` is cut where runs start into one piece per CPU;
+forked processes read the pieces after the first while this one reads the first.
+The joined pieces are what the whole log gives when each piece but the last ends
+with a run read in bulk; otherwise, or when a piece raises or a reader dies, the
+whole log is read in one process.
 """
 
 from __future__ import annotations
