@@ -36,6 +36,22 @@ _OPTIONAL_STR = ("unit", "model", "peer", "check", "ts", "source", "serial", "uu
                  "profile", "better", "bus_id", "vbios", "node_serial")
 _OPTIONAL_NUM = ("min", "max", "expected")
 
+#: the forms a file of records takes, each with its suffix: JSON Lines (the public
+#: format), or the columnar Parquet / Arrow IPC that provision.analyze.table writes
+TABLE_FORMATS = {"jsonl": ".jsonl", "parquet": ".parquet", "arrow": ".arrow"}
+RUN_STEM = "measurements"  # a run directory's records: measurements.<suffix>
+
+
+def run_file(fmt: str) -> str:
+    """The name of a run directory's measurements file in format ``fmt``."""
+    return RUN_STEM + TABLE_FORMATS[fmt]
+
+
+def format_of(path: Path) -> str:
+    """The format a file name asks for: ``.parquet`` and ``.arrow`` by suffix, else JSONL."""
+    suffix = Path(path).suffix.lower()
+    return next((f for f, s in TABLE_FORMATS.items() if s == suffix), "jsonl")
+
 
 # not frozen: a frozen dataclass's __init__ costs 6x more, and ingest builds 100,000s of
 # records; nothing in forge assigns to a record after it is made

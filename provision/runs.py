@@ -12,7 +12,8 @@ same second is retried with a new id), so two runs never share one. Each holds:
   scrubbed, the exit code, plus what the kind adds);
 - ``spec.yaml``: the user's spec file, byte for byte as given, and
   ``spec.json``/``plan.json`` for what forge resolved from it;
-- what the kind writes: raw outputs under ``raw/``, ``measurements.jsonl``,
+- what the kind writes: raw outputs under ``raw/``, ``measurements.jsonl`` (or
+  ``.parquet``/``.arrow`` with ``--table``),
   ``verdict.json`` (checks and sweeps), ``actions.json`` (sweeps),
   ``inventory/`` and ``artifacts/`` (deploys).
 
@@ -39,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 from provision import __version__
 from provision.errors import InputError
 from provision.fsutil import atomic_write_bytes, atomic_write_text
-from provision.measurement import Measurement, write_records
 
 if TYPE_CHECKING:
     from provision.remote.base import Result
@@ -252,7 +252,3 @@ class Run:
                        meta={"status": result.status, "returncode": result.returncode,
                              "detail": result.detail, "seconds": round(result.duration_s, 3),
                              "argv": scrub_argv(result.argv)})
-
-    def write_measurements(self, records: Iterable[Measurement],
-                           rel: str = "measurements.jsonl") -> int:
-        return write_records(self.path / rel, records)

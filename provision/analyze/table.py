@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -31,9 +31,11 @@ from provision.measurement import (
     MAX_GPU_INDEX,
     BadLine,
     Measurement,
+    format_of,
     problem,
     read_dicts,
     settle,
+    write_records,
 )
 
 if TYPE_CHECKING:
@@ -70,19 +72,51 @@ def schema() -> pa.Schema:
 
 # --- reading ---------------------------------------------------------------------------
 
-def load_columns(paths: Sequence[Path], *,
-                 strict: bool) -> tuple[Columns, list[BadLine], list[str]]:
-    """Columns of every input (JSONL, Parquet or Arrow), the bad lines skipped, the files read."""
+def load_columns(paths: Sequence[Path], *, strict: bool, save_as: Path | None = None
+                 ) -> tuple[Columns, list[BadLine], list[str]]:
+    """Columns of every input (JSONL, Parquet or Arrow), the bad lines skipped, the files read.
+
+    ``save_as``: also write the inputs' valid records, as they were read, to one Parquet
+    (or ``.arrow``) table, so that the next analysis of them reads that instead.
+    """
+    tables, bad, files = read_tables(paths, strict=strict)
+    if save_as is not None:
+        write_table(save_as, _concat(tables))
+    units: dict[str, str | None] = {}
+    normal = [normalize_table(t, f, units) for t, f in zip(tables, files, strict=True)]
+    return columns_from_table(_concat(normal)), bad, files
+
+
+def read_tables(paths: Sequence[Path], *,
+                strict: bool) -> tuple[list[pa.Table], list[BadLine], list[str]]:
+    """Every input (a file, or a run directory's measurements) as a canonical table, as
+    written (units not converted); the bad lines skipped; the files read."""
     _pa()  # a clear message when pyarrow is missing, before any file is read
     tables: list[Any] = []
     bad: list[BadLine] = []
     files: list[str] = []
-    units: dict[str, str | None] = {}
     for p in paths:
         f = resolve(p)
         files.append(str(f))
-        tables.append(normalize_table(read_table(f, strict=strict, bad=bad), str(f), units))
-    return columns_from_table(_concat(tables)), bad, files
+        tables.append(read_table(f, strict=strict, bad=bad))
+    return tables, bad, files
+
+
+def is_columnar(path: Path) -> bool:
+    """Whether a file is Parquet or Arrow IPC (by its first bytes, not its name)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False  # read_table names the problem
+    return head.startswith(PARQUET_MAGIC) or head.startswith(ARROW_MAGIC)
+
+
+def read_rows(path: Path, *, strict: bool, bad: list[BadLine] | None = None
+              ) -> list[dict[str, Any]]:
+    """The valid rows of a measurements file as records (only the fields a row has)."""
+    rows = read_table(path, strict=strict, bad=bad).to_pylist()
+    return [{k: v for k, v in r.items() if v is not None or k == "gpu"} for r in rows]
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -103,7 +137,7 @@ def read_table(path: Path, *, strict: bool, bad: list[BadLine] | None = None) ->
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     problems: list[BadLine] = []
     if head.startswith(PARQUET_MAGIC) or head.startswith(ARROW_MAGIC):
-        table = _checked(path, _read_columnar(path, head), problems, lines=None)
+        table = _checked(path, _read_columnar(path, head), problems, jsonl=False)
     else:
         table = _read_jsonl(path, problems)
     settle(problems, strict=strict, bad=bad)
@@ -188,58 +222,73 @@ def _dictionary(col: Any) -> Any:
     return pa.compute.dictionary_encode(col.cast(pa.string()))
 
 
-def _line_starts(path: Path) -> np.ndarray | None:
-    """Byte offset of every line, or None unless every line opens a JSON object at its first byte.
+def _line_count(path: Path) -> int | None:
+    """How many lines the file has, or None unless every line opens a JSON object at its
+    first byte.
 
-    That rules out blank lines, indented lines and lines that are not objects, so Arrow's
-    rows and the file's lines correspond one to one.
+    That rules out blank lines, indented lines and lines that are not objects, so when
+    Arrow gives as many rows as there are lines, rows and lines correspond one to one.
+    One numpy pass that keeps nothing per line: the lines' offsets are found only when a
+    row has to be explained (:func:`_line_starts`).
     """
-    starts: list[np.ndarray] = []
-    pos = 0
+    lines = 0
     pending = True  # the next byte starts a line
     with open(path, "rb", buffering=0) as fh:
         buf = bytearray(_SCAN)
         while n := fh.readinto(buf):
             a = np.frombuffer(buf, dtype=np.uint8, count=n)
-            if pending:
-                if a[0] != 0x7B:  # "{"
-                    return None
-                starts.append(np.array([pos], dtype=np.int64))
+            if pending and a[0] != 0x7B:  # "{"
+                return None
             nl = np.flatnonzero(a == 0x0A)
+            lines += nl.size + pending
             pending = bool(nl.size) and int(nl[-1]) == n - 1
             inner = nl[:-1] + 1 if pending else nl + 1
             if inner.size and not np.all(a[inner] == 0x7B):
                 return None
-            starts.append(inner + pos)
+    lines -= pending  # a last newline starts no line
+    return lines if lines > 0 else None
+
+
+def _line_starts(path: Path) -> np.ndarray:
+    """Byte offset of every line of a file :func:`_line_count` vouched for."""
+    starts: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+    pos = 0
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(_SCAN)
+        while n := fh.readinto(buf):
+            a = np.frombuffer(buf, dtype=np.uint8, count=n)
+            starts.append(np.flatnonzero(a == 0x0A) + (pos + 1))
             pos += n
-    if not starts:
-        return None
-    return np.concatenate(starts)
+    out = np.concatenate(starts)
+    return out[out < pos]  # not the end of the file after a last newline
 
 
 def _read_jsonl(path: Path, problems: list[BadLine]) -> pa.Table:
     pa = _pa()
-    starts = _line_starts(path)
+    lines = _line_count(path)
     table = None
-    if starts is not None:
+    if lines is not None:
         try:
             table = _arrow_jsonl(path)
         except (pa.ArrowException, UnicodeDecodeError):
             table = None
-    if table is None or table.num_rows != starts.shape[0]:  # type: ignore[union-attr]
+    if table is None or table.num_rows != lines:
         return _line_by_line(path, problems)
-    return _checked(path, table, problems, lines=starts)
+    return _checked(path, table, problems, jsonl=True)
 
 
-def _arrow_jsonl(path: Path) -> pa.Table:
+def _arrow_jsonl(source: Path | BinaryIO, name: Path | None = None) -> pa.Table:
+    """A JSON Lines file (or stream) through Arrow's reader, strings dictionary-encoded
+    block by block; raises ArrowException where the reader cannot take it as it is."""
     pa = _pa()
+    name = name or Path(str(source))
     pj = pa.json
     pc = pa.compute
     parse = pj.ParseOptions(explicit_schema=pa.schema([
         ("node", pa.string()), ("metric", pa.string()), ("value", pa.float64()),
         ("gpu", pa.int64()), ("ts", pa.string())]))  # ts: else inferred as a timestamp
     batches = []
-    with pj.open_json(path, read_options=pj.ReadOptions(block_size=_BLOCK),
+    with pj.open_json(source, read_options=pj.ReadOptions(block_size=_BLOCK),
                       parse_options=parse) as reader:
         for b in reader:
             cols = {}
@@ -255,9 +304,9 @@ def _arrow_jsonl(path: Path) -> pa.Table:
                     cols[k] = col
                 elif k in ("value", "gpu"):
                     cols[k] = col
-            batches.append(_canonical(path, pa.table(cols)))
+            batches.append(_canonical(name, pa.table(cols)))
     if not batches:
-        return _canonical(path, pa.table({k: pa.nulls(0, f.type) for k, f in
+        return _canonical(name, pa.table({k: pa.nulls(0, f.type) for k, f in
                                           zip(_ORDER, schema(), strict=True)}))
     return _concat(batches)
 
@@ -268,11 +317,11 @@ def _line_by_line(path: Path, problems: list[BadLine]) -> pa.Table:
     return _canonical(path, pa.Table.from_pylist(good, schema=schema()))
 
 
-def _checked(path: Path, table: pa.Table, problems: list[BadLine],
-             lines: np.ndarray | None) -> pa.Table:
+def _checked(path: Path, table: pa.Table, problems: list[BadLine], *,
+             jsonl: bool) -> pa.Table:
     """``table`` without its invalid rows; each one explained in ``problems``.
 
-    With ``lines`` (JSONL), a row is explained from its own line, so a null ``gpu``
+    From JSONL (one row per line), a row is explained from its own line, so a null ``gpu``
     that was really a missing key is caught too; otherwise rows are numbered from 1.
     """
     pa = _pa()
@@ -280,7 +329,7 @@ def _checked(path: Path, table: pa.Table, problems: list[BadLine],
     if table.num_rows == 0:
         return table
     suspect = _suspects(table)
-    if lines is not None:
+    if jsonl:
         no_gpu = _np(pc.is_null(table["gpu"]), bool)
         if no_gpu.any() and _count(path, b'"gpu"') < table.num_rows:
             suspect |= no_gpu  # some line may lack the required key: look at each
@@ -288,6 +337,7 @@ def _checked(path: Path, table: pa.Table, problems: list[BadLine],
     if rows.size == 0:
         return table
     drop = []
+    lines = _line_starts(path) if jsonl else None
     for i, why in zip(rows.tolist(), _explain(path, table, rows, lines), strict=True):
         if why is not None:
             drop.append(i)
@@ -478,19 +528,44 @@ class _Row(Mapping[str, Any]):
 
 # --- writing ---------------------------------------------------------------------------
 
-def write_table(path: Path, records: Sequence[Measurement], *, fmt: str = "parquet") -> int:
-    """Write records as a Parquet (default) or Arrow IPC file, atomically; returns how many."""
+def write_table(path: Path, records: Sequence[Measurement | Mapping[str, Any]] | pa.Table, *,
+                fmt: str | None = None) -> int:
+    """Write records (or a canonical table) as a Parquet or Arrow IPC file, atomically;
+    returns how many. ``fmt`` defaults to what the name's suffix says (``.arrow``), else
+    Parquet."""
     from provision.fsutil import atomic_open
 
     pa = _pa()
-    rows = [r.to_dict() if isinstance(r, Measurement) else r for r in records]
-    table = _canonical(Path(path), pa.Table.from_pylist(rows, schema=schema()))
+    fmt = fmt or ("arrow" if format_of(path) == "arrow" else "parquet")
+    if fmt not in ("parquet", "arrow"):
+        raise InputError(f"unknown table format {fmt!r}: use parquet or arrow")
+    if isinstance(records, pa.Table):
+        table = records
+    else:
+        rows = [r.to_dict() if isinstance(r, Measurement) else r for r in records]
+        table = _canonical(Path(path), pa.Table.from_pylist(rows, schema=schema()))
     with atomic_open(Path(path), binary=True) as f:
         if fmt == "parquet":
             pa.parquet.write_table(table, f, compression="zstd")
-        elif fmt == "arrow":
+        else:
             with pa.ipc.new_file(f, table.schema) as w:
                 w.write_table(table)
-        else:
-            raise InputError(f"unknown table format {fmt!r}: use parquet or arrow")
-    return len(rows)
+    return int(table.num_rows)
+
+
+def write_measurements(path: Path, records: Sequence[Measurement], fmt: str = "jsonl") -> int:
+    """Write a run's or a command's records in ``fmt`` (``TABLE_FORMATS``), atomically."""
+    if fmt == "jsonl":
+        return write_records(path, records)
+    return write_table(path, records, fmt=fmt)
+
+
+def write_lines(path: Path, lines: Sequence[str], fmt: str = "parquet") -> int:
+    """Write measurement JSON lines (forge's own, already checked) as a Parquet or Arrow
+    file, atomically; returns how many."""
+    import io
+
+    if not lines:
+        return write_table(path, [], fmt=fmt)
+    data = io.BytesIO("\n".join(lines).encode())
+    return write_table(path, _arrow_jsonl(data, Path(path)), fmt=fmt)

@@ -129,13 +129,13 @@ def refusals(figures: Mapping[str, tuple[float, int]], plan: NodePlan) -> list[s
 def build(run_dir: Path, plan: NodePlan) -> dict[str, Any]:
     """The baseline document of ``plan.node`` from a check run directory (raises on
     refusal, naming every figure that cannot be right)."""
-    from provision.measurement import iter_records
+    from provision.analyze.load import read_records, resolve
+    from provision.measurement import from_dict
 
     path = Path(run_dir)
-    jsonl = path / "measurements.jsonl"
-    if not jsonl.exists():
-        raise InputError(f"{path}: no measurements.jsonl (not a forge check run directory)")
-    records = list(iter_records(jsonl))
+    if not path.is_dir():
+        raise InputError(f"{path}: not a forge check run directory")
+    records = [from_dict(r) for r in read_records(resolve(path), strict=False)]
     figures = measured(records, plan)
     if not figures:
         raise InputError(f"{path}: no performance reading of {plan.node} to calibrate from",

@@ -19,7 +19,7 @@ from provision.checks.reference import MissingReference, threshold
 from provision.errors import ExitCode, ForgeError, combine
 from provision.expectations import NodePlan, SitePlan
 from provision.judge import failed
-from provision.measurement import Measurement
+from provision.measurement import Measurement, run_file
 from provision.remote.base import Command, Launcher, Result
 from provision.runs import SCHEMA_VERSION, Run
 from provision.spec.model import Site
@@ -44,6 +44,7 @@ class RunReport:
     outcomes: list[Outcomes] = field(default_factory=list)
     records: list[Measurement] = field(default_factory=list)
     seconds: float = 0.0
+    table: str = "jsonl"                # the form of the run's measurements file
 
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = {}
@@ -70,7 +71,7 @@ class RunReport:
         return {
             "schema_version": SCHEMA_VERSION, "kind": "forge-check-run", "site": self.site,
             "via": self.via, "started": self.started, "seconds": round(self.seconds, 2),
-            "measurements": "measurements.jsonl", "measurement_schema_version": 1,
+            "measurements": run_file(self.table), "measurement_schema_version": 1,
             "result": "pass" if self.all_passed else "fail", "counts": self.counts(),
             "checks": [{"check": o.check, "skipped": o.skipped,
                         "nodes": {k: {"status": s, "reason": o.reasons.get(k, "")}
@@ -107,7 +108,7 @@ class Engine:
                  python: str = DEFAULT_PYTHON, gpu_python: str = DEFAULT_GPU_PYTHON,
                  options: Mapping[str, Any] | None = None,
                  timeout_s: float | None = None, reservation: str | None = None,
-                 log: Log = lambda _m: None) -> None:
+                 table: str = "jsonl", log: Log = lambda _m: None) -> None:
         self.site = site
         self.plan = plan
         self.launcher = launcher
@@ -120,6 +121,7 @@ class Engine:
         self.options = dict(options or {})     # check name -> its typed options
         self.timeout_s = timeout_s
         self.reservation = reservation
+        self.table = table                     # jsonl, parquet or arrow (TABLE_FORMATS)
         self.log = log
 
     def _ctx(self, check: Check, nodes: Sequence[str], node: str | None = None) -> Context:
@@ -131,7 +133,8 @@ class Engine:
     def run(self, checks: Sequence[Check], nodes: Sequence[str]) -> RunReport:
         t0 = time.monotonic()
         report = RunReport(self.site.name, self.via, time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                   time.gmtime()))
+                                                                   time.gmtime()),
+                           table=self.table)
         for check in checks:
             self.log(f"check {check.name} ...")
             if check.scope == "node":
@@ -143,7 +146,9 @@ class Engine:
             self.log(f"check {check.name}: " + (f"skipped ({outcome.skipped})" if outcome.skipped
                                                  else _summary(outcome)))
         report.seconds = time.monotonic() - t0
-        self.rundir.write_measurements(report.records)
+        from provision.analyze.table import write_measurements  # pyarrow: only when written
+
+        write_measurements(self.rundir.path / run_file(self.table), report.records, self.table)
         self.rundir.write_json("verdict.json", report.to_dict())
         return report
 

@@ -42,6 +42,7 @@ class CheckRequest:
     force: bool = False
     out: Path | None = None             # -o DIR: this run directory, else a new one
     runs_dir: Path | None = None        # --runs-dir: where new run directories go
+    table: str = "jsonl"                # --table: the form of measurements.<suffix>
 
 
 @dataclass
@@ -161,7 +162,8 @@ def run_checks(site: Site, req: CheckRequest, *, spec_path: Path | None = None,
         engine = Engine(site, plan, reach.node, cluster_launcher=reach.cluster,
                         cluster_node=reach.cluster_node, via=req.via, rundir=run,
                         python=python, gpu_python=gpu_python, options=options,
-                        timeout_s=req.timeout_s, reservation=req.reservation, log=log)
+                        timeout_s=req.timeout_s, reservation=req.reservation,
+                        table=req.table, log=log)
         try:
             report = engine.run(list(req.checks), [n.name for n in req.nodes])
         except BaseException as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from provision.cli.output import console, emit_json
+from provision.cli.output import console, emit_json, table_option
 from provision.errors import InputError
 
 #: ``--via`` choices (the check service has a launcher for each)
@@ -72,11 +72,12 @@ def shortcut_options(burnin_seconds: float | None = None, collectives: str | Non
               help="Run disruptive checks on nodes that are not drained or reserved.")
 @click.option("--list", "list_", is_flag=True, help="List the catalog and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@table_option("the run's")
 def check(spec: Path | None, checks_: tuple[str, ...], tags: tuple[str, ...], nodes: str | None,
           via: str, submit_host: str | None, out: Path | None, runs_dir: Path | None,
           timeout: float | None, burnin_seconds: float | None, collectives: str | None,
           inject_flip: str | None, option_: tuple[str, ...], reservation: str | None,
-          force: bool, list_: bool, as_json: bool) -> None:
+          force: bool, list_: bool, as_json: bool, table: str) -> None:
     """Run acceptance checks on the nodes of SPEC and write a run directory.
 
     \b
@@ -86,6 +87,7 @@ def check(spec: Path | None, checks_: tuple[str, ...], tags: tuple[str, ...], no
       forge check site.yaml --tags gpu --nodes gpu[001-004] --via slurm
       forge check site.yaml --checks sdc --burnin-seconds 600 -o runs/burnin-1
       forge check site.yaml --checks hbm,dcgm -O hbm.size_mib=8192 -O dcgm.level=4
+      forge check site.yaml --tags gpu --table parquet   # a fleet: measurements.parquet
 
     Disruptive checks (burn-in, NCCL, GPUDirect, HBM, DCGM) refuse nodes that are
     not drained or in the --reservation, over SSH too, unless --force.
@@ -117,7 +119,8 @@ def check(spec: Path | None, checks_: tuple[str, ...], tags: tuple[str, ...], no
         raise InputError("--nodes selects no node")
     req = CheckRequest(tuple(selected), tuple(chosen), via=via, submit_host=submit_host,
                        options=resolve_options(selected, given), timeout_s=timeout,
-                       reservation=reservation, force=force, out=out, runs_dir=runs_dir)
+                       reservation=reservation, force=force, out=out, runs_dir=runs_dir,
+                       table=table)
     err = console(stderr=True)
     report, path = run_checks(site, req, spec_path=spec,
                               log=lambda m: err.print(m) if not as_json else None)

@@ -35,7 +35,8 @@ def _read(path: str) -> tuple[str, str]:
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--node", help="Node name for outputs that do not name their host.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write JSONL here (atomically) instead of to stdout.")
+              help="Write the records here (atomically) instead of to stdout: JSON Lines, "
+                   "or Parquet / Arrow IPC when the name ends in .parquet / .arrow.")
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option("--check", "check_name", help="Check name to put in the records "
               "(default: the tool name).")
@@ -55,6 +56,7 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
     \b
     Example:
       forge ingest nccl-tests all_reduce.log -o nccl.jsonl
+      forge ingest auto logs/*.log -o fleet.parquet
       forge ingest auto --node gpu001 ibstat.txt nvidia-smi-q.txt > gpu001.jsonl
     """
     if output is not None and output.exists() and not force:
@@ -78,8 +80,15 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
         for chunk in _chunks(lines):
             click.echo(chunk, nl=False)
         return
-    with atomic_open(output) as fh:
-        fh.writelines(_chunks(lines))
+    from provision.measurement import format_of
+
+    fmt = format_of(output)
+    if fmt == "jsonl":
+        with atomic_open(output) as fh:
+            fh.writelines(_chunks(lines))
+    else:
+        from provision.analyze.table import write_lines
+        write_lines(output, lines, fmt)
     click.echo(f"forge ingest: wrote {len(lines)} records to {output}", err=True)
 
 

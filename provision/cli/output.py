@@ -36,3 +36,14 @@ def _reader_gone() -> None:
 
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def table_option(what: str) -> Any:
+    """``--table jsonl|parquet|arrow``: the form in which a run writes its measurements."""
+    from provision.measurement import TABLE_FORMATS
+
+    return click.option(
+        "--table", type=click.Choice(list(TABLE_FORMATS)), default="jsonl", show_default=True,
+        help=f"Write {what} measurements as JSON Lines (measurements.jsonl), or as a "
+             "Parquet / Arrow IPC table (measurements.parquet / .arrow): 20x smaller and "
+             "several times faster for forge analyze at fleet scale (docs/measurements.md).")

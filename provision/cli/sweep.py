@@ -12,7 +12,7 @@ import click
 
 from provision import runs
 from provision.actions.policy import PolicyConfig
-from provision.cli.output import console, emit_json
+from provision.cli.output import console, emit_json, table_option
 from provision.errors import InputError
 from provision.fsutil import atomic_write_text
 from provision.sweep import report
@@ -96,12 +96,13 @@ def _write_outputs(result: SweepResult, analysis: Analysis | None, junit: Path |
 @click.option("--keep", "keep_runs", default=DEFAULT_KEEP, show_default=True,
               type=click.IntRange(min=0),
               help="Sweep run directories kept there; older ones are removed.")
+@table_option("the sweep run directory's")
 def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_run: bool,
         as_json: bool, junit: Path | None, prom: Path | None, local: bool,
         local_node: str | None, config_path: Path | None, db: Path | None, fail_after: int,
         resume_after: int, max_workers: int, node_timeout: float | None,
         controller: str | None, baseline_days: float, runs_dir: Path | None,
-        keep_runs: int) -> None:
+        keep_runs: int, table: str) -> None:
     """Sweep SPEC's nodes (see `forge sweep --help`).
 
     \b
@@ -112,6 +113,7 @@ def run(spec: Path | None, profile: str, nodeset: str | None, drain: bool, dry_r
                         db=db or default_db(), policy=PolicyConfig(fail_after, resume_after),
                         max_workers=max_workers, node_timeout_s=node_timeout,
                         controller=controller, runs_dir=runs_dir, keep_runs=keep_runs,
+                        table=table,
                         run_dir=not local or runs_dir is not None
                         or bool(os.environ.get(runs.ENV)))
     if local:

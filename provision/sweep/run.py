@@ -6,7 +6,8 @@ and the actions read the streak counters the store keeps.
 
 With ``SweepOptions.run_dir`` (the CLI's default for fan-out sweeps) the sweep
 also keeps a run directory (:mod:`provision.runs`): ``raw/<node>.out|.err|.rc|.json``
-(each node's probe output as it came), ``measurements.jsonl``, ``verdict.json``,
+(each node's probe output as it came), ``measurements.jsonl`` (``.parquet`` or
+``.arrow`` with ``--table``), ``verdict.json``,
 ``actions.json`` (drain/resume, each with the run id the history store keeps)
 and ``forge-run.json``; its name is the run id, so a drain traces back to the
 bytes that caused it. Only the newest ``keep_runs`` sweep run directories stay.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from provision.actions.apply import ActionResult, Scheduler, apply
 from provision.actions.policy import PolicyConfig
 from provision.history.store import HistoryStore, RunInfo, default_db
+from provision.measurement import run_file
 from provision.remote.base import Result
 from provision.runs import Run, prune, runs_root
 from provision.sweep.result import NodeResult, SweepResult
@@ -52,6 +54,7 @@ class SweepOptions:
     run_dir: bool = False                  # keep a run directory (see the module docstring)
     runs_dir: Path | None = None           # where (see sweep_runs_root)
     keep_runs: int = DEFAULT_KEEP          # sweep run directories kept, newest first
+    table: str = "jsonl"                   # the run directory's measurements: TABLE_FORMATS
 
 
 def new_run_id(prefix: str = "sweep") -> str:
@@ -146,8 +149,10 @@ def finish(result: SweepResult, opts: SweepOptions, scheduler: Scheduler | None,
     """Keep the verdict, store the result, then (opt-in) act on it; returns the result
     with its actions (kept in the run directory too)."""
     if run is not None:
-        run.write_measurements(result.records)
-        run.write_json("verdict.json", verdict(result))
+        from provision.analyze.table import write_measurements  # pyarrow: only when written
+
+        write_measurements(run.path / run_file(opts.table), result.records, opts.table)
+        run.write_json("verdict.json", verdict(result, opts.table))
     if store_history:
         db = opts.db or default_db()
         with HistoryStore(db) as store:
@@ -162,12 +167,12 @@ def finish(result: SweepResult, opts: SweepOptions, scheduler: Scheduler | None,
     return result
 
 
-def verdict(result: SweepResult) -> dict[str, Any]:
-    """Each node's status, reason and findings (the records are in measurements.jsonl)."""
+def verdict(result: SweepResult, table: str = "jsonl") -> dict[str, Any]:
+    """Each node's status, reason and findings (the records are in measurements.<table>)."""
     doc = result.to_dict()
     for n in doc["nodes"]:
         n.pop("records", None)
-    return {**doc, "kind": "forge-sweep-verdict", "measurements": "measurements.jsonl"}
+    return {**doc, "kind": "forge-sweep-verdict", "measurements": run_file(table)}
 
 
 def _run_info(result: SweepResult, kind: str) -> RunInfo:

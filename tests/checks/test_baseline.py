@@ -37,9 +37,18 @@ def golden_run(tmp: Path, hbm: float, nccl: float = 38.0, topo: str | None = Non
     return run
 
 
-def test_figures_are_medians_of_the_golden_nodes_readings(tmp_path: Path) -> None:
+@pytest.mark.parametrize("table", ["jsonl", "parquet"])
+def test_figures_are_medians_of_the_golden_nodes_readings(tmp_path: Path, table: str) -> None:
     plan = plan_site(load_site(SMALL)).for_node("gpu001")
-    doc = B.build(golden_run(tmp_path, 3400.0), plan)
+    run = golden_run(tmp_path, 3400.0)
+    if table == "parquet":  # the run written with --table parquet
+        from provision.analyze.table import write_measurements
+        from provision.measurement import iter_records
+
+        jsonl = run / "measurements.jsonl"
+        write_measurements(run / "measurements.parquet", list(iter_records(jsonl)), "parquet")
+        jsonl.unlink()
+    doc = B.build(run, plan)
     assert doc["figures"]["hbm_bandwidth"] == {"value": 3400.0, "samples": 8, "unit": "GB/s"}
     assert doc["figures"]["nccl_busbw_intra"]["value"] == 38.0
     assert doc["fingerprint"] is None

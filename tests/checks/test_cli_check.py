@@ -183,3 +183,27 @@ def test_run_directory_comes_from_runs_dir_else_forge_runs_dir(
         record = json.loads((run / "forge-run.json").read_text())
         assert record["kind"] == "check" and record["exit_code"] in (0, 1)
         assert (run / "verdict.json").exists()
+
+
+def test_a_check_run_as_parquet_gives_the_findings_of_the_run_as_jsonl(
+        sshd: Sshd, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pyarrow")
+    from provision.analyze.load import read_records
+
+    args = ["check", str(_spec(tmp_path, sshd)), "--via", "local", "--checks", "tools",
+            "--nodes", "t1"]
+    runs = {fmt: tmp_path / fmt for fmt in ("jsonl", "parquet")}
+    for fmt, run in runs.items():
+        assert _forge([*args, "--table", fmt, "-o", str(run)]) in (0, 1)
+        assert json.loads((run / "verdict.json").read_text())["measurements"] == \
+            f"measurements.{fmt}"
+        assert [p.name for p in run.glob("measurements.*")] == [f"measurements.{fmt}"]
+    jsonl, parquet = (read_records(runs[f] / f"measurements.{f}", strict=True) for f in runs)
+    assert parquet == jsonl and any(r["value"] == 0 for r in jsonl)  # a tool is missing here
+    capsys.readouterr()
+    docs = []
+    for run in runs.values():
+        code = _forge(["analyze", str(run), "--json"])
+        doc = json.loads(capsys.readouterr().out)
+        docs.append((code, doc["flagged"], doc["nodes"], doc["summary"]))
+    assert docs[0] == docs[1] and docs[0][0] == 1 and docs[0][1]

@@ -153,3 +153,22 @@ def test_every_real_fixture_through_the_cli(tmp_path: Path) -> None:
     res = forge("ingest", "auto", *files, "--node", "n1", "-o", str(out))
     assert res.returncode == 0, res.stderr
     assert len(list(iter_records(out, strict=True))) > 1500
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow"])
+def test_ingest_to_a_table_gives_the_records_of_jsonl(tmp_path: Path, suffix: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pyarrow")
+    from provision.analyze.load import read_records
+
+    logs = [str(copy(tmp_path, NCCL)), str(copy(tmp_path, IBSTAT))]
+    jsonl, table = tmp_path / "m.jsonl", tmp_path / f"m{suffix}"
+    assert call(capsys, "ingest", "auto", "--node", "gpu001", *logs, "-o", str(jsonl))[0] == 0
+    code, _, err = call(capsys, "ingest", "auto", "--node", "gpu001", *logs, "-o", str(table))
+    assert code == 0, err
+    want = read_records(jsonl, strict=True)
+    assert len(want) > 10 and not table.read_bytes().startswith(b"{")
+    assert read_records(table, strict=True) == want
+    assert f"wrote {len(want)} records to {table}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [Path(x).name for x in logs] + ["m.jsonl", f"m{suffix}"])  # no temporary left

@@ -128,3 +128,19 @@ def test_cli_local_sweep_keeps_a_run_directory_only_when_asked(
     assert record["exit_code"] == done.returncode
     assert record["command"][-5:] == ["--db", str(tmp_path / "h.db"), "--runs-dir",
                                       str(tmp_path / "flag"), "--json"]
+
+
+def test_a_sweep_run_directory_keeps_its_records_as_parquet_when_asked(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from provision.analyze.load import read_records, resolve
+
+    site = load_site(ROOT / "site-specs/small.yaml")
+    opts = SweepOptions(nodes="gpu[001-002]", db=tmp_path / "h.db", run_dir=True,
+                        table="parquet")
+    result = sweep_site(site, opts, launcher=LocalLauncher())
+    run = tmp_path / "runs" / result.run_id
+    assert [p.name for p in run.glob("measurements.*")] == ["measurements.parquet"]
+    assert json.loads((run / "verdict.json").read_text())["measurements"] == \
+        "measurements.parquet"
+    want = [{"gpu": None, **r.to_dict()} for r in result.records]
+    assert want and read_records(resolve(run), strict=True) == want
