@@ -43,3 +43,12 @@ def test_a_node_set_beyond_the_plain_forms_still_reaches_clustershell(tmp_path: 
     spec = tmp_path / "spec.yaml"
     spec.write_text(SMALL.read_text().replace("gpu[001-004]", "gpu[001-002],gpu00[3-4]"))
     assert "ClusterShell.NodeSet" in imported("validate", str(spec))
+
+
+def test_the_garbage_collector_waits_only_for_start_up() -> None:
+    """Paused while `forge` imports, running again before any command's own work."""
+    probe = ("import gc, sys; sys.argv = ['forge']; import provision.cli.main as m; "
+             "print(gc.isenabled()); m.cli.get_command(None, 'validate'); print(gc.isenabled())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    assert done.stdout.split() == ["False", "True"]
