@@ -4,7 +4,9 @@ writes: on a machine without nvidia-smi it reports the GPU probe failed, exit 1)
 `python -c 'import click'` (the floor any click CLI pays).
 
 Targets: forge --help < 0.1 s, forge validate small < 0.15 s (CPU, median).
-Run: .venv/bin/python benchmarks/startup_bench.py [--rounds 21]
+Run: .venv/bin/python benchmarks/startup_bench.py [--rounds 21] [--against OTHER/bin/forge]
+(``--against``: another install's forge, e.g. of the previous release, timed in the same
+rounds, so the two compare on the same load.)
 One alternating run: every round runs each command once, in turn, so a busy machine
 slows all of them alike; each figure is the median over rounds of the child's user+sys
 CPU time (wall time is shown too, but on a shared machine it measures the neighbours).
@@ -60,7 +62,14 @@ def _once(argv: list[str]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=21)
-    rounds = ap.parse_args().rounds
+    ap.add_argument("--against", metavar="FORGE",
+                    help="another forge program, timed beside this one in every round")
+    args = ap.parse_args()
+    rounds = args.rounds
+    if args.against:
+        COMMANDS["other: forge --help"] = ([args.against, "--help"], None)
+        COMMANDS["other: forge validate small.yaml"] = ([args.against, "validate", str(SMALL)],
+                                                        None)
     work = tempfile.TemporaryDirectory(prefix="forge-startup-")
     add_health_run(Path(work.name))
     for argv, _ in COMMANDS.values():  # warm the page cache and .pyc files

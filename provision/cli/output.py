@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,8 @@ def _reader_gone() -> None:
 
 
 def emit_json(obj: Any) -> None:
+    import json  # only the commands that print JSON need it
+
     click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 

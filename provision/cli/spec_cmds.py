@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +179,8 @@ def schema(out: Path | None) -> None:
     Example:
       forge schema -o site-spec.schema.json
     """
+    import json
+
     from provision.spec.schema import site_schema
 
     text = json.dumps(site_schema(), indent=2, sort_keys=True) + "\n"

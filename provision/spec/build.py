@@ -13,10 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ClusterShell.NodeSet import NodeSet, NodeSetParseError
-
 from provision.errors import InputError
-from provision.nodes import size_bound
+from provision.nodes import NodeSetError, members, size_bound
 from provision.spec import compat
 from provision.spec.allocate import int_to_ipv4, ipv4_to_int, sequence, split_hostport
 from provision.spec.model import (
@@ -89,9 +87,9 @@ def _rack_map(group: dict[str, Any], gpath: Path_, probs: Problems) -> dict[str,
     out: dict[str, str] = {}
     for rack, pattern in group.get("racks", {}).items():
         try:
-            for name in NodeSet(pattern):
+            for name in members(pattern):
                 out.setdefault(name, str(rack))
-        except NodeSetParseError as exc:
+        except NodeSetError as exc:
             probs.add(gpath + ("racks", rack), f"invalid node set {pattern!r}: {exc}")
     return out
 
@@ -241,22 +239,21 @@ def _members(g: dict[str, Any], gpath: Path_, probs: Problems, budget: int) -> l
                                       f"spec holds at most {MAX_NODES:,} in all (a typo?)")
         return None
     try:
-        nodeset = NodeSet(g["nodes"])
-    except NodeSetParseError as exc:
+        names = members(g["nodes"])
+    except NodeSetError as exc:
         probs.add(gpath + ("nodes",), f"invalid node set {g['nodes']!r}: {exc}")
         return None
-    if len(nodeset) > budget:
-        probs.add(gpath + ("nodes",), f"{g['nodes']!r} is {len(nodeset):,} nodes; a site "
+    if len(names) > budget:
+        probs.add(gpath + ("nodes",), f"{g['nodes']!r} is {len(names):,} nodes; a site "
                                       f"spec holds at most {MAX_NODES:,} in all (a typo?)")
         return None
-    members = list(nodeset)
-    bad = [n for n in members if not HOSTNAME.match(n)]
+    bad = [n for n in names if not HOSTNAME.match(n)]
     if bad:
         probs.add(gpath + ("nodes",), f"{bad[0]!r} is not a valid host name (letters, digits "
                                       f"and '-', at most 63 characters, no '.' or '/')"
                                       + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
         return None
-    return members
+    return names
 
 
 def _secret(ref: dict[str, Any] | None) -> SecretRef | None:
@@ -314,11 +311,10 @@ def build_site(doc: dict[str, Any], located: Located,
     total = 0
     for gi, g in enumerate(doc["node_groups"]):
         gpath: Path_ = ("node_groups", gi)
-        found = _members(g, gpath, probs, MAX_NODES - total)
-        if found is None:
+        group_nodes = _members(g, gpath, probs, MAX_NODES - total)
+        if group_nodes is None:
             continue
-        members = found
-        total += len(members)
+        total += len(group_nodes)
         profile = profiles.get(g["profile"])
         addrs = g.get("addresses", {})
         excepts = frozenset(addrs.get("except", []))
@@ -328,10 +324,10 @@ def build_site(doc: dict[str, Any], located: Located,
                 for k in ("management", "bmc", "ssh")}
         node_data = g.get("node_data", {})
         racks = _rack_map(g, gpath, probs)
-        for extra in sorted(set(node_data) - set(members)):
+        for extra in sorted(set(node_data) - set(group_nodes)):
             probs.add(gpath + ("node_data", extra),
                       f"node_data for {extra}, which is not in this group's nodes {g['nodes']}")
-        for ni, name in enumerate(members):
+        for ni, name in enumerate(group_nodes):
             data = node_data.get(name, {})
             dpath = gpath + ("node_data", name) if name in node_data else gpath + ("nodes",)
             unique("name", name, gpath + ("nodes",), "host name")
@@ -489,8 +485,8 @@ def _check_size_and_stack(doc: dict[str, Any], nodes: list[Node],
                       f"number of its first node in every rail subnet)")
     if fabric.opensm_hosts:
         try:
-            sm = set(NodeSet(fabric.opensm_hosts))
-        except NodeSetParseError as exc:
+            sm = set(members(fabric.opensm_hosts))
+        except NodeSetError as exc:
             probs.add(("networks", "fabric", "opensm_hosts"), f"invalid node set: {exc}")
             sm = set()
         known = {n.name: n for n in nodes}

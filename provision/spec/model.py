@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,8 +14,59 @@ from provision.nodes import expand
 Role = Literal["controller", "login", "compute"]
 
 
-@dataclass(frozen=True)
-class PhysicalFigure:
+class Value:
+    """Equality, hash and repr of the frozen model classes, as ``@dataclass`` would write them.
+
+    ``@dataclass`` compiles each generated method from source when the module is
+    imported (six per frozen class, most of the module's import time, paid by
+    every ``forge`` command that reads a spec). The model classes take
+    ``eq=False, repr=False`` and inherit these three instead, with the same
+    results: equal when of the same class and equal in every compared field, the
+    hash of those fields, ``Name(field=value, ...)``. ``tests/spec/test_model_value.py``
+    compares them with what ``@dataclass`` generates.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            key = _keys(type(self))[0]
+            return bool(key(self) == key(other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(_keys(type(self))[1](self))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}"
+                          for f in fields(self) if f.repr)  # type: ignore[arg-type]
+        return f"{type(self).__qualname__}({shown})"
+
+
+_Getter = Callable[[Any], tuple[Any, ...]]
+_KEYS: dict[type, tuple[_Getter, _Getter]] = {}
+
+
+def _keys(cls: type) -> tuple[_Getter, _Getter]:
+    """(the compared fields, the hashed fields) of ``cls``, each read as one tuple."""
+    keys = _KEYS.get(cls)
+    if keys is None:
+        every = fields(cls)
+        compared = [f.name for f in every if f.compare]
+        hashed = [f.name for f in every if (f.compare if f.hash is None else f.hash)]
+        keys = _KEYS[cls] = (_tuple_getter(compared), _tuple_getter(hashed))
+    return keys
+
+
+def _tuple_getter(names: list[str]) -> _Getter:
+    """The fields ``names`` of an object as one tuple (attrgetter's C speed from two on)."""
+    if len(names) >= 2:
+        return attrgetter(*names)
+    return lambda obj: tuple(getattr(obj, n) for n in names)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PhysicalFigure(Value):
     """A number from a datasheet or the reference architecture, with where it comes from."""
 
     name: str
@@ -22,8 +75,10 @@ class PhysicalFigure:
     source: str
 
 
-@dataclass(frozen=True)
-class GpuSpec:
+@dataclass(frozen=True, eq=False, repr=False)
+class GpuSpec(Value):
+    """A GPU model as one node holds it: count, memory, NVLink, PCIe link and power."""
+
     model: str
     count: int
     memory_gb: float
@@ -45,8 +100,10 @@ class GpuSpec:
         return self.memory_gb * 1e9 / 2**20
 
 
-@dataclass(frozen=True)
-class NicSpec:
+@dataclass(frozen=True, eq=False, repr=False)
+class NicSpec(Value):
+    """A network adapter model and what it is for (compute, storage or north-south)."""
+
     model: str
     count: int
     ports_per_nic: int
@@ -62,8 +119,10 @@ class NicSpec:
         return self.count * self.ports_per_nic
 
 
-@dataclass(frozen=True)
-class CpuSpec:
+@dataclass(frozen=True, eq=False, repr=False)
+class CpuSpec(Value):
+    """The host CPUs of one node."""
+
     model: str
     sockets: int
     cores_per_socket: int
@@ -74,8 +133,8 @@ class CpuSpec:
         return self.sockets * self.cores_per_socket
 
 
-@dataclass(frozen=True)
-class RailPort:
+@dataclass(frozen=True, eq=False, repr=False)
+class RailPort(Value):
     """One compute rail's port by identity: its PCI function, RDMA device and netdev.
 
     Recorded from a golden node (``forge rails record``), so roles and checks
@@ -88,8 +147,10 @@ class RailPort:
     netdev: str = ""      # ibp26s0
 
 
-@dataclass(frozen=True)
-class HardwareProfile:
+@dataclass(frozen=True, eq=False, repr=False)
+class HardwareProfile(Value):
+    """What one kind of node holds (GPUs, NICs, CPUs, memory), each figure with its source."""
+
     name: str
     description: str
     server: str
@@ -187,8 +248,10 @@ def pcie_bandwidth_gbs(gen: int, width: int) -> float:
     return round(gts * width * efficiency / 8, 2)
 
 
-@dataclass(frozen=True)
-class FabricAddress:
+@dataclass(frozen=True, eq=False, repr=False)
+class FabricAddress(Value):
+    """One compute-fabric port of a node: its device, rail, address and netdev."""
+
     device: str
     port: int
     rail: str
@@ -198,8 +261,10 @@ class FabricAddress:
     pci: str = ""          # from the profile's rail map; empty when it has none
 
 
-@dataclass(frozen=True)
-class Node:
+@dataclass(frozen=True, eq=False, repr=False)
+class Node(Value):
+    """One node of the site: its group, roles, rack, hardware profile and addresses."""
+
     name: str
     group: str
     roles: tuple[str, ...]
@@ -218,8 +283,10 @@ class Node:
         return dict(self.macs)
 
 
-@dataclass(frozen=True)
-class SecretRef:
+@dataclass(frozen=True, eq=False, repr=False)
+class SecretRef(Value):
+    """Where a secret lives (environment variable, file or vault), never its value."""
+
     kind: Literal["env", "file", "vault"]
     location: str
     key: str | None = None
@@ -228,16 +295,20 @@ class SecretRef:
         return f"{self.kind}:{self.location}" + (f"#{self.key}" if self.key else "")
 
 
-@dataclass(frozen=True)
-class Access:
+@dataclass(frozen=True, eq=False, repr=False)
+class Access(Value):
+    """How forge reaches the nodes over SSH."""
+
     user: str = "root"
     ssh_key: str | None = None
     known_hosts: str | None = None
     become: bool = False
 
 
-@dataclass(frozen=True)
-class BmcSettings:
+@dataclass(frozen=True, eq=False, repr=False)
+class BmcSettings(Value):
+    """How forge reaches the nodes' BMCs over Redfish, and the firmware they should run."""
+
     username: str = "USERID"
     password: SecretRef | None = None
     scheme: str = "https"
@@ -247,14 +318,18 @@ class BmcSettings:
     firmware_baseline: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Rail:
+@dataclass(frozen=True, eq=False, repr=False)
+class Rail(Value):
+    """One compute rail: its name and subnet."""
+
     name: str
     subnet: str
 
 
-@dataclass(frozen=True)
-class RoceSettings:
+@dataclass(frozen=True, eq=False, repr=False)
+class RoceSettings(Value):
+    """RoCE traffic settings: PFC priority, trust mode, DSCP and ECN."""
+
     pfc_priority: int = 3
     trust: str = "dscp"
     dscp: int = 26
@@ -264,8 +339,10 @@ class RoceSettings:
     tos: int = 106
 
 
-@dataclass(frozen=True)
-class Fabric:
+@dataclass(frozen=True, eq=False, repr=False)
+class Fabric(Value):
+    """The compute fabric: InfiniBand, RoCE or none, its MTU, subnet manager and rails."""
+
     type: Literal["infiniband", "roce", "none"]
     mtu: int
     subnet_manager: str
@@ -275,14 +352,18 @@ class Fabric:
     opensm_hosts: str | None = None
 
 
-@dataclass(frozen=True)
-class PackageSources:
+@dataclass(frozen=True, eq=False, repr=False)
+class PackageSources(Value):
+    """Where packages come from: the public repositories or a site mirror."""
+
     mode: Literal["public", "mirror"] = "public"
     urls: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Stack:
+@dataclass(frozen=True, eq=False, repr=False)
+class Stack(Value):
+    """The software stack: scheduler, pinned versions, package sources and their settings."""
+
     scheduler: Literal["slurm", "kubernetes"]
     versions: tuple[tuple[str, str], ...]
     sources: PackageSources
@@ -297,8 +378,10 @@ class Stack:
         return dict(self.versions)
 
 
-@dataclass(frozen=True)
-class Site:
+@dataclass(frozen=True, eq=False, repr=False)
+class Site(Value):
+    """The validated site spec: every node with its hardware, the fabric, the stack."""
+
     name: str
     domain: str
     size: str
