@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fanout_bench import free, start_sshds, stop_sshds  # noqa: E402
+from fanout_bench import free, load_average, start_sshds, stop_sshds  # noqa: E402
 
 from provision.deploy.driver import DeployOptions, deploy  # noqa: E402
 from provision.deploy.settings import Profile  # noqa: E402
@@ -172,6 +172,7 @@ def main() -> int:
     profiles: tuple[Profile, ...] = ("forge", "forge-ssh")
     print(f"no-change rerun of {TASKS} tasks (facts from the cache), {os.cpu_count()} CPUs; "
           "controller = forge's driver, ansible-playbook and all it started (not the endpoints)")
+    print(f"load average at start {load_average()}", flush=True)
     print(f"{'nodes':>5} {'settings':<10} {'converge s':>10} {'rerun s':>8} "
           f"{'ctl CPU s':>9} {'ms/host/task':>12} {'peak MiB':>9} {'MiB/node':>8}")
     for n in args.nodes:
@@ -194,7 +195,7 @@ def main() -> int:
                 mib = again.peak_pss_kib / 1024
                 print(f"{n:>5} {profile:<10} {first.seconds:>10.1f} {again.seconds:>8.1f} "
                       f"{again.controller_cpu_s:>9.1f} {per_host_task_ms:>12.0f} "
-                      f"{mib:>9.0f} {mib / n:>8.1f}", flush=True)
+                      f"{mib:>9.0f} {mib / n:>8.1f}  load {load_average()}", flush=True)
         finally:
             stop_sshds(procs, d)
     return 0
