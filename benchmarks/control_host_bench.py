@@ -20,7 +20,10 @@ the ssh path's CPU is understated.
 
 On a small machine the endpoints' modules share the CPUs with the controller,
 so the wall times are an upper bound; the controller's CPU seconds per host
-and task and its memory per fork are what scale to a real cluster.
+and task and its memory per fork are what scale to a real cluster. With two or
+more sizes it also prints what each node past the smallest adds (the
+difference of the two reruns), which leaves out the fixed cost of the driver
+and ansible-playbook's own interpreter that peak / nodes spreads over the nodes.
 
     .venv/bin/python benchmarks/control_host_bench.py [--nodes 10 40] [--port-base 25000]
 """
@@ -175,6 +178,7 @@ def main() -> int:
     print(f"load average at start {load_average()}", flush=True)
     print(f"{'nodes':>5} {'settings':<10} {'converge s':>10} {'rerun s':>8} "
           f"{'ctl CPU s':>9} {'ms/host/task':>12} {'peak MiB':>9} {'MiB/node':>8}")
+    reruns: dict[tuple[Profile, int], Measured] = {}
     for n in args.nodes:
         ports = [args.port_base + i for i in range(n)]
         if any(not free(p) for p in ports):
@@ -191,6 +195,7 @@ def main() -> int:
                 again = run(spec, playbook, d / f"runs-{profile}", profile, out)
                 if again.changed:
                     raise SystemExit(f"{profile}: the rerun changed {again.changed} things")
+                reruns[profile, n] = again
                 per_host_task_ms = again.controller_cpu_s / (n * TASKS) * 1000
                 mib = again.peak_pss_kib / 1024
                 print(f"{n:>5} {profile:<10} {first.seconds:>10.1f} {again.seconds:>8.1f} "
@@ -198,7 +203,26 @@ def main() -> int:
                       f"{mib:>9.0f} {mib / n:>8.1f}  load {load_average()}", flush=True)
         finally:
             stop_sshds(procs, d)
+    print_marginal(reruns, min(args.nodes), max(args.nodes), profiles)
     return 0
+
+
+def print_marginal(reruns: dict[tuple[Profile, int], Measured], lo: int, hi: int,
+                   profiles: tuple[Profile, ...]) -> None:
+    """What each node past ``lo`` adds: the per-node figure without the fixed part.
+
+    Peak PSS / nodes counts the driver and ansible-playbook's own interpreter (a fixed
+    cost) once per node, which overstates small runs; the difference between two sizes
+    leaves it out and is the figure to scale from.
+    """
+    if hi == lo:
+        return
+    print(f"added by each node from {lo} to {hi} nodes:")
+    for profile in profiles:
+        a, b = reruns[profile, lo], reruns[profile, hi]
+        ms = (b.controller_cpu_s - a.controller_cpu_s) / ((hi - lo) * TASKS) * 1000
+        mib = (b.peak_pss_kib - a.peak_pss_kib) / 1024 / (hi - lo)
+        print(f"  {profile:<10} {ms:6.0f} ms CPU per host and task, {mib:5.1f} MiB peak PSS")
 
 
 if __name__ == "__main__":
