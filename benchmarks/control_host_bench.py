@@ -161,8 +161,12 @@ def run(spec: Path, playbook: Path, runs: Path, profile: Profile, bench_dir: Pat
     with PeakSampler() as sampler:
         res = deploy(DeployOptions(spec=spec, playbook=playbook, runs_root=runs, profile=profile,
                                    extravars={"bench_dir": str(bench_dir)}))
-    if res.exit_code != ExitCode.OK:
-        raise SystemExit(f"{profile}: run failed, see {res.run_dir}")
+    if res.exit_code != ExitCode.OK:  # the run directory goes with the endpoints: say why here
+        bad = [r for r in res.results if r.outcome not in ("ok", "changed")]
+        why = "; ".join(f"{r.host} {r.outcome}: {r.failure.task}: {r.failure.message[:200]}"
+                        if r.failure else f"{r.host} {r.outcome}" for r in bad[:3])
+        raise SystemExit(f"{profile}: run failed (ansible rc {res.ansible_rc}, {len(bad)} of "
+                         f"{len(res.results)} hosts not ok): {why}")
     return Measured(res.seconds, res.changed, controller_cpu_s() - cpu_before - sampler.cpu_s,
                     sampler.peak_kib)
 
