@@ -20,7 +20,10 @@ the ssh path's CPU is understated.
 
 On a small machine the endpoints' modules share the CPUs with the controller,
 so the wall times are an upper bound; the controller's CPU seconds per host
-and task and its memory per fork are what scale to a real cluster.
+and task and its memory per fork are what scale to a real cluster. With two or
+more sizes it also prints what each node past the smallest adds (the
+difference of the two reruns), which leaves out the fixed cost of the driver
+and ansible-playbook's own interpreter that peak / nodes spreads over the nodes.
 
     .venv/bin/python benchmarks/control_host_bench.py [--nodes 10 40] [--port-base 25000]
 """
@@ -42,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fanout_bench import free, start_sshds, stop_sshds  # noqa: E402
+from fanout_bench import free, load_average, start_sshds, stop_sshds  # noqa: E402
 
 from provision.deploy.driver import DeployOptions, deploy  # noqa: E402
 from provision.deploy.settings import Profile  # noqa: E402
@@ -158,8 +161,12 @@ def run(spec: Path, playbook: Path, runs: Path, profile: Profile, bench_dir: Pat
     with PeakSampler() as sampler:
         res = deploy(DeployOptions(spec=spec, playbook=playbook, runs_root=runs, profile=profile,
                                    extravars={"bench_dir": str(bench_dir)}))
-    if res.exit_code != ExitCode.OK:
-        raise SystemExit(f"{profile}: run failed, see {res.run_dir}")
+    if res.exit_code != ExitCode.OK:  # the run directory goes with the endpoints: say why here
+        bad = [r for r in res.results if r.outcome not in ("ok", "changed")]
+        why = "; ".join(f"{r.host} {r.outcome}: {r.failure.task}: {r.failure.message[:200]}"
+                        if r.failure else f"{r.host} {r.outcome}" for r in bad[:3])
+        raise SystemExit(f"{profile}: run failed (ansible rc {res.ansible_rc}, {len(bad)} of "
+                         f"{len(res.results)} hosts not ok): {why}")
     return Measured(res.seconds, res.changed, controller_cpu_s() - cpu_before - sampler.cpu_s,
                     sampler.peak_kib)
 
@@ -172,8 +179,10 @@ def main() -> int:
     profiles: tuple[Profile, ...] = ("forge", "forge-ssh")
     print(f"no-change rerun of {TASKS} tasks (facts from the cache), {os.cpu_count()} CPUs; "
           "controller = forge's driver, ansible-playbook and all it started (not the endpoints)")
+    print(f"load average at start {load_average()}", flush=True)
     print(f"{'nodes':>5} {'settings':<10} {'converge s':>10} {'rerun s':>8} "
           f"{'ctl CPU s':>9} {'ms/host/task':>12} {'peak MiB':>9} {'MiB/node':>8}")
+    reruns: dict[tuple[Profile, int], Measured] = {}
     for n in args.nodes:
         ports = [args.port_base + i for i in range(n)]
         if any(not free(p) for p in ports):
@@ -190,14 +199,34 @@ def main() -> int:
                 again = run(spec, playbook, d / f"runs-{profile}", profile, out)
                 if again.changed:
                     raise SystemExit(f"{profile}: the rerun changed {again.changed} things")
+                reruns[profile, n] = again
                 per_host_task_ms = again.controller_cpu_s / (n * TASKS) * 1000
                 mib = again.peak_pss_kib / 1024
                 print(f"{n:>5} {profile:<10} {first.seconds:>10.1f} {again.seconds:>8.1f} "
                       f"{again.controller_cpu_s:>9.1f} {per_host_task_ms:>12.0f} "
-                      f"{mib:>9.0f} {mib / n:>8.1f}", flush=True)
+                      f"{mib:>9.0f} {mib / n:>8.1f}  load {load_average()}", flush=True)
         finally:
             stop_sshds(procs, d)
+    print_marginal(reruns, min(args.nodes), max(args.nodes), profiles)
     return 0
+
+
+def print_marginal(reruns: dict[tuple[Profile, int], Measured], lo: int, hi: int,
+                   profiles: tuple[Profile, ...]) -> None:
+    """What each node past ``lo`` adds: the per-node figure without the fixed part.
+
+    Peak PSS / nodes counts the driver and ansible-playbook's own interpreter (a fixed
+    cost) once per node, which overstates small runs; the difference between two sizes
+    leaves it out and is the figure to scale from.
+    """
+    if hi == lo:
+        return
+    print(f"added by each node from {lo} to {hi} nodes:")
+    for profile in profiles:
+        a, b = reruns[profile, lo], reruns[profile, hi]
+        ms = (b.controller_cpu_s - a.controller_cpu_s) / ((hi - lo) * TASKS) * 1000
+        mib = (b.peak_pss_kib - a.peak_pss_kib) / 1024 / (hi - lo)
+        print(f"  {profile:<10} {ms:6.0f} ms CPU per host and task, {mib:5.1f} MiB peak PSS")
 
 
 if __name__ == "__main__":

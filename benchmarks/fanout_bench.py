@@ -40,6 +40,11 @@ def free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, for printing beside figures from a shared machine."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def wait_port(port: int, timeout: float = 10) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -202,8 +207,8 @@ def main() -> int:
         wall: dict[str, list[float]] = {k: [] for k in tools}
         cpu: dict[str, list[float]] = {k: [] for k in tools}
         ratio: dict[str, list[float]] = {"forge/clush": [], "ansible/forge": []}
-        run_forge_process(d, ports, command)        # warm the page cache and imports once
-        run_clush(d, args.nodes, command)
+        for tool in tools.values():  # warm the page cache and imports once, every tool alike
+            tool(-1)
         order = list(tools)
         for rep in range(args.reps):
             for k in order:  # every tool a process; the start order rotates each round
@@ -216,7 +221,7 @@ def main() -> int:
         med = {k: statistics.median(v) for k, v in wall.items()}
         print(f"fan-out of {command!r} to {args.nodes} sshd endpoints on 127.0.0.1, "
               f"{args.reps} cold repetitions, order rotated, every tool a process, "
-              f"{os.cpu_count()} CPUs")
+              f"{os.cpu_count()} CPUs, load average {load_average()}")
         for k, v in wall.items():
             print(f"  {k:<8} median {med[k]:7.3f} s wall (min {min(v):.3f}, max {max(v):.3f}),"
                   f" {statistics.median(cpu[k]):6.3f} s client CPU")
