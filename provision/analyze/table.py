@@ -34,6 +34,7 @@ from provision.measurement import (
     format_of,
     problem,
     read_dicts,
+    run_file,
     settle,
     write_records,
 )
@@ -109,6 +110,11 @@ def is_columnar(path: Path) -> bool:
             head = fh.read(8)
     except OSError:
         return False  # read_table names the problem
+    return _columnar_head(head)
+
+
+def _columnar_head(head: bytes) -> bool:
+    """Whether a file's first bytes are Parquet's or Arrow IPC's magic."""
     return head.startswith(PARQUET_MAGIC) or head.startswith(ARROW_MAGIC)
 
 
@@ -136,7 +142,7 @@ def read_table(path: Path, *, strict: bool, bad: list[BadLine] | None = None) ->
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     problems: list[BadLine] = []
-    if head.startswith(PARQUET_MAGIC) or head.startswith(ARROW_MAGIC):
+    if _columnar_head(head):
         table = _checked(path, _read_columnar(path, head), problems, jsonl=False)
     else:
         table = _read_jsonl(path, problems)
@@ -553,8 +559,10 @@ def write_table(path: Path, records: Sequence[Measurement | Mapping[str, Any]] |
     return int(table.num_rows)
 
 
-def write_measurements(path: Path, records: Sequence[Measurement], fmt: str = "jsonl") -> int:
-    """Write a run's or a command's records in ``fmt`` (``TABLE_FORMATS``), atomically."""
+def write_measurements(run_dir: Path, records: Sequence[Measurement], fmt: str = "jsonl") -> int:
+    """Write a run directory's records as ``measurements.<suffix>`` in ``fmt``
+    (``TABLE_FORMATS``), atomically; returns how many."""
+    path = Path(run_dir) / run_file(fmt)
     if fmt == "jsonl":
         return write_records(path, records)
     return write_table(path, records, fmt=fmt)

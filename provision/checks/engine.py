@@ -148,7 +148,7 @@ class Engine:
         report.seconds = time.monotonic() - t0
         from provision.analyze.table import write_measurements  # pyarrow: only when written
 
-        write_measurements(self.rundir.path / run_file(self.table), report.records, self.table)
+        write_measurements(self.rundir.path, report.records, self.table)
         self.rundir.write_json("verdict.json", report.to_dict())
         return report
 

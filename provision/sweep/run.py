@@ -151,7 +151,7 @@ def finish(result: SweepResult, opts: SweepOptions, scheduler: Scheduler | None,
     if run is not None:
         from provision.analyze.table import write_measurements  # pyarrow: only when written
 
-        write_measurements(run.path / run_file(opts.table), result.records, opts.table)
+        write_measurements(run.path, result.records, opts.table)
         run.write_json("verdict.json", verdict(result, opts.table))
     if store_history:
         db = opts.db or default_db()

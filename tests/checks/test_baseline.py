@@ -46,7 +46,7 @@ def test_figures_are_medians_of_the_golden_nodes_readings(tmp_path: Path, table:
         from provision.measurement import iter_records
 
         jsonl = run / "measurements.jsonl"
-        write_measurements(run / "measurements.parquet", list(iter_records(jsonl)), "parquet")
+        write_measurements(run, list(iter_records(jsonl)), "parquet")
         jsonl.unlink()
     doc = B.build(run, plan)
     assert doc["figures"]["hbm_bandwidth"] == {"value": 3400.0, "samples": 8, "unit": "GB/s"}
