@@ -31,7 +31,7 @@ from provision.parsers import (
     perftest,
 )
 from provision.parsers.base import ToolParser, clean_text
-from provision.parsers.split import split, starts
+from provision.parsers.split import split, start_offsets
 
 __all__ = ["PARSERS", "Part", "ToolParser", "detect_tool", "get", "ingest_parts", "ingest_text",
            "names"]
@@ -129,7 +129,7 @@ def ingest_parts(tool: str, text: str, *, node: str | None = None,
     if not text or text.isspace():  # no copy of a 50 MB text
         raise InputError(f"{source_name}: the file is empty")
     text = clean_text(text)
-    marks = starts(text)
+    marks = start_offsets(text)
     segments = split(text, marks)
     if not segments:
         found = marks[0][1] if marks else detect_tool(text)

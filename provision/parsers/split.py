@@ -85,9 +85,11 @@ class Segment:
         return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in self.lines)
 
 
-def starts(text: str) -> list[tuple[int, str]]:
-    """(0-based line index, tool) of every line that starts a tool's output, in order."""
+def start_offsets(text: str) -> list[tuple[int, str]]:
+    """(offset, tool) of every line that starts a tool's output, in order. A start line
+    printed many times (one per run of a long log) is judged once."""
     found: list[tuple[int, str]] = []
+    tool_of: dict[str, str | None] = {}  # a start line's text: the tool it starts, if any
     nl = text.find("\n")
     first = _PREFILTER.match("\n" + (text if nl < 0 else text[:nl]))
     hits = [(0, first[0][1:])] if first else []
@@ -95,13 +97,23 @@ def starts(text: str) -> list[tuple[int, str]]:
     for lo, word in hits:
         hi = text.find("\n", lo)
         line = text[lo:hi if hi >= 0 else len(text)]
-        for tool in _CANDIDATES.get(word.lstrip(_LEADING), _ALL_TOOLS):
-            if _START_OF[tool].search(line):
-                found.append((lo, tool))
-                break
+        if line in tool_of:
+            tool = tool_of[line]
+        else:
+            tool = tool_of[line] = next(
+                (t for t in _CANDIDATES.get(word.lstrip(_LEADING), _ALL_TOOLS)
+                 if _START_OF[t].search(line)), None)
+        if tool is not None:
+            found.append((lo, tool))
+    return found
+
+
+def starts(text: str, offsets: list[tuple[int, str]] | None = None) -> list[tuple[int, str]]:
+    """(0-based line index, tool) of every line that starts a tool's output, in order
+    (``offsets``: :func:`start_offsets`, when the caller has them already)."""
     out = []
     index = prev = 0
-    for off, tool in found:
+    for off, tool in start_offsets(text) if offsets is None else offsets:
         index += text.count("\n", prev, off)
         prev = off
         out.append((index, tool))
@@ -118,15 +130,16 @@ def _ranges(indexes: list[int]) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in out)
 
 
-def split(text: str, marks: list[tuple[int, str]] | None = None) -> list[Segment]:
+def split(text: str, offsets: list[tuple[int, str]] | None = None) -> list[Segment]:
     """The tools' blocks in ``text``; empty when fewer than two tools are in it (the
-    caller then reads the whole file as one tool). ``marks`` are :func:`starts`, when the
-    caller has them already."""
-    marks = starts(text) if marks is None else marks
+    caller then reads the whole file as one tool). ``offsets`` are :func:`start_offsets`,
+    when the caller has them already."""
+    offsets = start_offsets(text) if offsets is None else offsets
     # literal searches: one regex over a 50 MB log costs 3x as much
     has_kernel = any(w in text for w in _KERNEL_WORDS)
-    if len({t for _, t in marks}) + has_kernel < 2:
+    if len({t for _, t in offsets}) + has_kernel < 2:
         return []
+    marks = starts(text, offsets)
     lines = text.split("\n")
     kernel: list[int] = []
     if has_kernel:
@@ -169,4 +182,4 @@ def _segment(tool: str, lines: list[str], idx: list[int]) -> Segment:
     return Segment(tool, _ranges(idx), "\n" * first + body)
 
 
-__all__ = ["Segment", "split", "starts"]
+__all__ = ["Segment", "split", "start_offsets", "starts"]
