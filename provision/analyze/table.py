@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 PARQUET_MAGIC = b"PAR1"
 ARROW_MAGIC = b"ARROW1"
 _BLOCK = 8 << 20          # bytes per JSON block: large enough to amortise, small for memory
-_SCAN = 64 << 20          # bytes per chunk of the line-structure scan
+_SCAN = 64 << 20          # bytes per chunk when finding where the lines start
+#: bytes per chunk of the line count: its temporaries stay in the CPU's cache (0.27 s for
+#: 649 MB here, against 0.9 s with 64 MiB chunks)
+_COUNT_CHUNK = 1 << 20
 _REQUIRED = ("node", "metric", "value", "gpu")
 _ORDER = ("node", "metric", "value", "gpu", *sorted(_STR_KEYS | _NUM_KEYS))
 
@@ -234,24 +237,26 @@ def _line_count(path: Path) -> int | None:
 
     That rules out blank lines, indented lines and lines that are not objects, so when
     Arrow gives as many rows as there are lines, rows and lines correspond one to one.
-    One numpy pass that keeps nothing per line: the lines' offsets are found only when a
-    row has to be explained (:func:`_line_starts`).
+    Numpy counts, chunk by chunk, keeping nothing per line: the lines' offsets are found
+    only when a row has to be explained (:func:`_line_starts`).
     """
     lines = 0
-    pending = True  # the next byte starts a line
+    at_start = True  # the next byte starts a line
     with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(_SCAN)
+        buf = bytearray(_COUNT_CHUNK)
         while n := fh.readinto(buf):
             a = np.frombuffer(buf, dtype=np.uint8, count=n)
-            if pending and a[0] != 0x7B:  # "{"
+            if at_start and a[0] != 0x7B:  # "{"
                 return None
-            nl = np.flatnonzero(a == 0x0A)
-            lines += nl.size + pending
-            pending = bool(nl.size) and int(nl[-1]) == n - 1
-            inner = nl[:-1] + 1 if pending else nl + 1
-            if inner.size and not np.all(a[inner] == 0x7B):
+            nl = a == 0x0A
+            ends = int(np.count_nonzero(nl))
+            at_start = bool(nl[-1])
+            # every newline but one that ends the chunk is followed by "{"
+            if ends - at_start != int(np.count_nonzero(nl[:-1] & (a[1:] == 0x7B))):
                 return None
-    lines -= pending  # a last newline starts no line
+            lines += ends
+    if not at_start:
+        lines += 1  # the last line has no newline
     return lines if lines > 0 else None
 
 
@@ -355,15 +360,24 @@ def _checked(path: Path, table: pa.Table, problems: list[BadLine], *,
     return table.filter(pa.array(keep))
 
 
-def _count(path: Path, needle: bytes) -> int:
-    """Occurrences of ``needle`` in a file, read in chunks."""
+def _count(path: Path, needle: bytes, chunk: int = 1 << 18) -> int:
+    """Occurrences of ``needle`` in a file: numpy compares it byte by byte, in chunks that
+    keep the temporaries in cache (0.64 s for 649 MB here; ``bytes.count`` takes 1.15 s
+    for a needle such as ``"gpu"``, whose bytes are everywhere in JSON)."""
+    pattern = np.frombuffer(needle, dtype=np.uint8)
     n = 0
-    tail = b""
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_SCAN):
-            block = tail + chunk
-            n += block.count(needle)
-            tail = block[-(len(needle) - 1):]  # too short to hold a whole needle
+    tail = np.zeros(0, dtype=np.uint8)  # the last bytes of the chunk before: too few for one
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(chunk)
+        while k := fh.readinto(buf):
+            a = np.concatenate((tail, np.frombuffer(buf, dtype=np.uint8, count=k)))
+            starts = a.size - pattern.size + 1  # where a whole needle may start
+            if starts > 0:
+                hit = a[:starts] == pattern[0]
+                for j in range(1, pattern.size):
+                    hit &= a[j:j + starts] == pattern[j]
+                n += int(np.count_nonzero(hit))
+            tail = a[max(0, starts):]
     return n
 
 

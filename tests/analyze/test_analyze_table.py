@@ -103,6 +103,36 @@ def test_odd_lines_fall_back_to_the_line_reader(tmp_path: Path, odd: bytes) -> N
     assert [(b.line, b.reason) for b in got] == [(b.line, b.reason) for b in want]
 
 
+def _lines_if_objects(data: bytes) -> int | None:
+    """What the line count must say: the lines, when each one starts with '{'."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # after a last newline: no line
+    return len(lines) if lines and all(ln.startswith(b"{") for ln in lines) else None
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 1 << 20])
+def test_line_count_holds_across_chunk_boundaries(tmp_path: Path, chunk: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(table, "_COUNT_CHUNK", chunk)
+    cases = [b"", b"\n", b"{}", b"{}\n", b"{}\n{}", b"{}\n{}\n", b"{}\n\n{}\n", b" {}\n",
+             b"{}\n {}", b"{}\n{}\n ", b"{}\r\n{}\r\n", b'{"a": 1}\n{"b": 22}\n',
+             b'{"a": 1}\n{"b": 22}\nx', b'{"a": 1}\n\n', b"{\n{\n{\n{\n{\n", b"{{{\n}"]
+    for n, data in enumerate(cases):
+        f = tmp_path / f"{n}.jsonl"
+        f.write_bytes(data)
+        assert table._line_count(f) == _lines_if_objects(data), data
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 4, 7, 1 << 18])
+def test_word_count_holds_across_chunk_boundaries(tmp_path: Path, chunk: int) -> None:
+    f = tmp_path / "m.jsonl"
+    for data in (b"", b'"gpu"', b'"gp', b'"gpu""gpu"x"gpu"', b'{"gpu": 1}\n{"gpu": null}\n{"gp": 2}\n',
+                 b'""gpu""gpu"' * 9, json.dumps(GOOD).encode() * 5):
+        f.write_bytes(data)
+        assert table._count(f, b'"gpu"', chunk) == data.count(b'"gpu"'), data
+
+
 def test_bad_rows_of_a_parquet_file_are_named_by_row(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
