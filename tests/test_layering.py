@@ -21,7 +21,8 @@ PACKAGE = ROOT / "provision"
 FLOORS: dict[str, int] = {
     "provision.errors": 0, "provision.schemas": 0,
     "provision.proc": 1, "provision.fsutil": 1, "provision.paths": 1, "provision.nodes": 1,
-    "provision.gcutil": 1, "provision.metrics": 1, "provision.finding": 1,
+    "provision.gcutil": 1, "provision.forked": 1, "provision.metrics": 1,
+    "provision.finding": 1,
     "provision.node_programs": 1,
     "provision.measurement": 2, "provision.spec": 2, "provision.remote": 2,
     "provision.lab": 2, "provision.node_programs.gpu": 2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,23 +10,6 @@ import click
 from provision import parsers
 from provision.errors import InputError
 from provision.fsutil import atomic_open
-
-
-def _read(path: str) -> tuple[str, str]:
-    """(text, display name) of a file, or of stdin for ``-``; undecodable input is refused."""
-    if path == "-":
-        data, name = sys.stdin.buffer.read(), "<stdin>"
-    else:
-        try:
-            data, name = Path(path).read_bytes(), path
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8"), name
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(f"{name}:{line}: not UTF-8 text (byte {exc.start}); "
-                         "is this tool output?") from None
 
 
 @click.command("ingest")
@@ -61,11 +43,11 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
     """
     if output is not None and output.exists() and not force:
         raise InputError(f"{output} exists", hint="pass --force to replace it")
+    from provision.parsers.files import ingest_files
+
     lines: list[str] = []
-    for path in files:
-        text, name = _read(path)
-        for part in parsers.ingest_parts(tool, text, node=node, source_name=name,
-                                         check=check_name):
+    for name, parts in ingest_files(tool, files, node=node, check=check_name):
+        for part in parts:
             where = f"{name}:{part.where}" if part.where else name
             runs = f" in {part.runs} runs" if part.runs > 1 else ""
             click.echo(f"forge ingest: {where}: {part.tool}: {len(part.lines)} records{runs}",

@@ -27,17 +27,15 @@ whole log is read in one process.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
-from multiprocessing import get_all_start_methods, get_context
 from typing import Any
 
 from provision.errors import InputError
+from provision.forked import map_forked, workers
 from provision.gcutil import paused_gc
 from provision.measurement import HOLE, json_numbers, json_text, line_template
 from provision.parsers.base import record, require_clean, resolve_node, to_float
@@ -184,13 +182,8 @@ PARALLEL_BYTES = 8_000_000
 
 
 def _workers(size: int) -> int:
-    """How many processes read a log of ``size`` characters: the CPUs this process may run
-    on, at most 4, when the log is large and processes can be forked."""
-    if size < PARALLEL_BYTES or "fork" not in get_all_start_methods():
-        return 1
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(
-        os.cpu_count() or 1)
-    return max(1, min(4, len(cpus)))
+    """How many processes read a log of ``size`` characters."""
+    return 1 if size < PARALLEL_BYTES else workers()
 
 
 def _bounds(text: str, n: int) -> list[int]:
@@ -211,15 +204,11 @@ def _bounds(text: str, n: int) -> list[int]:
     return out
 
 
-_PIECE_OF: _Job | None = None  # the job a forked reader reads a piece of
-
-
-def _read_piece(start: int, end: int) -> BulkRecords | None:
-    """In a forked process: the records of one piece, None when it raised (the whole text
-    is then read in one process, which raises what it raises)."""
-    assert _PIECE_OF is not None
+def _read_piece(job: _Job, start: int, end: int) -> BulkRecords | None:
+    """The records of one piece, None when it raised (the whole text is then read in one
+    process, which raises what it raises)."""
     try:
-        return _PIECE_OF.piece(start, end)
+        return job.piece(start, end)
     except InputError:
         return None
 
@@ -228,18 +217,8 @@ def _in_parallel(job: _Job, bounds: list[int]) -> BulkRecords | None:
     """The records of the pieces between ``bounds``, read by forked processes (the first
     piece by this one) and joined in order; None when a piece raised or a piece does not
     end with a run read in bulk (the state the next piece starts from would differ)."""
-    global _PIECE_OF  # what fork hands the readers, without pickling it
-    _PIECE_OF = job
-    try:
-        with ProcessPoolExecutor(len(bounds) - 2, mp_context=get_context("fork")) as pool:
-            rest = [pool.submit(_read_piece, a, b) for a, b in pairwise(bounds[1:])]
-            first = _read_piece(bounds[0], bounds[1])
-            got = [first, *(f.result() for f in rest)]
-    except (OSError, BrokenProcessPool):  # no process to fork, or one killed (out of memory)
-        return None
-    finally:
-        _PIECE_OF = None
-    if any(g is None or not g.clean for g in got[:-1]) or got[-1] is None:
+    got = map_forked(partial(_read_piece, job), list(pairwise(bounds)))
+    if got is None or any(g is None or not g.clean for g in got[:-1]) or got[-1] is None:
         return None
     parts = [g for g in got if g is not None]
     return BulkRecords([x for g in parts for x in g.lines], sum(g.runs for g in parts),
@@ -295,6 +274,29 @@ class _LineNumbers:
         return self._last
 
 
+class _Shapes:
+    """The line templates of one check's records, per node, peer, test and run shape: kept
+    across the logs one process reads (a directory of 10,000s of one-run logs of the same
+    nodes builds each once), and dropped when they grow past :data:`MAX_SHAPES`."""
+
+    def __init__(self) -> None:
+        self.templates: dict[tuple[object, ...], tuple[str, str, str]] = {}
+        self.by_size: dict[tuple[str, str | None, str], tuple[tuple[str, str, str], ...]] = {}
+        self.summaries: dict[tuple[object, ...], tuple[tuple[str, str, int], ...]] = {}
+
+    @classmethod
+    def of(cls, check: str) -> _Shapes:
+        shapes = _SHAPES.get(check)
+        if shapes is None or len(shapes.templates) + len(shapes.summaries) > MAX_SHAPES:
+            shapes = _SHAPES[check] = cls()
+        return shapes
+
+
+#: templates kept per check before they are dropped (a few hundred bytes each)
+MAX_SHAPES = 200_000
+_SHAPES: dict[str, _Shapes] = {}
+
+
 class _Writer:
     """JSON lines of runs read in bulk, from line templates kept per node, peer and test."""
 
@@ -302,9 +304,10 @@ class _Writer:
         self.node = node
         self.source_name = source_name
         self.check = check
-        self._templates: dict[tuple[object, ...], tuple[str, str, str]] = {}
-        self._by_size: dict[tuple[str, str | None, str], tuple[tuple[str, str, str], ...]] = {}
-        self._summaries: dict[tuple[object, ...], tuple[tuple[str, str, int], ...]] = {}
+        shapes = _Shapes.of(check)
+        self._templates = shapes.templates
+        self._by_size = shapes.by_size
+        self._summaries = shapes.summaries
 
     def _template(self, node: str, metric: str, detail: str, peer: str | None,
                   low: float | None = None, high: float | None = None) -> tuple[str, str, str]:
