@@ -182,15 +182,17 @@ def _local(spec: Path | None, config_path: Path | None, node: str | None,
 @click.option("--spec-path", help="SPEC's path as the host sees it (default: absolute SPEC).")
 @click.option("--force", is_flag=True, help="Replace existing files with other content.")
 @click.option("--json", "as_json", is_flag=True)
+@table_option("every installed sweep's run directory's")
 def install(spec: Path, mode: str, interval: str, cron_schedule: str, profile: str, drain: bool,
             db: str, prom: str, root: Path, spec_path: str | None, force: bool,
-            as_json: bool) -> None:
+            as_json: bool, table: str) -> None:
     """Install periodic sweeps: systemd timer or cron (with flock), logrotate, forge-health.
 
     \b
     Example:
       forge sweep install site.yaml --timer --interval 15min --drain
       forge sweep install site.yaml --cron --root /tmp/stage
+      forge sweep install site.yaml --timer --table parquet
     Then: systemctl daemon-reload && systemctl enable --now forge-sweep.timer
     """
     from provision.spec import load_site
@@ -200,7 +202,7 @@ def install(spec: Path, mode: str, interval: str, cron_schedule: str, profile: s
     site = load_site(spec)
     opts = inst.InstallOptions(spec=spec_path or str(spec.resolve()), mode=mode,
                                interval=interval, cron=cron_schedule, profile=profile,
-                               drain=drain, db=db, prom=prom)
+                               drain=drain, db=db, prom=prom, table=table)
     written = inst.write(root, inst.files(opts, site_config(site)), force=force)
     if as_json:
         emit_json({"written": [str(p) for p in written], "mode": mode})

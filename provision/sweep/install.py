@@ -4,7 +4,8 @@
   ``flock -n`` so a slow run is never overlapped by the next one,
 - a logrotate policy for the sweep log,
 - the Prometheus textfile path (node_exporter's textfile collector) and the
-  JUnit path the sweep writes every run,
+  JUnit path the sweep writes every run, and the form of each run directory's
+  measurements (``--table``: JSON Lines, Parquet or Arrow IPC),
 - the node-local health check: ``/usr/local/sbin/forge-health`` and its
   compiled expectations ``/etc/forge/sweep.json``.
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from provision.errors import InputError
 from provision.fsutil import atomic_write_text
+from provision.measurement import TABLE_FORMATS
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class InstallOptions:
     log: str = "/var/log/forge/sweep.log"
     forge: str = "/usr/local/bin/forge"
     lock: str = "/run/lock/forge-sweep.lock"
+    table: str = "jsonl"           # each sweep run directory's measurements: TABLE_FORMATS
     extra: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -47,6 +50,8 @@ class InstallOptions:
             raise InputError(f"--interval {self.interval!r}: use e.g. 15min, 1h, 30s")
         if len(self.cron.split()) != 5:
             raise InputError(f"--cron-schedule {self.cron!r}: five cron fields expected")
+        if self.table not in TABLE_FORMATS:
+            raise InputError(f"--table {self.table!r}: use one of {', '.join(TABLE_FORMATS)}")
 
 
 def sweep_argv(o: InstallOptions) -> list[str]:
@@ -54,6 +59,8 @@ def sweep_argv(o: InstallOptions) -> list[str]:
             "--junit", o.junit]
     if o.drain:
         argv.append("--drain")
+    if o.table != "jsonl":  # the default: units installed before --table existed stay as they are
+        argv += ["--table", o.table]
     return [*argv, *o.extra]
 
 

@@ -4,12 +4,15 @@ and the RMA evidence bundle read back."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from provision.measurement import run_file
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 FIELD = Path(__file__).resolve().parents[1] / "parsers" / "fixtures"
@@ -86,8 +89,9 @@ def test_html_of_a_multinode_nccl_ingest_renders_and_names_everything(
     assert _red_pixels(img) > 500                      # FAIL badge and the failing card
 
 
-def _rma_run(tmp_path: Path) -> Path:
-    """A run directory as forge check writes it, from real outputs of one failing GPU."""
+def _rma_run(tmp_path: Path, table: str = "jsonl") -> Path:
+    """A run directory as forge check writes it (``--table``: its measurements file's
+    form), from real outputs of one failing GPU."""
     run = tmp_path / "runs" / "check-20260101T000000Z"
     raw = run / "raw"
     q = _need(REAL / "nvidia-smi-q" / "gpud-a10-535.129.03-remap-pending.txt")
@@ -95,7 +99,7 @@ def _rma_run(tmp_path: Path) -> Path:
     for check, src in (("nvidia-smi-q", q), ("dmesg-xid", xid)):
         (raw / check).mkdir(parents=True)
         shutil.copyfile(src, raw / check / "gpu017.out")
-    _forge("ingest", "auto", "--node", "gpu017", q, xid, "-o", run / "measurements.jsonl",
+    _forge("ingest", "auto", "--node", "gpu017", q, xid, "-o", run / run_file(table),
            cwd=tmp_path)
     return run
 
@@ -140,6 +144,29 @@ def test_rma_bundle_reads_back(tmp_path: Path) -> None:
     dom, img = _render(out / "report.html", tmp_path)
     assert "1324521052681" in dom and "lab-a" in dom and "remapped_rows_pending" in dom
     assert _red_pixels(img) > 500
+
+
+def test_rma_of_a_parquet_run_is_the_rma_of_the_same_run_as_json_lines(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    bundles = {}
+    for table in ("jsonl", "parquet"):
+        here = tmp_path / table
+        run = _rma_run(here, table)
+        assert [p.name for p in run.glob("measurements.*")] == [run_file(table)]
+        p = _forge("rma", "gpu017:0", run.relative_to(here), "-o", "bundle", "--cluster",
+                   "lab-a", cwd=here, ok=(0,))
+        files = {f.relative_to(here / "bundle"): f.read_bytes()
+                 for f in sorted((here / "bundle").rglob("*")) if f.is_file()}
+        # what names the input file or the time differs; everything else must not
+        stamp = re.compile(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\dZ?( UTC)?")
+        bundles[table] = (p.stderr, {name: stamp.sub(b"TIME", text.replace(
+            run_file(table).encode(), b"MEASUREMENTS")) for name, text in files.items()})
+    assert bundles["parquet"] == bundles["jsonl"]
+    doc = json.loads(bundles["parquet"][1][Path("evidence.json")])
+    assert doc["inputs"] == ["runs/check-20260101T000000Z/MEASUREMENTS"]
+    assert doc["verdict"] == "fail" and doc["part"]["serial"] == "1324521052681"
+    assert {f["metric"] for f in doc["findings"] if f["severity"] == "fail"} >= {
+        "remapped_rows_pending"}
 
 
 def test_rma_of_an_unmeasured_part_is_refused(tmp_path: Path) -> None:

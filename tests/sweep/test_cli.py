@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +14,9 @@ import jinja2
 import pytest
 import yaml
 
+from provision.errors import InputError
 from provision.history.store import HistoryStore, RunInfo
-from provision.measurement import Measurement
+from provision.measurement import TABLE_FORMATS, Measurement
 from provision.sweep import install as inst
 from provision.sweep import report
 from provision.sweep.result import SweepResult, from_document, node_result
@@ -169,16 +172,20 @@ def test_install_writes_timer_cron_and_refuses_to_clobber(tmp_path: Path, forge:
     assert run.exit_code == 2 and "--interval 'often'" in run.output
 
 
-@pytest.mark.parametrize(("mode", "drain"), [("timer", False), ("cron", True)])
-def test_ansible_role_renders_what_forge_sweep_install_renders(mode: str, drain: bool) -> None:
+@pytest.mark.parametrize(("mode", "drain", "table"),
+                         [("timer", False, "jsonl"), ("cron", True, "parquet"),
+                          ("timer", True, "arrow"), ("cron", False, "jsonl")])
+def test_ansible_role_renders_what_forge_sweep_install_renders(mode: str, drain: bool,
+                                                               table: str) -> None:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    eff = {**defaults["health_sweep_defaults"], "mode": mode, "drain": drain}
+    eff = {**defaults["health_sweep_defaults"], "mode": mode, "drain": drain, "table": table}
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(ROLE / "templates"),
                              trim_blocks=True, keep_trailing_newline=True)
     opts = inst.InstallOptions(spec=eff["spec"], mode=mode, interval=eff["interval"],
                                cron=eff["cron_schedule"], profile=eff["profile"], drain=drain,
                                db=eff["db"], prom=eff["prom"], junit=eff["junit"],
-                               log=eff["log"], forge=eff["forge"], lock=eff["lock"])
+                               log=eff["log"], forge=eff["forge"], lock=eff["lock"],
+                               table=eff["table"])
     ctx = {"health_sweep_settings": eff}
     assert env.get_template("logrotate.j2").render(ctx) == inst.logrotate(opts)
     if mode == "timer":
@@ -186,6 +193,68 @@ def test_ansible_role_renders_what_forge_sweep_install_renders(mode: str, drain:
         assert env.get_template("forge-sweep.timer.j2").render(ctx) == inst.timer(opts)
     else:
         assert env.get_template("forge-sweep.cron.j2").render(ctx) == inst.cron_entry(opts)
+
+
+def test_the_role_accepts_the_table_formats_forge_writes() -> None:
+    """The role cannot import TABLE_FORMATS: its two lists of names are held to it here."""
+    spec = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())
+    table = spec["argument_specs"]["main"]["options"]["health_sweep_overrides"]["options"]["table"]
+    assert table["choices"] == list(TABLE_FORMATS) and table["default"] == "jsonl"
+    tasks = yaml.safe_load((ROLE / "tasks/validate.yml").read_text())
+    check = next(t["ansible.builtin.assert"]["that"] for t in tasks if t["name"].endswith("table"))
+    assert ast.literal_eval(check.split(" in ", 1)[1]) == list(TABLE_FORMATS)
+
+
+def _installed_sweep(root: Path) -> list[str]:
+    """The sweep command line the installed unit runs, after flock's five words."""
+    unit = (root / "etc/systemd/system/forge-sweep.service").read_text()
+    line = next(ln for ln in unit.splitlines() if ln.startswith("ExecStart="))
+    argv = shlex.split(line.removeprefix("ExecStart="))
+    assert argv[:5] == ["/usr/bin/flock", "-n", "-E", "75", "/run/lock/forge-sweep.lock"]
+    return argv[5:]
+
+
+def test_an_installed_sweep_writes_the_table_format_it_was_installed_with(
+        tmp_path: Path, forge: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pyarrow")
+    from provision.analyze.load import read_records
+    from provision.remote.local import LocalLauncher
+
+    root, db = tmp_path / "root", tmp_path / "var" / "history.db"
+    run = forge("sweep", "install", str(LAB_SPEC), "--root", str(root), "--db", str(db),
+                "--prom", str(tmp_path / "sweep.prom"), "--table", "parquet")
+    assert run.exit_code == 0, run.output
+    argv = _installed_sweep(root)
+    assert argv[-2:] == ["--table", "parquet"]
+    run = forge("sweep", "install", str(LAB_SPEC), "--root", str(root), "--db", str(db),
+                "--prom", str(tmp_path / "sweep.prom"), "--table", "parquet", "--cron",
+                "--force")
+    cron = (root / "etc/cron.d/forge-sweep").read_text()
+    assert run.exit_code == 0 and f"{shlex.join(argv)} >> " in cron     # the same command
+    # the installed command as the timer runs it, each node's probes in a local shell
+    # (no SSH here: tests/sweep/test_lab.py sweeps real nodes), the JUnit file moved here
+    monkeypatch.setattr("provision.sweep.run.launcher_for", lambda *_: LocalLauncher())
+    monkeypatch.setenv("FORGE_SWEEP_XID_FILE", "/dev/null")
+    monkeypatch.delenv("FORGE_RUNS_DIR", raising=False)
+    run = forge(*argv[1:], "--junit", str(tmp_path / "junit.xml"), "--json")
+    assert run.exit_code in (0, 1), run.output
+    doc = json.loads(run.stdout)
+    rundir = Path(doc["run_dir"])
+    assert rundir.parent == db.parent / "runs"                    # beside the history store
+    assert [p.name for p in rundir.glob("measurements.*")] == ["measurements.parquet"]
+    want = [{"gpu": None, **r} for n in doc["nodes"] for r in n["records"]]
+    assert len({r["node"] for r in want}) == 3
+    assert read_records(rundir / "measurements.parquet", strict=True) == want
+
+
+def test_a_bad_table_format_installs_nothing(tmp_path: Path, forge: Callable[..., Any]) -> None:
+    root = tmp_path / "root"
+    run = forge("sweep", "install", str(LAB_SPEC), "--root", str(root), "--table", "csv")
+    assert run.exit_code == 2 and "Traceback" not in run.output
+    assert "'--table': 'csv' is not one of 'jsonl', 'parquet', 'arrow'" in run.output
+    assert not root.exists()
+    with pytest.raises(InputError, match="--table 'csv': use one of jsonl, parquet, arrow"):
+        inst.InstallOptions(spec="/etc/forge/site.yaml", table="csv")
 
 
 def test_sweep_needs_a_spec_and_bad_spec_is_one_line(tmp_path: Path, forge: Callable[..., Any]) -> None:
