@@ -172,8 +172,11 @@ def _report(exc: BaseException) -> ExitCode:
         if exc.hint:
             _say(f"  hint: {exc.hint}")
         return exc.exit_code
-    if isinstance(exc, click.ClickException):
-        exc.show()
+    if isinstance(exc, click.ClickException):  # a flag, an argument or a choice: one line
+        _say(f"forge: error: {exc.format_message()}")
+        if isinstance(exc, click.UsageError):
+            command = exc.ctx.command_path if exc.ctx is not None else "forge"
+            _say(f"  hint: {command} --help")
         return ExitCode.BAD_INPUT
     if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):  # click: Abort
         _say("forge: terminated")

@@ -30,6 +30,20 @@ def test_debug_keeps_the_exit_code_and_shows_the_traceback(tmp_path: Path) -> No
     assert plain.stderr.startswith("forge: error: ") and "nope.yaml" in plain.stderr
 
 
+@pytest.mark.parametrize(("args", "names"), [
+    (["check", "--table", "xml"], "'--table': 'xml' is not one of 'jsonl', 'parquet', 'arrow'"),
+    (["ingest", "nvidia-smi", "x.txt"], "'TOOL': 'nvidia-smi' is not one of"),
+    (["analyze", "--no-such-flag"], "No such option '--no-such-flag'"),
+    (["rma"], "Missing argument 'NODE[:GPU]'"),
+])
+def test_a_bad_flag_or_argument_is_one_line_naming_it(args: list[str], names: str) -> None:
+    res = _run(*args)
+    assert res.returncode == 2
+    first, hint = res.stderr.splitlines()
+    assert first.startswith("forge: error: ") and names in first, res.stderr
+    assert hint == f"  hint: forge {args[0]} --help"
+
+
 def test_a_bug_is_an_internal_error_with_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
     @click.command("explode")
     def explode() -> None:
