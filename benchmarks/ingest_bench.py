@@ -3,11 +3,14 @@
     .venv/bin/python benchmarks/ingest_bench.py              # 50 MB, 3 alternating pairs
     .venv/bin/python benchmarks/ingest_bench.py --mb 10 --pairs 5
     .venv/bin/python benchmarks/ingest_bench.py --one-cpu   # also forge in one process
+    .venv/bin/python benchmarks/ingest_bench.py --files     # one file per sample (18,672)
 
 The log is the six real table-bearing nccl-tests outputs of the shared fixtures
 (CSCS GH200 2-node, GCM A100 1- and 2-node, three OCI BM.GPU4.8) concatenated
 until it reaches the size: thousands of runs, as a job that runs ``*_perf``
-binaries one after another writes them. Both sides run as fresh processes,
+binaries one after another writes them. With ``--files``, the same samples are written
+one per file instead, as a directory of per-job logs holds them, and both sides read
+every file (``DIR/*.txt`` on their command lines). Both sides run as fresh processes,
 A then B then A ... (with ``--one-cpu``: A, B, A1, A, ...), and the medians are
 printed with their ratio (wall time, CPU seconds of the process and the readers
 it forks, and the largest peak RSS of any one of them):
@@ -45,25 +48,47 @@ NAIVE = r'''
 import json, re, sys
 ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+(?:-?\d+\s+)?([\d.]+)\s+([\d.]+)\s+"
                  r"([\d.]+)\s+\S+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)")
-with open(sys.argv[1]) as f, open(sys.argv[2], "w") as out:
-    for line in f:
-        m = ROW.match(line)
-        if m:
-            size = int(m[1])
-            out.write(json.dumps({"metric": "nccl_busbw", "size": size, "value": float(m[7])}))
-            out.write("\n")
-            out.write(json.dumps({"metric": "nccl_busbw", "size": size, "value": float(m[10]),
-                                  "place": "in"}))
-            out.write("\n")
+with open(sys.argv[-1], "w") as out:
+    for path in sys.argv[1:-1]:
+        with open(path) as f:
+            for line in f:
+                m = ROW.match(line)
+                if m:
+                    size = int(m[1])
+                    out.write(json.dumps({"metric": "nccl_busbw", "size": size,
+                                          "value": float(m[7])}))
+                    out.write("\n")
+                    out.write(json.dumps({"metric": "nccl_busbw", "size": size,
+                                          "value": float(m[10]), "place": "in"}))
+                    out.write("\n")
 '''
 
 
 def build_log(path: Path, megabytes: float) -> int:
-    one = "".join((REAL / "nccl-tests" / s).read_text(encoding="utf-8").rstrip("\n") + "\n"
-                  for s in SAMPLES)
+    one = "".join(_samples())
     target = int(megabytes * 1_000_000)
     path.write_text(one * (target // len(one) + 1), encoding="utf-8")
     return path.stat().st_size
+
+
+def build_files(folder: Path, megabytes: float) -> list[Path]:
+    """The samples one per file, in turn, until they hold as many bytes as the log."""
+    samples = _samples()
+    target = int(megabytes * 1_000_000)
+    folder.mkdir()
+    files: list[Path] = []
+    size = 0
+    while size < target:
+        text = samples[len(files) % len(samples)]
+        files.append(folder / f"job{len(files):06d}.txt")
+        files[-1].write_text(text, encoding="utf-8")
+        size += len(text)
+    return files
+
+
+def _samples() -> list[str]:
+    return [(REAL / "nccl-tests" / s).read_text(encoding="utf-8").rstrip("\n") + "\n"
+            for s in SAMPLES]
 
 
 def timed(argv: list[str], cpus: set[int] | None = None) -> tuple[float, float, float]:
@@ -88,6 +113,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3, help="A/B pairs (default 3)")
     ap.add_argument("--one-cpu", action="store_true",
                     help="also run forge held to one CPU (A1: it then reads in one process)")
+    ap.add_argument("--files", action="store_true",
+                    help="the samples one per file (a directory of job logs), not one log")
     args = ap.parse_args()
     if not (REAL / "nccl-tests").is_dir():
         sys.exit(f"no real fixtures at {REAL} (set FORGE_REAL_FIXTURES)")
@@ -97,9 +124,14 @@ def main() -> None:
         log, out_a, out_b = Path(tmp, "nccl.log"), Path(tmp, "a.jsonl"), Path(tmp, "b.jsonl")
         naive = Path(tmp, "naive.py")
         naive.write_text(NAIVE, encoding="utf-8")
-        size = build_log(log, args.mb)
-        a_argv = [forge, "ingest", "auto", str(log), "-o", str(out_a), "--force"]
-        b_argv = [sys.executable, str(naive), str(log), str(out_b)]
+        if args.files:
+            inputs = [str(f) for f in build_files(Path(tmp, "jobs"), args.mb)]
+            size = sum(Path(f).stat().st_size for f in inputs)
+        else:
+            size = build_log(log, args.mb)
+            inputs = [str(log)]
+        a_argv = [forge, "ingest", "auto", *inputs, "-o", str(out_a), "--force"]
+        b_argv = [sys.executable, str(naive), *inputs, str(out_b)]
         a_times, b_times, one_times = [], [], []
         one = {min(os.sched_getaffinity(0))}
         for _ in range(args.pairs):
@@ -114,9 +146,10 @@ def main() -> None:
         b_rss = max(t[2] for t in b_times)
         n_a = sum(1 for _ in out_a.open(encoding="utf-8"))
         n_b = sum(1 for _ in out_b.open(encoding="utf-8"))
-        runs = log.read_text(encoding="utf-8").count("# nThread")
+        runs = sum(Path(f).read_text(encoding="utf-8").count("# nThread") for f in inputs)
     mb = size / 1e6
-    print(f"input: {mb:.1f} MB nccl-tests log, {runs} runs; {args.pairs} alternating pairs,"
+    what = f"in {len(inputs)} files" if args.files else "log"
+    print(f"input: {mb:.1f} MB nccl-tests {what}, {runs} runs; {args.pairs} alternating pairs,"
           " medians")
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on"
           f" {len(os.sched_getaffinity(0))} CPUs this process may use")
