@@ -323,9 +323,8 @@ class _Writer:
         """Write the JSON lines of each run; the starts of those that do not read exactly
         (the tolerant reader must read them). Rank lines and rows are checked for all runs
         at once."""
-        spans = [r.m.span for r in read]
-        devices = _each(_rank_table, [text[s("ranks")[0]:s("ranks")[1]] for s in spans])
-        rows = _each(_row_table, [text[s("rows")[0]:s("rows")[1]] for s in spans])
+        devices = _each(_rank_table, [r.m["ranks"] for r in read])
+        rows = _each(_row_table, [r.m["rows"] for r in read])
         failed = set()
         for r, d, t in zip(read, devices, rows, strict=True):
             m = r.m
