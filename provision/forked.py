@@ -8,21 +8,28 @@ forks no further: pieces never nest.
 
 Where processes cannot be forked, a process cannot start or one dies (killed when out of
 memory), :func:`map_forked` answers None and the caller does the work in one process.
+What a piece raises is raised. The forked processes die with the caller: on Ctrl-C or
+SIGTERM they are killed at once (the caller leaves with its own exit code, not after
+the pieces end), and on Linux the kernel kills them if the caller is killed outright.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import active_children, get_all_start_methods, get_context
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 #: processes that share one input at most: past 4 the joining costs more than it saves
 MAX_WORKERS = 4
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 _WORK: Callable[..., Any] | None = None  # what the forked processes call (set before fork)
 _IN_PIECE = False  # this process is doing a piece: it forks no further
@@ -52,6 +59,18 @@ def _forked_piece(args: tuple[Any, ...]) -> Any:
     return _piece(_WORK, args)
 
 
+def _in_forked_process() -> None:
+    """A forked process: Ctrl-C and SIGTERM end it quietly (the caller reports them), and
+    it dies with the caller (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform == "linux":
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # a libc without prctl
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> list[T] | None:
     """``work(*piece)`` of each piece, in order: the first by this process, the others by
     forked ones. None when a process could not be forked or died."""
@@ -59,15 +78,32 @@ def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> lis
     if len(pieces) < 2:
         return [_piece(work, p) for p in pieces]
     _WORK = work
+    before = set(active_children())
     try:
-        with ProcessPoolExecutor(len(pieces) - 1, mp_context=get_context("fork")) as pool:
-            rest = [pool.submit(_forked_piece, p) for p in pieces[1:]]
-            first = _piece(work, pieces[0])
-            return [first, *(f.result() for f in rest)]
-    except (OSError, BrokenProcessPool):  # no process to fork, or one killed
+        pool = ProcessPoolExecutor(len(pieces) - 1, mp_context=get_context("fork"),
+                                   initializer=_in_forked_process)
+        rest: list[Future[T]] = [pool.submit(_forked_piece, p) for p in pieces[1:]]
+    except OSError:  # no process to fork
+        _WORK = None
         return None
+    try:
+        first = _piece(work, pieces[0])
+        got = [first, *(f.result() for f in rest)]
+    except BrokenProcessPool:  # one was killed (out of memory, a signal)
+        pool.shutdown(wait=True, cancel_futures=True)
+        return None
+    except BaseException:  # a piece raised, Ctrl-C, SIGTERM: the others are not waited for
+        children = set(active_children()) - before
+        for child in children:
+            child.kill()
+        for child in children:
+            child.join(timeout=5)  # SIGKILL is not ignored: at once
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
         _WORK = None
+    pool.shutdown(wait=True)
+    return got
 
 
 __all__ = ["MAX_WORKERS", "map_forked", "workers"]

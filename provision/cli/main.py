@@ -164,6 +164,11 @@ def _os_error_line(exc: OSError) -> str:
     return f"{': '.join(str(p) for p in paths)}: {what}" if paths else what
 
 
+#: a group run without a command (click >= 8.2 raises it to print the group's help)
+_NO_ARGS_IS_HELP: type[click.ClickException] | tuple[()] = getattr(
+    click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _report(exc: BaseException) -> ExitCode:
     """One line (plus hint) on stderr for ``exc``; returns the exit code."""
     sqlite3 = sys.modules.get("sqlite3")
@@ -172,6 +177,9 @@ def _report(exc: BaseException) -> ExitCode:
         if exc.hint:
             _say(f"  hint: {exc.hint}")
         return exc.exit_code
+    if isinstance(exc, _NO_ARGS_IS_HELP):  # `forge`, `forge bmc`: the help, as asked
+        exc.show()
+        return ExitCode.BAD_INPUT
     if isinstance(exc, click.ClickException):  # a flag, an argument or a choice: one line
         _say(f"forge: error: {exc.format_message()}")
         if isinstance(exc, click.UsageError):
@@ -192,6 +200,10 @@ def _report(exc: BaseException) -> ExitCode:
         return ExitCode.BAD_INPUT
     if isinstance(exc, OverflowError):
         _say(f"forge: error: a number in the input is out of range ({exc})")
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        _say("forge: error: a number in the input has more digits than any tool prints "
+             f"({str(exc).split(';')[0]})")  # Python's int() limit (4,300 digits)
         return ExitCode.BAD_INPUT
     if isinstance(exc, (RecursionError, MemoryError)):
         _say("forge: error: input too deeply nested or too large to read "

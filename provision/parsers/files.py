@@ -51,32 +51,34 @@ def ingest_files(tool: str, paths: Sequence[str], *, node: str | None = None,
         if len(runs) > 1 else None
     for item in (x for r in got for x in r) if got is not None else _each_file(
             tool, node, check, paths):
-        if isinstance(item, InputError):
+        if isinstance(item, Exception):
             raise item
         yield item
 
 
 def _each_file(tool: str, node: str | None, check: str | None, paths: Sequence[str]
-               ) -> Iterator[tuple[str, list[Part]] | InputError]:
-    """Each file's parts in order, up to and with the error of the first that does not
-    read (a value, so that a forked process hands it back)."""
+               ) -> Iterator[tuple[str, list[Part]] | Exception]:
+    """Each file's parts in order, up to and with what the first that does not read raised
+    (a value, so that a forked process hands it back in its place)."""
     for path in paths:
         try:
             text, name = read_input(path)
             yield name, ingest_parts(tool, text, node=node, source_name=name, check=check)
-        except InputError as exc:
+        except Exception as exc:  # raised by the caller, in file order
             yield exc
             return
 
 
 def _read_files(tool: str, node: str | None, check: str | None, paths: Sequence[str]
-                ) -> list[tuple[str, list[Part]] | InputError]:
+                ) -> list[tuple[str, list[Part]] | Exception]:
     return list(_each_file(tool, node, check, paths))
 
 
 def _runs_of_files(paths: Sequence[str]) -> list[Sequence[str]]:
     """The files cut into one run of consecutive files per process, of about equal bytes;
-    one run when they are few, small together, or stdin is among them."""
+    one run when they are few, small together or stdin is among them, and when one file
+    holds more than a run's share (read alone, a log over 8 MB is cut into pieces on every
+    CPU instead: :mod:`provision.parsers.nccl_bulk`)."""
     n = workers()
     if n < 2 or len(paths) < 2 or STDIN in paths:
         return [paths]
@@ -87,8 +89,8 @@ def _runs_of_files(paths: Sequence[str]) -> list[Sequence[str]]:
         except OSError:
             sizes.append(0)  # its reading names the problem, in order
     total = sum(sizes)
-    if total < PARALLEL_BYTES:
-        return [paths]
+    if total < PARALLEL_BYTES or max(sizes) * n >= total:
+        return [paths]  # small, or one file would be most of a run: it is cut in pieces
     runs: list[Sequence[str]] = []
     start = done = 0
     for i, size in enumerate(sizes):

@@ -284,10 +284,13 @@ class _Shapes:
         self.by_size: dict[tuple[str, str | None, str], tuple[tuple[str, str, str], ...]] = {}
         self.summaries: dict[tuple[object, ...], tuple[tuple[str, str, int], ...]] = {}
 
+    def __len__(self) -> int:
+        return len(self.templates) + len(self.by_size) + len(self.summaries)
+
     @classmethod
     def of(cls, check: str) -> _Shapes:
         shapes = _SHAPES.get(check)
-        if shapes is None or len(shapes.templates) + len(shapes.summaries) > MAX_SHAPES:
+        if shapes is None or len(shapes) > MAX_SHAPES:
             shapes = _SHAPES[check] = cls()
         return shapes
 

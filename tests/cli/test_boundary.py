@@ -44,6 +44,27 @@ def test_a_bad_flag_or_argument_is_one_line_naming_it(args: list[str], names: st
     assert hint == f"  hint: forge {args[0]} --help"
 
 
+@pytest.mark.parametrize("group", [[], ["bmc"]])
+def test_a_group_without_a_command_prints_its_help(group: list[str]) -> None:
+    res = _run(*group)
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"Usage: forge {' '.join(group)}".rstrip() + " [OPTIONS] COMMAND")
+    assert "error" not in res.stderr.splitlines()[0] and "Commands:" in res.stderr
+
+
+def test_a_number_of_thousands_of_digits_is_bad_input(tmp_path: Path) -> None:
+    log = tmp_path / "nccl.log"
+    log.write_text("# nThread 1 nGpus 1 minBytes 8 maxBytes 8 step: 2(factor) warmup iters: 5\n"
+                   "#       size         count      type   redop    root     time   algbw   busbw"
+                   " #wrong     time   algbw   busbw #wrong\n"
+                   f"  {'9' * 5000}  2  float  sum  -1  1.0  0.0  0.0  0  1.0  0.0  0.0  0\n"
+                   "# Avg bus bandwidth    : 0\n")
+    res = _run("ingest", "nccl-tests", "--node", "gpu001", str(log))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("forge: error: a number in the input has more digits")
+    assert "internal error" not in res.stderr and len(res.stderr.splitlines()) == 1
+
+
 def test_a_bug_is_an_internal_error_with_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
     @click.command("explode")
     def explode() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from parsers_support import all_fixture_files
 
 from provision import forked
 from provision.errors import InputError
-from provision.parsers import files
+from provision.parsers import files, nccl_bulk
 
 
 @pytest.fixture
@@ -29,21 +31,27 @@ def logs(tmp_path: Path) -> list[str]:
 
 
 def _read(paths: list[str]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    nccl_bulk._SHAPES.clear()  # each reading builds its line templates itself
     return [(name, [(p.tool, p.where, p.runs, p.lines, p.skipped) for p in parts])
             for name, parts in files.ingest_files("auto", paths, node="gpu001")]
 
 
-def _in_processes(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+def _in_processes(monkeypatch: pytest.MonkeyPatch, n: int) -> list[int]:
+    """Files read by ``n`` processes from here on; the processes that read them, once read
+    (none when the reading fell back to this process)."""
     monkeypatch.setattr(files, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(files, "workers", lambda: n)
+    pids: list[int] = []
 
+    def recording(work: Any, pieces: Any) -> Any:
+        got = forked.map_forked(lambda *a: (os.getpid(), work(*a)), pieces)
+        if got is None:
+            return None
+        pids.extend(pid for pid, _ in got)
+        return [result for _, result in got]
 
-def _until_error(paths: list[str]) -> tuple[list[str], str]:
-    seen = []
-    with pytest.raises(InputError) as exc:
-        for name, _ in files.ingest_files("auto", paths, node="gpu001"):
-            seen.append(name)
-    return seen, str(exc.value)
+    monkeypatch.setattr(files, "map_forked", recording)
+    return pids
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])
@@ -52,25 +60,50 @@ def test_files_read_in_several_processes_give_what_one_gives(
     monkeypatch.setattr(files, "workers", lambda: 1)
     one = _read(logs)
     assert [name for name, _ in one] == logs and sum(len(p) for _, p in one) > len(logs) // 2
-    _in_processes(monkeypatch, n)
+    pids = _in_processes(monkeypatch, n)
     assert len(files._runs_of_files(logs)) == n
     assert _read(logs) == one
+    assert len(pids) == n and pids[0] == os.getpid() and os.getpid() not in pids[1:]
 
 
+@pytest.mark.parametrize("first", ["not text", "thousands of digits"])
 def test_the_first_bad_file_fails_after_the_files_before_it(
-        monkeypatch: pytest.MonkeyPatch, logs: list[str], tmp_path: Path) -> None:
-    bad = tmp_path / "not-text.txt"
-    bad.write_bytes(b"# nThread 1\n\xff\xfe\n")
-    empty = tmp_path / "empty.txt"
-    empty.write_text("")
+        monkeypatch: pytest.MonkeyPatch, logs: list[str], tmp_path: Path, first: str) -> None:
+    """Whatever the first bad file raises (bad input, or an error the CLI maps to an exit
+    code) is raised after the files before it, never what a later file raised."""
+    not_text = tmp_path / "not-text.txt"
+    not_text.write_bytes(b"# nThread 1\n\xff\xfe\n")
+    digits = tmp_path / "digits.txt"
+    nccl = Path(next(p for p in logs if "-nccl-tests-oci-bm-gpu4.8-a100-1node" in p)).read_text()
+    digits.write_text(nccl.replace("\n 10737418240 ", f"\n {'9' * 5000} ", 1))
+    assert "9" * 5000 in digits.read_text()
+    bad, later = (not_text, digits) if first == "not text" else (digits, not_text)
     at = len(logs) * 3 // 5  # in a later process's run of files, not the first
-    paths = [*logs[:at], str(bad), *logs[at:-3], str(empty), *logs[-3:]]
+    paths = [*logs[:at], str(bad), *logs[at:-3], str(later), *logs[-3:]]
     monkeypatch.setattr(files, "workers", lambda: 1)
     one = _until_error(paths)
-    assert one[0] == logs[:at] and "not-text.txt:2: not UTF-8" in one[1]
+    assert one[0] == logs[:at]
     _in_processes(monkeypatch, 3)
-    assert files._runs_of_files(paths)[0][-1] != str(bad)
+    assert str(bad) not in files._runs_of_files(paths)[0]
     assert _until_error(paths) == one
+
+
+def _until_error(paths: list[str]) -> tuple[list[str], str]:
+    seen = []
+    with pytest.raises((InputError, ValueError)) as exc:
+        for name, _ in files.ingest_files("auto", paths, node="gpu001"):
+            seen.append(name)
+    return seen, f"{type(exc.value).__name__}: {exc.value}"
+
+
+def test_one_large_file_among_others_is_read_in_pieces_not_with_them(
+        monkeypatch: pytest.MonkeyPatch, logs: list[str], tmp_path: Path) -> None:
+    monkeypatch.setattr(files, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(files, "workers", lambda: 2)
+    assert len(files._runs_of_files(logs)) == 2
+    large = tmp_path / "large.log"
+    large.write_bytes(b"".join(Path(p).read_bytes() for p in logs))  # more than half
+    assert files._runs_of_files([*logs, str(large)]) == [[*logs, str(large)]]
 
 
 def test_a_reader_that_dies_leaves_the_files_to_one_process(
@@ -99,3 +132,19 @@ def test_pieces_run_in_forked_processes_that_fork_no_further() -> None:
     pids = [pid for pid, _ in got]
     assert pids[0] == os.getpid() and os.getpid() not in pids[1:]  # one worker may do both
     assert [w for _, w in got] == [1, 1, 1]  # within a piece: one process
+
+
+def _raise_here_sleep_there(parent: int) -> None:
+    if os.getpid() == parent:
+        raise RuntimeError("the first piece failed")
+    time.sleep(120)
+
+
+def test_a_failing_piece_kills_the_others_instead_of_waiting() -> None:
+    """What the caller's piece raises (or Ctrl-C, SIGTERM) comes out at once: the forked
+    processes are killed, not waited for, and none is left behind."""
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="first piece failed"):
+        forked.map_forked(_raise_here_sleep_there, [(os.getpid(),)] * 3)
+    assert time.monotonic() - started < 60  # the others would sleep 120 s
+    assert not multiprocessing.active_children()
