@@ -93,12 +93,9 @@ def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> lis
         pool.shutdown(wait=True, cancel_futures=True)
         return None
     except BaseException:  # a piece raised, Ctrl-C, SIGTERM: the others are not waited for
-        children = set(active_children()) - before
-        for child in children:
-            child.kill()
-        for child in children:
-            child.join(timeout=5)  # SIGKILL is not ignored: at once
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)  # it starts no process from here on
+        for child in set(active_children()) - before:
+            child.kill()  # reaped by the pool's thread or here, whichever comes first
         raise
     finally:
         _WORK = None

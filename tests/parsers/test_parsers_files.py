@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -134,17 +133,36 @@ def test_pieces_run_in_forked_processes_that_fork_no_further() -> None:
     assert [w for _, w in got] == [1, 1, 1]  # within a piece: one process
 
 
-def _raise_here_sleep_there(parent: int) -> None:
+def _raise_here_sleep_there(parent: int, pids: Path) -> None:
     if os.getpid() == parent:
+        time.sleep(0.5)  # the others have started
         raise RuntimeError("the first piece failed")
+    with pids.open("a") as fh:
+        fh.write(f"{os.getpid()}\n")
     time.sleep(120)
 
 
-def test_a_failing_piece_kills_the_others_instead_of_waiting() -> None:
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie is dead, waiting to be reaped
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_failing_piece_kills_the_others_instead_of_waiting(tmp_path: Path) -> None:
     """What the caller's piece raises (or Ctrl-C, SIGTERM) comes out at once: the forked
-    processes are killed, not waited for, and none is left behind."""
+    processes are killed, not waited for."""
+    pids = tmp_path / "pids"
+    pids.touch()
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="first piece failed"):
-        forked.map_forked(_raise_here_sleep_there, [(os.getpid(),)] * 3)
+        forked.map_forked(_raise_here_sleep_there, [(os.getpid(), pids)] * 3)
     assert time.monotonic() - started < 60  # the others would sleep 120 s
-    assert not multiprocessing.active_children()
+    forked_pids = [int(p) for p in pids.read_text().split()]
+    assert forked_pids and os.getpid() not in forked_pids
+    deadline = time.monotonic() + 10
+    while any(map(_running, forked_pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_running, forked_pids))
