@@ -11,6 +11,7 @@ memory), :func:`map_forked` answers None and the caller does the work in one pro
 What a piece raises is raised. The forked processes die with the caller: on Ctrl-C or
 SIGTERM they are killed at once (the caller leaves with its own exit code, not after
 the pieces end), and on Linux the kernel kills them if the caller is killed outright.
+One thread at a time: the work function reaches the processes through module state.
 """
 
 from __future__ import annotations
