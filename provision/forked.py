@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 #: processes that share one input at most: past 4 the joining costs more than it saves
 MAX_WORKERS = 4
+#: an input smaller than this (bytes or characters) is read by one process: forking and
+#: copying the results back cost more than they save
+PARALLEL_BYTES = 8_000_000
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 
 _WORK: Callable[..., Any] | None = None  # what the forked processes call (set before fork)
@@ -104,4 +107,4 @@ def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> lis
     return got
 
 
-__all__ = ["MAX_WORKERS", "map_forked", "workers"]
+__all__ = ["MAX_WORKERS", "PARALLEL_BYTES", "map_forked", "workers"]

@@ -16,11 +16,9 @@ from collections.abc import Iterator, Sequence
 from functools import partial
 
 from provision.errors import InputError
-from provision.forked import map_forked, workers
+from provision.forked import PARALLEL_BYTES, map_forked, workers
 from provision.parsers import Part, ingest_parts
 
-#: files smaller than this together are read by one process: forking costs more
-PARALLEL_BYTES = 8_000_000
 STDIN = "-"
 
 
@@ -102,4 +100,4 @@ def _runs_of_files(paths: Sequence[str]) -> list[Sequence[str]]:
     return runs
 
 
-__all__ = ["PARALLEL_BYTES", "ingest_files", "read_input"]
+__all__ = ["ingest_files", "read_input"]

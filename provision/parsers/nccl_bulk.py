@@ -18,7 +18,7 @@ tolerant reader would have there. Both write their records through the same
 :func:`~provision.parsers.nccl_tests.summary` and cell conversion
 (``_num``); a test holds them equal on every nccl-tests fixture.
 
-A log over :data:`PARALLEL_BYTES` is cut where runs start into one piece per CPU;
+A log over :data:`~provision.forked.PARALLEL_BYTES` is cut where runs start into one piece per CPU;
 forked processes read the pieces after the first while this one reads the first.
 The joined pieces are what the whole log gives when each piece but the last ends
 with a run read in bulk; otherwise, or when a piece raises or a reader dies, the
@@ -35,7 +35,7 @@ from itertools import pairwise
 from typing import Any
 
 from provision.errors import InputError
-from provision.forked import map_forked, workers
+from provision.forked import PARALLEL_BYTES, map_forked, workers
 from provision.gcutil import paused_gc
 from provision.measurement import HOLE, json_numbers, json_text, line_template
 from provision.parsers.base import record, require_clean, resolve_node, to_float
@@ -175,10 +175,6 @@ class _Job:
         clean = whole or (bool(runs) and isinstance(runs[-1], _Read) and runs[-1].m.end() == end)
         return BulkRecords(out_lines, len(kept), tuple(skipped),
                            sum(isinstance(r, _Read) for r in kept), clean)
-
-
-#: a log smaller than this is read by one process: forking costs more than it saves
-PARALLEL_BYTES = 8_000_000
 
 
 def _workers(size: int) -> int:
