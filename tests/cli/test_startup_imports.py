@@ -6,9 +6,12 @@ importtime``, and the test reads the names of the modules it imported.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "site-specs" / "small.yaml"
@@ -52,3 +55,27 @@ def test_the_garbage_collector_waits_only_for_start_up() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True, cwd=ROOT)
     assert done.stdout.split() == ["False", "True"]
+
+
+def _threads_after_numpy(as_program: bool, **env: str) -> int:
+    """Threads of a process that imports provision.cli.main (as `forge` or as a library),
+    then numpy: numpy's OpenBLAS adds its own at import unless told to use one."""
+    probe = (f"import os, sys; sys.argv = [{'forge' if as_program else 'x'!r}]; "
+             "import provision.cli.main; import numpy; print(len(os.listdir('/proc/self/task')))")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "GOTO_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=ROOT, env={**clean, **env})
+    return int(done.stdout)
+
+
+def test_the_forge_program_starts_no_blas_threads() -> None:
+    """numpy's OpenBLAS spins one thread per CPU at import; forge does no BLAS work."""
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs /proc to count threads")
+    as_library = _threads_after_numpy(False)
+    if as_library == 1:
+        pytest.skip(f"numpy starts no BLAS threads here ({os.cpu_count()} CPU): nothing to show")
+    assert _threads_after_numpy(True) == 1
+    # a value the user set is theirs
+    assert _threads_after_numpy(True, OPENBLAS_NUM_THREADS="2") == 2
