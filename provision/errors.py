@@ -44,6 +44,19 @@ def combine(codes: Iterable[ExitCode | int]) -> ExitCode:
     return ExitCode.OK
 
 
+def unreadable_number(exc: BaseException) -> str | None:
+    """What was wrong with a number of the input, when ``exc`` is Python refusing it: too
+    large for a float (``OverflowError``) or past ``int()``'s limit of 4,300 digits (a
+    ``ValueError`` known only by its text, CPython's guard against quadratic conversion);
+    None for any other error."""
+    if isinstance(exc, OverflowError):
+        return f"a number in the input is out of range ({exc})"
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return ("a number in the input has more digits than any tool prints "
+                f"({str(exc).split(';')[0]})")
+    return None
+
+
 class ForgeError(Exception):
     """Base of every error forge reports to a user (never with a traceback)."""
 

@@ -43,7 +43,7 @@ from typing import NoReturn
 import click
 
 from provision import __version__
-from provision.errors import ExitCode, ForgeError
+from provision.errors import ExitCode, ForgeError, unreadable_number
 
 BUG_REPORT = "this is a bug in forge: rerun with --debug and report the traceback"
 
@@ -204,12 +204,8 @@ def _report(exc: BaseException) -> ExitCode:
     if isinstance(exc, UnicodeDecodeError):
         _say(f"forge: error: input is not UTF-8 text ({exc.reason} at byte {exc.start})")
         return ExitCode.BAD_INPUT
-    if isinstance(exc, OverflowError):
-        _say(f"forge: error: a number in the input is out of range ({exc})")
-        return ExitCode.BAD_INPUT
-    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
-        _say("forge: error: a number in the input has more digits than any tool prints "
-             f"({str(exc).split(';')[0]})")  # Python's int() limit (4,300 digits)
+    if (number := unreadable_number(exc)) is not None:
+        _say(f"forge: error: {number}")
         return ExitCode.BAD_INPUT
     if isinstance(exc, (RecursionError, MemoryError)):
         _say("forge: error: input too deeply nested or too large to read "

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from functools import partial
 
-from provision.errors import InputError
+from provision.errors import InputError, unreadable_number
 from provision.forked import PARALLEL_BYTES, map_forked, workers
 from provision.parsers import Part, ingest_parts
 
@@ -63,7 +63,9 @@ def _each_file(tool: str, node: str | None, check: str | None, paths: Sequence[s
             text, name = read_input(path)
             yield name, ingest_parts(tool, text, node=node, source_name=name, check=check)
         except Exception as exc:  # raised by the caller, in file order
-            yield exc
+            number = unreadable_number(exc)
+            where = "<stdin>" if path == STDIN else path
+            yield exc if number is None else InputError(f"{where}: {number}")
             return
 
 

@@ -61,24 +61,48 @@ def test_a_number_of_thousands_of_digits_is_bad_input(tmp_path: Path) -> None:
                    "# Avg bus bandwidth    : 0\n")
     res = _run("ingest", "nccl-tests", "--node", "gpu001", str(log))
     assert res.returncode == 2, res.stderr
-    assert res.stderr.startswith("forge: error: a number in the input has more digits")
+    # the file is named, whichever of the files given holds the number
+    assert res.stderr.startswith(f"forge: error: {log}: a number in the input has more digits")
     assert "internal error" not in res.stderr and len(res.stderr.splitlines()) == 1
+    res = _run("ingest", "nccl-tests", "--node", "gpu001", "-", input=log.read_text())
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("forge: error: <stdin>: a number in the input has more")
+
+
+@pytest.mark.parametrize("raised, says", [
+    (ValueError("Exceeds the limit (4300 digits) for integer string conversion: value has "
+                "5000 digits; use sys.set_int_max_str_digits() to increase the limit"),
+     "forge: error: a number in the input has more digits than any tool prints (Exceeds "
+     "the limit (4300 digits) for integer string conversion: value has 5000 digits)"),
+    (OverflowError("int too large to convert to float"),
+     "forge: error: a number in the input is out of range (int too large to convert to float)"),
+])
+def test_a_number_python_refuses_anywhere_is_bad_input(
+        raised: Exception, says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The boundary's net for a command that does not name its file: exit 2, one line."""
+    assert _exit_of(raised) == 2
+    assert capsys.readouterr().err.splitlines() == [says]
+
+
+def _exit_of(raised: Exception) -> int | str | None:
+    """The exit code of `forge` running a command that raises ``raised``."""
+    @click.command("raising")
+    def raising() -> None:
+        """Example: forge raising"""
+        raise raised
+
+    cli.add_command(raising)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["raising"])
+    finally:
+        cli.commands.pop("raising")
+    return exc.value.code
 
 
 def test_a_bug_is_an_internal_error_with_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
-    @click.command("explode")
-    def explode() -> None:
-        """Example: forge explode"""
-        raise ZeroDivisionError("division by zero")
-
-    cli.add_command(explode)
-    try:
-        with pytest.raises(SystemExit) as exc:
-            main(["explode"])
-    finally:
-        cli.commands.pop("explode")
+    assert _exit_of(ZeroDivisionError("division by zero")) == 70
     err = capsys.readouterr().err
-    assert exc.value.code == 70
     assert err.splitlines()[0] == "forge: internal error: ZeroDivisionError: division by zero"
     assert "report" in err and "Traceback" not in err
 

@@ -65,23 +65,38 @@ def test_files_read_in_several_processes_give_what_one_gives(
     assert len(pids) == n and pids[0] == os.getpid() and os.getpid() not in pids[1:]
 
 
-@pytest.mark.parametrize("first", ["not text", "thousands of digits"])
+@pytest.mark.parametrize("first", ["not text", "thousands of digits", "a bug"])
 def test_the_first_bad_file_fails_after_the_files_before_it(
         monkeypatch: pytest.MonkeyPatch, logs: list[str], tmp_path: Path, first: str) -> None:
-    """Whatever the first bad file raises (bad input, or an error the CLI maps to an exit
-    code) is raised after the files before it, never what a later file raised."""
+    """Whatever the first bad file raises (bad input, or an error of another kind) is raised
+    after the files before it, never what a later file raised."""
     not_text = tmp_path / "not-text.txt"
     not_text.write_bytes(b"# nThread 1\n\xff\xfe\n")
     digits = tmp_path / "digits.txt"
     nccl = Path(next(p for p in logs if "-nccl-tests-oci-bm-gpu4.8-a100-1node" in p)).read_text()
     digits.write_text(nccl.replace("\n 10737418240 ", f"\n {'9' * 5000} ", 1))
     assert "9" * 5000 in digits.read_text()
-    bad, later = (not_text, digits) if first == "not text" else (digits, not_text)
+    bug = tmp_path / "bug.txt"
+    bug.write_text(nccl)
+    real = files.ingest_parts
+
+    def buggy(tool: str, text: str, **kw: Any) -> Any:
+        if kw["source_name"] == str(bug):
+            raise ZeroDivisionError("a bug")
+        return real(tool, text, **kw)
+
+    monkeypatch.setattr(files, "ingest_parts", buggy)
+    bad, later = {"not text": (not_text, digits), "thousands of digits": (digits, not_text),
+                  "a bug": (bug, not_text)}[first]
     at = len(logs) * 3 // 5  # in a later process's run of files, not the first
     paths = [*logs[:at], str(bad), *logs[at:-3], str(later), *logs[-3:]]
     monkeypatch.setattr(files, "workers", lambda: 1)
     one = _until_error(paths)
     assert one[0] == logs[:at]
+    assert one[1].startswith({"not text": f"InputError: {not_text}:2: not UTF-8",
+                              "thousands of digits": f"InputError: {digits}: a number in the "
+                                                     "input has more digits",
+                              "a bug": "ZeroDivisionError: a bug"}[first]), one[1]
     _in_processes(monkeypatch, 3)
     assert str(bad) not in files._runs_of_files(paths)[0]
     assert _until_error(paths) == one
@@ -89,7 +104,7 @@ def test_the_first_bad_file_fails_after_the_files_before_it(
 
 def _until_error(paths: list[str]) -> tuple[list[str], str]:
     seen = []
-    with pytest.raises((InputError, ValueError)) as exc:
+    with pytest.raises((InputError, ZeroDivisionError)) as exc:
         for name, _ in files.ingest_files("auto", paths, node="gpu001"):
             seen.append(name)
     return seen, f"{type(exc.value).__name__}: {exc.value}"
