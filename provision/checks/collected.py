@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provision.checks.base import Check, Context, Raw
-from provision.errors import InputError
+from provision.errors import InputError, unreadable_number
 from provision.remote.payload import python_program
 
 COLLECTOR = "provision.node_programs.collect"
@@ -49,6 +49,10 @@ def parse_collected(raw: Raw) -> Collected:
         doc = json.loads(text.splitlines()[-1])
     except json.JSONDecodeError as exc:
         raise InputError(f"{raw.key}: collector output is not JSON ({exc.msg})") from None
+    except ValueError as exc:  # a number past int()'s limit
+        if (number := unreadable_number(exc)) is None:
+            raise
+        raise InputError(f"{raw.key}: collector output: {number}") from exc
     if not isinstance(doc, dict) or doc.get("schema_version") != 1:
         raise InputError(f"{raw.key}: collector output has no schema_version 1")
     return Collected(raw.key, str(doc.get("hostname", "")), dict(doc.get("facts", {})),

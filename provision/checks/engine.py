@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from provision.checks.base import DEFAULT_GPU_PYTHON, DEFAULT_PYTHON, Check, Context, Raw
 from provision.checks.reference import MissingReference, threshold
-from provision.errors import ExitCode, ForgeError, combine
+from provision.errors import ExitCode, ForgeError, combine, unreadable_number
 from provision.expectations import NodePlan, SitePlan
 from provision.judge import failed
 from provision.measurement import Measurement, run_file
@@ -202,8 +202,12 @@ class Engine:
             return outcome, reason, [rec], None
         try:
             data = check.parse(Raw(key, r.stdout, r.stderr, r.returncode, nodes))
-        except ForgeError as exc:
-            why = f"output not understood: {exc.message}"
+        except (ForgeError, ValueError, OverflowError) as exc:
+            # one node's output that does not read is that node's error, never the run's
+            message = exc.message if isinstance(exc, ForgeError) else unreadable_number(exc)
+            if message is None:
+                raise  # a bug in forge
+            why = f"output not understood: {message}"
             if r.status == "failed":
                 tail = (r.stderr.strip().splitlines() or [""])[-1]
                 why = f"{r.detail}: {tail}" if tail else why

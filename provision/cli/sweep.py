@@ -13,7 +13,7 @@ import click
 from provision import runs
 from provision.actions.policy import PolicyConfig
 from provision.cli.output import console, emit_json, table_option
-from provision.errors import InputError
+from provision.errors import InputError, unreadable_number
 from provision.fsutil import atomic_write_text
 from provision.sweep import report
 from provision.sweep.probes import PROFILES
@@ -236,6 +236,10 @@ def import_(files: tuple[Path, ...], db: Path | None) -> None:
                 doc: Any = json.loads(read_input_text(f, 256 * 2**20, "sweep result"))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{f}:{exc.lineno}: not JSON ({exc.msg})") from None
+            except ValueError as exc:  # a number past int()'s limit
+                if (number := unreadable_number(exc)) is None:
+                    raise
+                raise InputError(f"{f}: {number}") from exc
             result = from_document(doc, source=str(f))
             if store.has_run(result.run_id):   # imported before: never count a run twice
                 skipped += 1

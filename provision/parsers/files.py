@@ -64,8 +64,11 @@ def _each_file(tool: str, node: str | None, check: str | None, paths: Sequence[s
             yield name, ingest_parts(tool, text, node=node, source_name=name, check=check)
         except Exception as exc:  # raised by the caller, in file order
             number = unreadable_number(exc)
-            where = "<stdin>" if path == STDIN else path
-            yield exc if number is None else InputError(f"{where}: {number}")
+            if number is not None:
+                named = InputError(f'{"<stdin>" if path == STDIN else path}: {number}')
+                named.__cause__ = exc  # --debug shows where it was refused
+                exc = named
+            yield exc
             return
 
 

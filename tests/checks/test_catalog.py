@@ -133,6 +133,8 @@ def test_collector_output_that_is_not_json_is_an_error() -> None:
         parse_collected(Raw("n1", "Traceback (most recent call last)\n", "", 1))
     with pytest.raises(InputError, match=r"printed nothing .*boom"):
         parse_collected(Raw("n1", "", "boom\n", 1))
+    with pytest.raises(InputError, match=r"^n1: collector output: a number in the input has more"):
+        parse_collected(Raw("n1", f'{{"schema_version": 1, "x": {"9" * 5000}}}\n', "", 0))
 
 
 def test_registry_selection() -> None:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from provision import parsers
 from provision.checks.base import Check, Context, Needs, Raw
 from provision.checks.engine import Engine
 from provision.cli.main import main
@@ -138,6 +139,21 @@ class _Missing(_Hang):
         return ["forge-no-such-tool"]
 
 
+class _HugeNumber(_Hang):
+    """Prints an nccl-tests log with a size of 5,000 digits, read by the real parser."""
+
+    name = "huge-number"
+
+    def argv(self, ctx: Context) -> list[str]:
+        return ["sh", "-c", "printf '# nThread 1 nGpus 1 minBytes 8 maxBytes 8 step: 2(factor)\\n"
+                "#  size  count  type  redop  root  time  algbw  busbw  #wrong  time  algbw  "
+                "busbw  #wrong\\n  %s  2  float  sum  -1  1.0  0.0  0.0  0  1.0  0.0  0.0  0\\n"
+                "# Avg bus bandwidth    : 0\\n' " + "9" * 5000]
+
+    def parse(self, raw: Raw) -> Any:
+        return parsers.get("nccl-tests").parse(raw.stdout, node=raw.key, source_name=raw.key)
+
+
 def _engine(tmp: Path, s: Sshd) -> Engine:
     site = load_site(_spec(tmp, s))
     local = LocalLauncher()
@@ -157,6 +173,16 @@ def test_engine_reports_timeout_missing_tool_and_missing_reference(sshd: Sshd,
     metrics = {(r.check, r.metric, r.value) for r in report.records}
     assert ("hang", "tool_ran_ok", 0.0) in metrics and ("missing", "tool_present", 0.0) in metrics
     assert not report.all_passed
+
+
+def test_output_with_a_number_python_refuses_is_that_nodes_error(sshd: Sshd,
+                                                                  tmp_path: Path) -> None:
+    """Not an abort of the whole run: the node's check is an error, the next check runs."""
+    report = _engine(tmp_path, sshd).run([_HugeNumber(), _Missing()], ["t1"])
+    status = {o.check: o.status["t1"] for o in report.outcomes}
+    assert status == {"huge-number": "error", "missing": "not-installed"}
+    reason = {o.check: o.reasons["t1"] for o in report.outcomes}["huge-number"]
+    assert reason.startswith("output not understood: a number in the input has more digits")
 
 
 def test_run_directory_refuses_a_non_empty_directory(tmp_path: Path) -> None:

@@ -145,6 +145,12 @@ def test_sweep_import_of_a_daemonset_result(tmp_path: Path, forge: Callable[...,
     run = forge("sweep", "import", str(bad), "--db", str(db))
     assert run.exit_code == 2
     assert "nodes[0].records[0]: field 'value' must be a finite number" in run.output
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"kind": "forge-sweep-result", "nodes": [{"node": "x", "records": '
+                    f'[{{"node": "x", "metric": "m", "value": {"9" * 5000}, "gpu": null}}]}}]}}')
+    run = forge("sweep", "import", str(f), str(huge), "--db", str(db))
+    assert run.exit_code == 2
+    assert f"{huge}: a number in the input has more digits than any tool prints" in run.output
 
 
 def test_install_writes_timer_cron_and_refuses_to_clobber(tmp_path: Path, forge: Callable[..., Any]) -> None:
