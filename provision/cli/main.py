@@ -25,7 +25,8 @@ import sys
 # The cyclic garbage collector waits too: imports allocate tens of thousands of
 # objects, none of them garbage, and its passes over them cost `forge validate` a few
 # milliseconds; it resumes once the command's module is imported (LazyGroup.get_command).
-if _AS_PROGRAM := os.path.basename(sys.argv[0]) in ("forge", "__main__.py"):
+if _AS_PROGRAM := (os.path.basename(sys.argv[0]) == "forge"  # python -m provision: its own
+                   or sys.argv[0].endswith(os.path.join("provision", "__main__.py"))):
     signal.signal(signal.SIGINT, lambda _s, _f: os._exit(130))
     signal.signal(signal.SIGTERM, lambda _s, _f: os._exit(143))
     gc.disable()

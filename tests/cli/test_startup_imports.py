@@ -57,6 +57,20 @@ def test_the_garbage_collector_waits_only_for_start_up() -> None:
     assert done.stdout.split() == ["False", "True"]
 
 
+@pytest.mark.parametrize("argv0, program", [
+    ("/usr/local/bin/forge", True), ("/venv/lib/python3.11/site-packages/provision/__main__.py", True),
+    ("/venv/lib/python3.11/site-packages/pytest/__main__.py", False), ("/usr/bin/ipython", False)])
+def test_only_forge_itself_is_the_program(argv0: str, program: bool) -> None:
+    """`python -m pytest` (or any other program) importing forge keeps its own collector,
+    signal handlers and environment."""
+    probe = (f"import gc, os, sys; sys.argv = [{argv0!r}]; import provision.cli.main; "
+             "print(gc.isenabled(), os.environ.get('OPENBLAS_NUM_THREADS'))")
+    clean = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=ROOT, env=clean)
+    assert done.stdout.split() == (["False", "1"] if program else ["True", "None"])
+
+
 def _threads_after_numpy(as_program: bool, **env: str) -> int:
     """Threads of a process that imports provision.cli.main (as `forge` or as a library),
     then numpy: numpy's OpenBLAS adds its own at import unless told to use one."""
