@@ -73,7 +73,30 @@ def test_several_files_one_bad_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "m.jsonl"
     res = forge("ingest", "auto", str(copy(tmp_path, NCCL)), str(bad), "-o", str(out))
     assert res.returncode == 2 and not out.exists()
-    assert "bad.txt" in res.stderr and "nccl-tests" in res.stderr
+    said = res.stderr.splitlines()
+    # what the files before the bad one gave, then its error
+    assert said[0].startswith("forge ingest: ") and said[0].endswith("nccl-tests: 17 records")
+    assert said[1].startswith(f"forge: error: {bad}")
+
+
+def test_progress_of_many_files_comes_in_blocks_in_file_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from provision.cli import ingest as ingest_cmd
+
+    logs = [copy(tmp_path, NCCL)]
+    for i in range(1, 7):
+        logs.append(tmp_path / f"{i}.txt")
+        logs[-1].write_text(logs[0].read_text())
+    writes: list[str] = []
+    real = ingest_cmd._say
+    monkeypatch.setattr(ingest_cmd, "_NOTES_AT_ONCE", 3)
+    monkeypatch.setattr(ingest_cmd, "_say", lambda notes: (writes.append("\n".join(notes)),
+                                                           real(notes)))
+    code, _, err = call(capsys, "ingest", "auto", *map(str, logs), "-o", str(tmp_path / "o.jsonl"))
+    assert code == 0
+    assert [w.count("\n") + 1 for w in writes if w] == [3, 3, 1]
+    assert [ln.split(": ")[1] for ln in err.splitlines()[:-1]] == list(map(str, logs))
 
 
 def test_missing_node_is_exit_2_with_hint(tmp_path: Path) -> None:
