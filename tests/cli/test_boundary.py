@@ -107,6 +107,32 @@ def test_a_bug_is_an_internal_error_with_its_own_code(capsys: pytest.CaptureFixt
     assert "report" in err and "Traceback" not in err
 
 
+INTERRUPT_IN_EXEC = """
+import os, runpy, sys
+import provision
+sys.argv = [os.path.join(os.path.dirname(provision.__file__), "__main__.py"), "interrupt-in-exec"]
+import click
+from provision.cli.main import cli
+
+@click.command("interrupt-in-exec")
+def interrupt_in_exec() -> None:
+    \"\"\"Example: forge interrupt-in-exec\"\"\"
+    exec("raise KeyboardInterrupt")  # as if Ctrl-C came while a dataclass was being made
+
+cli.add_command(interrupt_in_exec)
+runpy.run_module("provision", run_name="__main__")
+"""
+
+
+def test_python_m_provision_exits_130_after_ctrl_c_like_forge(tmp_path: Path) -> None:
+    """CPython's -m runner would end the process by SIGINT (-2) once a KeyboardInterrupt
+    crossed an exec() of a string, though forge caught it and chose 130."""
+    (tmp_path / "interrupt_in_exec.py").write_text(INTERRUPT_IN_EXEC)
+    done = subprocess.run([sys.executable, "-m", "interrupt_in_exec"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stderr.strip()) == (130, "forge: interrupted")
+
+
 def test_os_error_names_the_path(tmp_path: Path) -> None:
     run = _run("render", str(ROOT / "site-specs" / "small.yaml"), "-o",
                "/proc/forge-no-such/inv")
