@@ -77,6 +77,18 @@ class InputError(ForgeError):
     exit_code = ExitCode.BAD_INPUT
 
 
+def named_number_error(exc: BaseException, where: str) -> InputError | None:
+    """The error naming ``where`` (a file, a node's output) that a reader raises when
+    ``exc`` is Python refusing a number there (:func:`unreadable_number`), ``exc`` kept
+    as its cause for ``--debug``; None for any other error (the reader re-raises it)."""
+    number = unreadable_number(exc)
+    if number is None:
+        return None
+    named = InputError(f"{where}: {number}")
+    named.__cause__ = exc
+    return named
+
+
 class SpecError(InputError):
     """A site spec failed validation; carries every problem found, not just the first."""
 

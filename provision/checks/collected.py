@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provision.checks.base import Check, Context, Raw
-from provision.errors import InputError, unreadable_number
+from provision.errors import InputError, named_number_error
 from provision.remote.payload import python_program
 
 COLLECTOR = "provision.node_programs.collect"
@@ -50,9 +50,9 @@ def parse_collected(raw: Raw) -> Collected:
     except json.JSONDecodeError as exc:
         raise InputError(f"{raw.key}: collector output is not JSON ({exc.msg})") from None
     except ValueError as exc:  # a number past int()'s limit
-        if (number := unreadable_number(exc)) is None:
+        if (named := named_number_error(exc, f"{raw.key}: collector output")) is None:
             raise
-        raise InputError(f"{raw.key}: collector output: {number}") from exc
+        raise named from exc
     if not isinstance(doc, dict) or doc.get("schema_version") != 1:
         raise InputError(f"{raw.key}: collector output has no schema_version 1")
     return Collected(raw.key, str(doc.get("hostname", "")), dict(doc.get("facts", {})),

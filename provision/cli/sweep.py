@@ -13,7 +13,7 @@ import click
 from provision import runs
 from provision.actions.policy import PolicyConfig
 from provision.cli.output import console, emit_json, table_option
-from provision.errors import InputError, unreadable_number
+from provision.errors import InputError, named_number_error
 from provision.fsutil import atomic_write_text
 from provision.sweep import report
 from provision.sweep.probes import PROFILES
@@ -237,9 +237,9 @@ def import_(files: tuple[Path, ...], db: Path | None) -> None:
             except json.JSONDecodeError as exc:
                 raise InputError(f"{f}:{exc.lineno}: not JSON ({exc.msg})") from None
             except ValueError as exc:  # a number past int()'s limit
-                if (number := unreadable_number(exc)) is None:
+                if (named := named_number_error(exc, str(f))) is None:
                     raise
-                raise InputError(f"{f}: {number}") from exc
+                raise named from exc
             result = from_document(doc, source=str(f))
             if store.has_run(result.run_id):   # imported before: never count a run twice
                 skipped += 1

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from functools import partial
 
-from provision.errors import InputError, unreadable_number
+from provision.errors import InputError, named_number_error
 from provision.forked import PARALLEL_BYTES, map_forked, workers
 from provision.parsers import Part, ingest_parts
 
@@ -63,12 +63,7 @@ def _each_file(tool: str, node: str | None, check: str | None, paths: Sequence[s
             text, name = read_input(path)
             yield name, ingest_parts(tool, text, node=node, source_name=name, check=check)
         except Exception as exc:  # raised by the caller, in file order
-            number = unreadable_number(exc)
-            if number is not None:
-                named = InputError(f'{"<stdin>" if path == STDIN else path}: {number}')
-                named.__cause__ = exc  # --debug shows where it was refused
-                exc = named
-            yield exc
+            yield named_number_error(exc, "<stdin>" if path == STDIN else path) or exc
             return
 
 
