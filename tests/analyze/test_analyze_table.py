@@ -89,6 +89,78 @@ def test_a_bad_line_is_named_as_the_line_reader_names_it(
         load_columns([f], strict=True)
 
 
+def test_a_file_read_in_many_blocks_gives_the_findings_of_one_block(
+        tmp_path: Path, fleet: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks are encoded while the next ones are parsed: they come back whole and in order."""
+    f = _jsonl(tmp_path / "m.jsonl", fleet)
+    one_block = _report(analyze_columns(load_columns([f], strict=True)[0]))
+
+    def line_by_line(*_: Any) -> None:
+        raise AssertionError("a clean file must be read by Arrow, not line by line")
+
+    monkeypatch.setattr(table, "_line_by_line", line_by_line)
+    monkeypatch.setattr(table, "_BLOCK", 4096)  # dozens of blocks
+    assert f.stat().st_size > 20 * 4096
+    cols, bad, _ = load_columns([f], strict=True)
+    assert bad == [] and cols.n == len(fleet)
+    assert _report(analyze_columns(cols)) == one_block == _report(analyze(fleet))
+
+
+def _late_fields(n: int) -> list[dict[str, Any]]:
+    """Records whose last one brings a field (peer) and a fraction (min) the first block's
+    records never had: what a directory of one-node logs followed by a two-node one gives."""
+    recs: list[dict[str, Any]] = [{**GOOD, "gpu": i % 8, "min": 3000} for i in range(n)]
+    recs.append({**GOOD, "node": "gpu002", "peer": "gpu001", "min": 2999.5})
+    return recs
+
+
+def test_a_field_first_met_in_a_late_block_is_read_by_arrow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def line_by_line(*_: Any) -> None:
+        raise AssertionError("a valid file must be read by Arrow, not line by line")
+
+    monkeypatch.setattr(table, "_line_by_line", line_by_line)
+    monkeypatch.setattr(table, "_BLOCK", 1024)
+    recs = _late_fields(300)
+    f = _jsonl(tmp_path / "m.jsonl", recs)
+    [t] = table.read_tables([f], strict=True)[0]
+    assert t.num_rows == len(recs)
+    assert t["peer"].to_pylist() == [None] * 300 + ["gpu001"]
+    assert t["min"].to_pylist()[-2:] == [3000.0, 2999.5]
+
+
+def test_ingest_lines_with_a_field_first_met_in_a_late_block_write_parquet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``forge ingest auto DIR/* -o fleet.parquet`` of 10,000s of records (the failure was an
+    internal error, "unexpected field", past the first 8 MB of records)."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(table, "_BLOCK", 1024)
+    recs = _late_fields(300)
+    out = tmp_path / "fleet.parquet"
+    assert table.write_lines(out, [json.dumps(r) for r in recs]) == len(recs)
+    back = pq.read_table(out)
+    assert back.num_rows == len(recs)
+    assert back["peer"].to_pylist()[-1] == "gpu001"
+    assert back["min"].to_pylist()[-1] == 2999.5
+
+
+@pytest.mark.parametrize(("obj", "why"), BAD)
+def test_a_bad_line_in_a_late_block_is_named_as_the_line_reader_names_it(
+        tmp_path: Path, obj: dict[str, Any], why: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(table, "_BLOCK", 1024)
+    lines = [json.dumps({**GOOD, "gpu": i % 8}) for i in range(400)]
+    lines.insert(350, json.dumps(obj))  # past the first dozen blocks
+    f = tmp_path / "m.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    want: list[BadLine] = []
+    read_dicts(f, bad=want)
+    cols, got, _ = load_columns([f], strict=False)
+    assert [(b.line, b.reason) for b in got] == [(b.line, b.reason) for b in want]
+    assert want[0].line == 351 and why in want[0].reason
+    assert cols.n == 400
+
+
 @pytest.mark.parametrize("odd", [b"", b"   ", b"null", b"[1, 2]", b"{not json", b"\xff\xfe",
                                  json.dumps(GOOD).encode() + b" " + json.dumps(GOOD).encode(),
                                  b"  " + json.dumps(GOOD).encode()])
