@@ -253,7 +253,8 @@ def _open_bytes(path: Path) -> bytes:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _decode_problem(exc: Exception) -> str:
+def decode_problem(exc: Exception) -> str:
+    """Why a line is not a record's JSON, as every reader of JSON Lines says it."""
     msg = getattr(exc, "msg", None) or str(exc)
     if isinstance(exc, UnicodeDecodeError) or "utf-8" in msg.lower():
         return "not UTF-8 text"
@@ -278,7 +279,7 @@ def read_dicts(path: Path, *, strict: bool = False,
             objs.append(_loads(line))
             linenos.append(lineno)
         except _DecodeError as exc:
-            problems.append(BadLine(str(path), lineno, _decode_problem(exc)))
+            problems.append(BadLine(str(path), lineno, decode_problem(exc)))
     good = []
     for lineno, obj in zip(linenos, objs, strict=True):
         why = None if _plainly_valid(obj) else problem(obj)

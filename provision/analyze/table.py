@@ -31,6 +31,7 @@ from provision.measurement import (
     MAX_GPU_INDEX,
     BadLine,
     Measurement,
+    decode_problem,
     format_of,
     problem,
     read_dicts,
@@ -462,8 +463,8 @@ def _explain(path: Path, table: pa.Table, rows: np.ndarray,
             line = fh.readline()
             try:
                 yield problem(orjson.loads(line))
-            except (orjson.JSONDecodeError, UnicodeDecodeError):  # pragma: no cover - parsed once
-                yield "not valid JSON"
+            except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:  # what Arrow took and
+                yield decode_problem(exc)  # orjson does not (NaN): as the line reader says it
 
 
 def _np(arr: Any, dtype: type, *, fill: Any = None) -> np.ndarray:

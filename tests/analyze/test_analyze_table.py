@@ -163,7 +163,11 @@ def test_a_bad_line_in_a_late_block_is_named_as_the_line_reader_names_it(
 
 @pytest.mark.parametrize("odd", [b"", b"   ", b"null", b"[1, 2]", b"{not json", b"\xff\xfe",
                                  json.dumps(GOOD).encode() + b" " + json.dumps(GOOD).encode(),
-                                 b"  " + json.dumps(GOOD).encode()])
+                                 b"  " + json.dumps(GOOD).encode(),
+                                 # JSON has no NaN: Arrow reads it, orjson and the line reader
+                                 # refuse the line, and say why the same way
+                                 b'{"node": "a", "gpu": 0, "metric": "m", "value": NaN}',
+                                 b'{"node": "a", "gpu": 0, "metric": "m", "value": -Infinity}'])
 def test_odd_lines_fall_back_to_the_line_reader(tmp_path: Path, odd: bytes) -> None:
     good = json.dumps(GOOD).encode()
     f = tmp_path / "m.jsonl"
