@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+from types import ModuleType
+
 import numpy as np
+import pynvml
 import pytest
 
 from provision.node_programs.gpu import hbm, nvml, sdc
@@ -167,3 +172,24 @@ def test_cuda_index_maps_to_the_nvml_index(monkeypatch: pytest.MonkeyPatch) -> N
     assert nvml.nvml_index(1) == 1           # UUIDs are not mapped
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert nvml.nvml_index(2) == 2
+
+
+def test_a_requested_flip_happens_even_when_the_first_iteration_outlasts_the_run() -> None:
+    # seen on an H200 with CuPy: iteration 0 (kernel compilation) took longer than a 5 s run,
+    # and the flip asked for in iteration 1 never happened
+    assert sdc.keep_going(0, now=10.0, deadline=5.0, flip_at=None)
+    assert not sdc.keep_going(1, now=10.0, deadline=5.0, flip_at=None)
+    assert sdc.keep_going(1, now=10.0, deadline=5.0, flip_at=1)
+    assert not sdc.keep_going(2, now=10.0, deadline=5.0, flip_at=1)
+    assert sdc.keep_going(7, now=1.0, deadline=5.0, flip_at=1)
+
+
+@pytest.mark.parametrize("module", [nvml, hbm])
+def test_every_nvml_name_the_node_programs_use_exists_in_nvidia_ml_py(module: ModuleType) -> None:
+    # on a real H200 every snapshot failed: NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERRORS is
+    # spelled ..._ERROR in nvidia-ml-py; attributes read with getattr are optional by design
+    used = {node.attr for node in ast.walk(ast.parse(inspect.getsource(module)))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in ("nv", "pynvml") and node.attr.lower().startswith("nvml")}
+    assert used, "no NVML names found: the test reads the wrong module"
+    assert sorted(n for n in used if not hasattr(pynvml, n)) == []

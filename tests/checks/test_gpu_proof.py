@@ -28,6 +28,7 @@ def test_proof_runs_as_far_as_it_can_and_names_what_it_skipped() -> None:
 
 @pytest.mark.parametrize(("name", "model"), [("NVIDIA H100 NVL", "H100 NVL"),
                                              ("NVIDIA H200 NVL", "H200 NVL"),
+                                             ("NVIDIA H200", "H200 SXM"),
                                              ("NVIDIA L40S", "L40S")])
 def test_datasheet_figures_come_from_the_catalog(name: str, model: str) -> None:
     sheet = proof.datasheet(name)

@@ -19,7 +19,7 @@ from provision.spec.profiles import (
 #: the type each catalog model gets; the old rule (strip every non-alphanumeric)
 #: gave h100nvl / h200nvl, which are not substrings of what slurmd detects
 EXPECTED = {"H100 NVL": "h100_nvl", "H100 PCIe": "h100_pcie", "H200 NVL": "h200_nvl",
-            "L40S": "l40s"}
+            "H200 SXM": "h200", "L40S": "l40s"}
 
 
 def real_gpu_names() -> set[str]:

@@ -94,7 +94,7 @@ def _gpu(nv: Any, index: int) -> dict[str, Any]:
     retired_sbe = _try(nv.nvmlDeviceGetRetiredPages, h,
                        nv.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
     retired_dbe = _try(nv.nvmlDeviceGetRetiredPages, h,
-                       nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERRORS)
+                       nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
     power = _try(nv.nvmlDeviceGetPowerUsage, h)
     limit = _try(nv.nvmlDeviceGetEnforcedPowerLimit, h)
     reasons = _try(nv.nvmlDeviceGetCurrentClocksEventReasons, h)

@@ -37,13 +37,15 @@ SCHEMA_VERSION = 1
 
 
 def datasheet(name: str | None) -> dict[str, Any] | None:
-    """The catalog's figures of the GPU model whose name NVML reports (longest match)."""
+    """The catalog's figures of the GPU model whose name NVML reports: the model whose
+    ``nvml_name`` it is, else the longest model name inside it."""
     from provision.spec.profiles import catalog
 
     if not name:
         return None
     models = catalog().get("gpu_models", {})
-    hits = [k for k in models if k.lower() in name.lower()]
+    exact = [k for k, m in models.items() if str(m.get("nvml_name", "")).lower() == name.lower()]
+    hits = exact or [k for k in models if k.lower() in name.lower()]
     if not hits:
         return None
     key = max(hits, key=len)
@@ -172,6 +174,8 @@ def run(gpu: int, burnin_seconds: float, hbm_mib: int) -> dict[str, Any]:
                                 or f"no catalog figures for {g.get('name')}"}
     except nvml.NvmlUnavailable as exc:
         doc["skipped"]["nvml"] = str(exc)
+    except Exception as exc:  # an NVML call forge gets wrong is a failed step, not a crash
+        doc["steps"]["nvml"] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
     try:
         arrays.backend()
         gpu_ok = True

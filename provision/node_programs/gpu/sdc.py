@@ -99,6 +99,14 @@ def result_slots(free_bytes: int, n: int, itemsize: int, fraction: float = 0.9,
     return max(1, usable // per)
 
 
+def keep_going(it: int, now: float, deadline: float, flip_at: int | None) -> bool:
+    """Whether a GPU runs iteration ``it``: always the first, every one up to a requested
+    flip's (however slow the first iterations are: CuPy compiles its kernels in iteration 0,
+    and a run that ended before the flip would pass without having proved anything), then
+    until the deadline."""
+    return it == 0 or (flip_at is not None and it <= flip_at) or now < deadline
+
+
 def parse_inject(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
@@ -136,6 +144,7 @@ class _GpuWorker:
                 self.a = lib.from_numpy(a).to(d, dtype=lib.bfloat16)
                 self.b = lib.from_numpy(b).to(d, dtype=lib.bfloat16)
                 self.golden = lib.matmul(self.a, self.b)
+                lib.cuda.empty_cache()    # blocks an earlier run left cached count as free
                 free, _ = lib.cuda.mem_get_info(dev)
                 slots = result_slots(free, n, 2, mem_fraction)
                 slots = min(slots, max_slots) if max_slots else slots
@@ -147,6 +156,7 @@ class _GpuWorker:
                 self.a = lib.asarray(a, dtype=lib.float16)
                 self.b = lib.asarray(b, dtype=lib.float16)
                 self.golden = lib.matmul(self.a, self.b)
+                lib.get_default_memory_pool().free_all_blocks()
                 free, _ = lib.cuda.runtime.memGetInfo()
                 slots = result_slots(free, n, 2, mem_fraction)
                 slots = min(slots, max_slots) if max_slots else slots
@@ -206,10 +216,14 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, mem_fraction: float = 0
     deadline = time.monotonic() + seconds
     errors: list[str] = []
 
+    flip_at = {inject[0]: inject[1]} if inject is not None else {}
+    if inject is not None and not 0 <= inject[0] < count:
+        errors.append(f"--inject-flip names GPU {inject[0]}, but {count} GPU(s) are visible")
+
     def loop(w: _GpuWorker) -> None:
         it = 0
         try:
-            while it == 0 or time.monotonic() < deadline:
+            while keep_going(it, time.monotonic(), deadline, flip_at.get(w.dev)):
                 flip = inject is not None and inject == (w.dev, it)
                 gemms, elems, t = w.iteration(flip)
                 wrong[w.dev].append((gemms, elems))
