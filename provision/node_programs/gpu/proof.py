@@ -144,6 +144,11 @@ def injected_step() -> dict[str, Any]:
             "errors": res["errors"]}
 
 
+def _failure(exc: Exception) -> dict[str, Any]:
+    """A step that raised: failed, with the exception's type and message."""
+    return {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
+
+
 def run(gpu: int, burnin_seconds: float, hbm_mib: int) -> dict[str, Any]:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", str(gpu))
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
@@ -160,8 +165,7 @@ def run(gpu: int, burnin_seconds: float, hbm_mib: int) -> dict[str, Any]:
         try:
             doc["steps"][name] = {**fn(), "seconds": round(time.monotonic() - s, 1)}
         except Exception as exc:  # a failing step is a result, reported, never hidden
-            doc["steps"][name] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:400],
-                                  "seconds": round(time.monotonic() - s, 1)}
+            doc["steps"][name] = {**_failure(exc), "seconds": round(time.monotonic() - s, 1)}
 
     step("cpu_core", cpu_core)
     sheet = None
@@ -175,7 +179,7 @@ def run(gpu: int, burnin_seconds: float, hbm_mib: int) -> dict[str, Any]:
     except nvml.NvmlUnavailable as exc:
         doc["skipped"]["nvml"] = str(exc)
     except Exception as exc:  # an NVML call forge gets wrong is a failed step, not a crash
-        doc["steps"]["nvml"] = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
+        doc["steps"]["nvml"] = _failure(exc)
     try:
         arrays.backend()
         gpu_ok = True

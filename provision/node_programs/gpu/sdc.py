@@ -224,7 +224,7 @@ def run(seconds: float, n: int = 8192, seed: int = 1234, mem_fraction: float = 0
         it = 0
         try:
             while keep_going(it, time.monotonic(), deadline, flip_at.get(w.dev)):
-                flip = inject is not None and inject == (w.dev, it)
+                flip = flip_at.get(w.dev) == it
                 gemms, elems, t = w.iteration(flip)
                 wrong[w.dev].append((gemms, elems))
                 times[w.dev].append(t)
