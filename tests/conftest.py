@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from lab.labkit import LAB_PLAYBOOK, PREFIX, Deployed, Lab, podman_usable
+from lab.labkit import LAB_PLAYBOOK, PREFIX, Deployed, Lab, claim_test_labs, podman_usable
 
 from provision.deploy.driver import DeployOptions, deploy
 from provision.lab import lab
@@ -27,9 +27,16 @@ REAL_FIXTURES = SHARED / "fixtures" / "real"
 
 
 @pytest.fixture(scope="session")
-def test_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def test_labs_claimed() -> Iterator[None]:
+    """This session's hold on the test labs' fixed names, ports and subnets (labkit)."""
     if not podman_usable():
         pytest.skip("podman with runc cannot run here (apt-get install podman runc mmdebstrap)")
+    with claim_test_labs():
+        yield
+
+
+@pytest.fixture(scope="session")
+def test_lab(tmp_path_factory: pytest.TempPathFactory, test_labs_claimed: None) -> Iterator[Lab]:
     state = tmp_path_factory.mktemp("lab-state")
     cfg = LabConfig(state_dir=state, prefix=PREFIX, nodes=3, ssh_port_base=2320,
                     subnet="10.89.61.0/24", network="forge-t-net")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.labkit import LAB_PLAYBOOK, Lab, podman_usable, wait_all_idle
+from lab.labkit import LAB_PLAYBOOK, Lab, wait_all_idle
 from provision.deploy.driver import DeployOptions, deploy
 from provision.errors import ExitCode
 from provision.lab import image, lab, mirror
@@ -34,9 +34,8 @@ def role_packages() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def airgapped_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Path]]:
-    if not podman_usable():
-        pytest.skip("podman with runc cannot run here")
+def airgapped_lab(tmp_path_factory: pytest.TempPathFactory,
+                  test_labs_claimed: None) -> Iterator[tuple[Lab, Path]]:
     for tool in ("gpg", "dpkg-scanpackages"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
             pytest.skip(f"{tool} is not installed (apt-get install gpg dpkg-dev)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.labkit import LAB_PLAYBOOK, Deployed, Lab, podman_usable, wait_all_idle
+from lab.labkit import LAB_PLAYBOOK, Deployed, Lab, wait_all_idle
 from provision.errors import ExitCode
 from provision.lab import lab as lab_mod
 from provision.lab import podman
@@ -84,11 +84,10 @@ def test_second_deploy_changes_nothing(deployed: Deployed) -> None:
     assert {r["outcome"] for r in record["results"]} == {"ok"}
 
 
-def test_lab_up_refuses_a_network_without_dns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lab_up_refuses_a_network_without_dns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              test_labs_claimed: None) -> None:
     """Slurm and the roles address nodes by name: a lab whose nodes cannot resolve each
     other must fail at `lab up`, naming the packages that fix it, not later in Slurm."""
-    if not podman_usable():
-        pytest.skip("podman with runc cannot run here")
     create = podman.network_create
     monkeypatch.setattr(podman, "network_create",
                         lambda cfg, **kw: [*create(cfg, **kw)[:-1], "--disable-dns", cfg.network])

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from lab.labkit import podman_usable
 from provision.deploy.driver import DeployOptions, deploy
 from provision.deploy.settings import Profile
 from provision.errors import ExitCode
@@ -53,9 +52,8 @@ class PowerButton:
 
 
 @pytest.fixture(scope="module")
-def reboot_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabConfig, Path]]:
-    if not podman_usable():
-        pytest.skip("podman with runc cannot run here (apt-get install podman runc mmdebstrap)")
+def reboot_lab(tmp_path_factory: pytest.TempPathFactory,
+               test_labs_claimed: None) -> Iterator[tuple[LabConfig, Path]]:
     work = tmp_path_factory.mktemp("reboot-lab")
     cfg = LabConfig(state_dir=work / "state", prefix="forge-r-n", nodes=2, ssh_port_base=2370,
                     subnet="10.89.64.0/24", network="forge-r-net", fake_gpus=0,
