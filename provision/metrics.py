@@ -185,7 +185,8 @@ _ALL: list[MetricInfo] = [
        zero_spread=True),
     _m("nvlink_bridge_ok", "bool", "higher",
        "a GPU pair is bridged exactly as the profile says, all links (1)", zero_spread=True),
-    _m("gpudirect_module_ok", "bool", "higher", "nvidia-peermem (GPUDirect RDMA) is loaded (1)",
+    _m("gpudirect_module_ok", "bool", "higher",
+       "a GPUDirect RDMA path is loaded: nvidia-peermem, or the open kernel modules' DMA-BUF (1)",
        zero_spread=True),
     # --- health sweeps (provision.sweep)
     _m("node_reachable", "bool", "higher", "the sweep reached the node and its probes answered",

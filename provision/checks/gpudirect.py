@@ -68,19 +68,46 @@ def port_paths(plan: NodePlan) -> list[dict[str, Any]]:
     return [{**p, "gpu": gpus[i] if i < len(gpus) else 0} for i, p in enumerate(ports)]
 
 
+#: Runs ``"$@"`` (an ``ib_write_bw`` argv holding ``--use_cuda=N --use_cuda_dmabuf``) through
+#: the GPU memory path the gpudirect role set up on the node: nvidia-peermem when it is loaded
+#: (peermem mode: ``--use_cuda`` registers GPU memory with ``ibv_reg_mr`` through peer memory),
+#: else DMA-BUF (dmabuf mode, the role's default with the open kernel modules:
+#: ``ibv_reg_dmabuf_mr``, the path NCCL >= 2.19 takes by itself). Without peermem, plain
+#: ``--use_cuda`` cannot register GPU memory at all.
+GPU_MEMORY_PATH = ('grep -qE "^(nvidia_peermem|nv_peer_mem) " /proc/modules || exec "$@"; '
+                   'for a; do shift; [ "$a" = --use_cuda_dmabuf ] || set -- "$@" "$a"; done; '
+                   'exec "$@"')
+
+
 def write_bw(device: str, gpu: int | None, port: int, roce: bool, server: str | None = None,
              seconds: int = 5, ib_port: int = 1) -> list[str]:
-    """``ib_write_bw`` of one port (GPU memory when ``gpu`` is given)."""
+    """``ib_write_bw`` of one port; with ``gpu``, on that GPU's memory through the node's
+    GPUDirect path (:data:`GPU_MEMORY_PATH`)."""
     argv = ["ib_write_bw", "-d", device, "-i", str(ib_port), "-p", str(port),
             "-q", "4", "-s", "1048576", "-D", str(seconds), "--report_gbits", "-F",
             "--perform_warm_up"]
-    if gpu is not None:
-        argv.insert(5, f"--use_cuda={gpu}")
     if roce:  # RDMA-CM to the rail IP, RoCEv2 GID, lossless class (docs/checks.md)
         argv += ["-R", "-x", ROCE_GID_INDEX, f"--tclass={ROCE_TRAFFIC_CLASS}"]
+    if gpu is not None:
+        argv[5:5] = [f"--use_cuda={gpu}", "--use_cuda_dmabuf"]
+        argv = ["sh", "-c", GPU_MEMORY_PATH, "sh", *argv]
     if server:
         argv.append(server)
     return argv
+
+
+def gpudirect_path_record(plan: NodePlan, mods: dict[str, Any], check: str) -> Measurement:
+    """1 when the node has a GPUDirect RDMA path: nvidia-peermem loaded (peermem mode), or the
+    open kernel modules loaded, which export GPU memory as DMA-BUF (dmabuf mode, the gpudirect
+    role's default with them; kernel >= 5.12, which the role asserts)."""
+    peermem = bool(mods.get("nvidia_peermem") or mods.get("nv_peer_mem"))
+    dmabuf = bool(mods.get("nvidia") and mods.get("nvidia_open"))
+    path = ("nvidia-peermem" if peermem else "DMA-BUF (open kernel modules)" if dmabuf
+            else "none: neither nvidia-peermem nor the open kernel modules are loaded")
+    return exact(plan, "gpudirect_module_ok", int(peermem or dmabuf), 1, check=check,
+                 source="GPUDirect RDMA needs nvidia-peermem, or DMA-BUF from the open kernel "
+                        "modules (CUDA GPUDirect RDMA guide; perftest --use_cuda_dmabuf)",
+                 detail=f"path: {path}; modules: {mods}")
 
 
 def ring(paths: list[dict[str, Any]], roce: bool) -> list[tuple[str, list[str], list[str]]]:
@@ -148,11 +175,11 @@ class GpuDirect(CollectorCheck):
         return {"facts": ["modules"], "tools": ["ib_write_bw"], "commands": cmds}
 
     def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:
-        mods = data.facts.get("modules", {})
-        peer = int(bool(mods.get("nvidia_peermem") or mods.get("nv_peer_mem")))
-        out = [exact(plan, "gpudirect_module_ok", peer, 1, check=self.name,
-                     source="GPUDirect RDMA needs nvidia-peermem (or dma-buf with perftest "
-                            "--use_cuda_dmabuf)", detail=f"modules: {mods}")]
+        out = [gpudirect_path_record(plan, data.facts.get("modules", {}), self.name)]
+        if "ib_write_bw" in data.tools and data.tools["ib_write_bw"] is None:
+            return [*out, exact(plan, "tool_present", 0, 1, check=self.name,
+                                source="perftest is needed for GPUDirect checks",
+                                detail="ib_write_bw: not installed")]
         for name, c in data.commands.items():
             if c.get("missing"):
                 out.append(exact(plan, "tool_present", 0, 1, check=self.name,

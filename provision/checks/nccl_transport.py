@@ -1,12 +1,12 @@
 """Proof of the transport NCCL used across nodes, from its ``NCCL_DEBUG=INFO`` log.
 
 nccl-tests reports bandwidth, not how it got there: with the IB plugin
-missing, ``NCCL_IB_HCA`` naming no port, or nvidia-peermem unloaded, NCCL
-falls back silently to TCP sockets (``via NET/Socket``) or to RDMA staged
-through host memory (``via NET/IB/<n>`` without ``/GDRDMA``). Every
-inter-node channel line must read ``via NET/IB.../GDRDMA`` (``IB`` is NCCL's
-own verbs transport; ``IBext`` the nccl-rdma-sharp-plugins one), else the
-check fails. The line format is NCCL's (``transport/net.cc``:
+missing, ``NCCL_IB_HCA`` naming no port, or no GPUDirect RDMA path (neither
+DMA-BUF nor nvidia-peermem), NCCL falls back silently to TCP sockets
+(``via NET/Socket``) or to RDMA staged through host memory (``via NET/IB/<n>``
+without ``/GDRDMA``). Every inter-node channel line must read
+``via NET/IB.../GDRDMA`` (``IB`` is NCCL's own verbs transport; ``IBext`` the
+nccl-rdma-sharp-plugins one), else the check fails. The line format is NCCL's (``transport/net.cc``:
 ``Channel %02d/%d : %d[%d] -> %d[%d] [%s] via NET/%s/%d%s%s``, the suffixes
 ``/GDRDMA`` and ``/Shared``).
 

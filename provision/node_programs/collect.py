@@ -107,8 +107,14 @@ def pci_gpu_facts() -> list[dict[str, Any]]:
 def module_facts() -> dict[str, bool]:
     loaded = {line.split()[0] for line in (_read(Path("/proc/modules")) or "").splitlines()
               if line.strip()}
-    return {m: m in loaded for m in ("nvidia", "nvidia_peermem", "nv_peer_mem", "mlx5_core",
+    mods = {m: m in loaded for m in ("nvidia", "nvidia_peermem", "nv_peer_mem", "mlx5_core",
                                      "ib_core", "nvidia_fs")}
+    # The open kernel modules name themselves "NVIDIA UNIX Open Kernel Module for <arch>" here,
+    # the proprietary ones "NVIDIA UNIX <arch> Kernel Module" (NVIDIA driver README,
+    # "Using the NVIDIA Open GPU Kernel Modules"); only the open ones export DMA-BUF.
+    version = _read(Path("/proc/driver/nvidia/version")) or ""
+    mods["nvidia_open"] = "Open Kernel Module" in version.partition("\n")[0]
+    return mods
 
 
 FACTS = {"cpu": cpu_facts, "memory": memory_facts, "rdma": rdma_facts,

@@ -193,3 +193,28 @@ def test_every_nvml_name_the_node_programs_use_exists_in_nvidia_ml_py(module: Mo
             and node.value.id in ("nv", "pynvml") and node.attr.lower().startswith("nvml")}
     assert used, "no NVML names found: the test reads the wrong module"
     assert sorted(n for n in used if not hasattr(pynvml, n)) == []
+
+
+@pytest.mark.parametrize(("first_line", "open_modules"), [
+    # the two flavours' first lines, as NVIDIA's driver README ("Using the NVIDIA Open GPU
+    # Kernel Modules") shows them, quoted in NVIDIA/open-gpu-kernel-modules#171 and with a
+    # real 565.57.01 line in nix-community/nixGL#186
+    ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  565.57.01  Release Build  "
+     "(dvs-builder@U16-A24-9-2)  Thu Oct 10 12:15:00 UTC 2024", True),
+    ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023",
+     False),
+    (None, False),
+])
+def test_module_facts_tell_the_open_kernel_modules(monkeypatch: pytest.MonkeyPatch,
+                                                   first_line: str | None,
+                                                   open_modules: bool) -> None:
+    from pathlib import Path
+
+    from provision.node_programs import collect
+
+    texts = {"/proc/modules": "nvidia 1118208 0 - Live 0x0 (OE)\n",
+             "/proc/driver/nvidia/version":
+                 None if first_line is None else f"{first_line}\nGCC version:  gcc 13.3.0\n"}
+    monkeypatch.setattr(collect, "_read", lambda path: texts[str(Path(path))])
+    mods = collect.module_facts()
+    assert mods["nvidia"] and mods["nvidia_open"] is open_modules

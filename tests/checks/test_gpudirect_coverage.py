@@ -107,3 +107,66 @@ def test_ib_error_counters_that_grow_during_the_runs_fail_the_port() -> None:
     # the storage port mlx5_9 is not a compute port of the plan: not judged here
     assert [(r.peer, r.value) for r in recs] == [(f"{dev}/1", 0.0), (f"{dev}/1", 5.0)]
     assert recs[1].max == 0.0 and "symbol_error: 4 -> 9" in (recs[1].detail or "")
+
+
+def _through_gpu_memory_path(tmp_path: Path, modules: str) -> list[str]:
+    """The argv GPU_MEMORY_PATH execs on a node whose /proc/modules reads ``modules``
+    (printf stands in for ib_write_bw and prints each argument it gets on its own line)."""
+    import subprocess
+
+    from provision.checks.gpudirect import GPU_MEMORY_PATH, write_bw
+
+    proc_modules = tmp_path / "modules"
+    proc_modules.write_text(modules)
+    argv = write_bw("mlx5_0", 3, 18515, roce=False, server="gpu 002")
+    assert argv[:3] == ["sh", "-c", GPU_MEMORY_PATH] and argv[4] == "ib_write_bw"
+    script = GPU_MEMORY_PATH.replace("/proc/modules", str(proc_modules))
+    out = subprocess.run(["sh", "-c", script, "sh", "printf", "%s\\n", *argv[5:]],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return out.splitlines()
+
+
+def test_gpu_memory_goes_through_peermem_when_loaded_else_dma_buf(tmp_path: Path) -> None:
+    """The gpudirect role loads nvidia-peermem in peermem mode and keeps it off in dmabuf
+    mode (its default with the open kernel modules), where plain --use_cuda cannot
+    register GPU memory: the check follows whichever path the node has."""
+    peermem = ("nvidia_peermem 16384 0 - Live 0x0000000000000000 (OE)\n"
+               "nvidia 1118208 2 nvidia_peermem, Live 0x0000000000000000 (OE)\n")
+    dmabuf = "nvidia 1118208 0 - Live 0x0000000000000000 (OE)\nib_core 1 0 - Live 0x0\n"
+    with_peermem = _through_gpu_memory_path(tmp_path, peermem)
+    without = _through_gpu_memory_path(tmp_path, dmabuf)
+    assert "--use_cuda=3" in with_peermem and "--use_cuda_dmabuf" not in with_peermem
+    assert without[without.index("--use_cuda=3") + 1] == "--use_cuda_dmabuf"
+    assert [a for a in without if a != "--use_cuda_dmabuf"] == with_peermem
+    assert with_peermem[-1] == "gpu 002"           # arguments pass through as they are
+
+
+@pytest.mark.parametrize(("modules", "ok", "path"), [
+    ({"nvidia": True, "nvidia_peermem": True, "nvidia_open": False}, 1, "nvidia-peermem"),
+    ({"nvidia": True, "nvidia_peermem": False, "nvidia_open": True}, 1, "DMA-BUF"),
+    ({"nvidia": True, "nvidia_peermem": False, "nvidia_open": False}, 0, "none"),
+    ({"nvidia": False, "nvidia_peermem": False, "nvidia_open": False}, 0, "none"),
+])
+def test_a_gpudirect_path_is_peermem_or_the_open_modules_dma_buf(
+        modules: dict[str, bool], ok: int, path: str) -> None:
+    from provision.checks.gpudirect import gpudirect_path_record
+    from provision.judge import failed
+
+    ctx = _ctx("small.yaml", "gpu001")
+    assert ctx.plan is not None
+    rec = gpudirect_path_record(ctx.plan, modules, "gpudirect")
+    assert rec.value == ok and failed(rec) is (ok == 0)
+    assert f"path: {path}" in (rec.detail or "")
+
+
+def test_without_ib_write_bw_the_check_says_so_once() -> None:
+    import json
+
+    ctx = _ctx("small.yaml", "gpu001")
+    assert ctx.plan is not None
+    doc = json.loads(_collector_json({"mlx5_0->mlx5_1": ""}))
+    doc["tools"] = {"ib_write_bw": None}
+    check = registry.get("gpudirect")
+    recs = check.measurements(check.parse(Raw("gpu001", json.dumps(doc), "", 0)), ctx.plan)
+    tools = [r for r in recs if r.metric == "tool_present"]
+    assert len(tools) == 1 and tools[0].value == 0 and "ib_write_bw" in (tools[0].detail or "")
