@@ -68,15 +68,18 @@ def port_paths(plan: NodePlan) -> list[dict[str, Any]]:
     return [{**p, "gpu": gpus[i] if i < len(gpus) else 0} for i, p in enumerate(ports)]
 
 
-#: Runs ``"$@"`` (an ``ib_write_bw`` argv holding ``--use_cuda=N --use_cuda_dmabuf``) through
-#: the GPU memory path the gpudirect role set up on the node: nvidia-peermem when it is loaded
-#: (peermem mode: ``--use_cuda`` registers GPU memory with ``ibv_reg_mr`` through peer memory),
-#: else DMA-BUF (dmabuf mode, the role's default with the open kernel modules:
-#: ``ibv_reg_dmabuf_mr``, the path NCCL >= 2.19 takes by itself). Without peermem, plain
-#: ``--use_cuda`` cannot register GPU memory at all.
-GPU_MEMORY_PATH = ('grep -qE "^(nvidia_peermem|nv_peer_mem) " /proc/modules || exec "$@"; '
-                   'for a; do shift; [ "$a" = --use_cuda_dmabuf ] || set -- "$@" "$a"; done; '
-                   'exec "$@"')
+#: Runs ``"$@"`` (an ``ib_write_bw`` argv holding ``--use_cuda=N --use_cuda_dmabuf``) on GPU
+#: memory through the path NCCL takes on the node. DMA-BUF (``ibv_reg_dmabuf_mr``) where the
+#: open kernel modules run on a kernel >= 5.12: NCCL uses it whenever the driver supports it,
+#: nvidia-peermem loaded or not (``useDmaBuf`` in NCCL's ``transport/net.cc``), and it is the
+#: gpudirect role's default there. Else nvidia-peermem (the role's peermem mode: plain
+#: ``--use_cuda`` registers GPU memory with ``ibv_reg_mr`` through peer memory).
+GPU_MEMORY_PATH = (
+    'v=$(uname -r); major=${v%%.*}; v=${v#*.}; minor=${v%%[!0-9]*}; '
+    'if grep -q "Open Kernel Module" /proc/driver/nvidia/version 2>/dev/null '
+    '&& { [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "${minor:-0}" -ge 12 ]; }; }; '
+    'then exec "$@"; fi; '
+    'for a; do shift; [ "$a" = --use_cuda_dmabuf ] || set -- "$@" "$a"; done; exec "$@"')
 
 
 def write_bw(device: str, gpu: int | None, port: int, roce: bool, server: str | None = None,
@@ -97,13 +100,13 @@ def write_bw(device: str, gpu: int | None, port: int, roce: bool, server: str | 
 
 
 def gpudirect_path_record(plan: NodePlan, mods: dict[str, Any], check: str) -> Measurement:
-    """1 when the node has a GPUDirect RDMA path: nvidia-peermem loaded (peermem mode), or the
-    open kernel modules loaded, which export GPU memory as DMA-BUF (dmabuf mode, the gpudirect
-    role's default with them; kernel >= 5.12, which the role asserts)."""
+    """1 when the node has a GPUDirect RDMA path: the open kernel modules loaded, which export
+    GPU memory as DMA-BUF (the gpudirect role's default with them; it asserts kernel >= 5.12),
+    or nvidia-peermem loaded (peermem mode). The bandwidth runs then prove the path works."""
     peermem = bool(mods.get("nvidia_peermem") or mods.get("nv_peer_mem"))
     dmabuf = bool(mods.get("nvidia") and mods.get("nvidia_open"))
-    path = ("nvidia-peermem" if peermem else "DMA-BUF (open kernel modules)" if dmabuf
-            else "none: neither nvidia-peermem nor the open kernel modules are loaded")
+    path = ("DMA-BUF (open kernel modules)" if dmabuf else "nvidia-peermem" if peermem
+            else "none: neither the open kernel modules nor nvidia-peermem are loaded")
     return exact(plan, "gpudirect_module_ok", int(peermem or dmabuf), 1, check=check,
                  source="GPUDirect RDMA needs nvidia-peermem, or DMA-BUF from the open kernel "
                         "modules (CUDA GPUDirect RDMA guide; perftest --use_cuda_dmabuf)",
@@ -192,7 +195,7 @@ class GpuDirect(CollectorCheck):
             if name == ALL:
                 out += self._aggregate(text, plan)
                 continue
-            out += self._one(text, name, plan)
+            out += self._one(text, name, plan, stderr=c.get("stderr") or "")
         return out + self._counter_deltas(data, plan)
 
     def _counter_deltas(self, data: Collected, plan: NodePlan) -> list[Measurement]:
@@ -213,9 +216,18 @@ class GpuDirect(CollectorCheck):
                                           f"{after[key]}"))
         return out
 
-    def _one(self, text: str, name: str, plan: NodePlan, when: str = "") -> list[Measurement]:
-        result = parser("perftest").parse(text, node=plan.node,
-                                          source_name=f"{plan.node}:{name}")
+    def _one(self, text: str, name: str, plan: NodePlan, when: str = "",
+             stderr: str = "") -> list[Measurement]:
+        try:
+            result = parser("perftest").parse(text, node=plan.node,
+                                              source_name=f"{plan.node}:{name}")
+        except InputError as exc:  # no bandwidth: this path failed, not the whole run
+            said = " | ".join(ln.strip() for ln in f"{text}\n{stderr}".splitlines()
+                              if ln.strip())
+            return [exact(plan, "tool_ran_ok", 0, 1, check=self.name, peer=name,
+                          source="ib_write_bw on GPU memory reports a bandwidth",
+                          detail=f"{name}{', ' + when if when else ''}: {exc.message}; "
+                                 f"ib_write_bw said: {said[-240:] or 'nothing'}")]
         recs = [r for r in parser("perftest").measurements(result, check=self.name)
                 if r.metric != "ib_bw_by_size"]
         return annotate(plan, [_with_peer(r, name, when) for r in recs], self.name)

@@ -109,41 +109,78 @@ def test_ib_error_counters_that_grow_during_the_runs_fail_the_port() -> None:
     assert recs[1].max == 0.0 and "symbol_error: 4 -> 9" in (recs[1].detail or "")
 
 
-def _through_gpu_memory_path(tmp_path: Path, modules: str) -> list[str]:
-    """The argv GPU_MEMORY_PATH execs on a node whose /proc/modules reads ``modules``
-    (printf stands in for ib_write_bw and prints each argument it gets on its own line)."""
+def _through_gpu_memory_path(tmp_path: Path, version: str | None, kernel: str) -> list[str]:
+    """The argv GPU_MEMORY_PATH execs on a node whose /proc/driver/nvidia/version reads
+    ``version`` (None: no driver) and whose ``uname -r`` is ``kernel`` (printf stands in
+    for ib_write_bw and prints each argument it gets on its own line)."""
     import subprocess
 
     from provision.checks.gpudirect import GPU_MEMORY_PATH, write_bw
 
-    proc_modules = tmp_path / "modules"
-    proc_modules.write_text(modules)
+    version_file = tmp_path / "version"
+    if version is not None:
+        version_file.write_text(version)
     argv = write_bw("mlx5_0", 3, 18515, roce=False, server="gpu 002")
     assert argv[:3] == ["sh", "-c", GPU_MEMORY_PATH] and argv[4] == "ib_write_bw"
-    script = GPU_MEMORY_PATH.replace("/proc/modules", str(proc_modules))
+    script = (GPU_MEMORY_PATH.replace("/proc/driver/nvidia/version", str(version_file))
+              .replace("$(uname -r)", f"'{kernel}'"))
     out = subprocess.run(["sh", "-c", script, "sh", "printf", "%s\\n", *argv[5:]],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     return out.splitlines()
 
 
-def test_gpu_memory_goes_through_peermem_when_loaded_else_dma_buf(tmp_path: Path) -> None:
-    """The gpudirect role loads nvidia-peermem in peermem mode and keeps it off in dmabuf
-    mode (its default with the open kernel modules), where plain --use_cuda cannot
-    register GPU memory: the check follows whichever path the node has."""
-    peermem = ("nvidia_peermem 16384 0 - Live 0x0000000000000000 (OE)\n"
-               "nvidia 1118208 2 nvidia_peermem, Live 0x0000000000000000 (OE)\n")
-    dmabuf = "nvidia 1118208 0 - Live 0x0000000000000000 (OE)\nib_core 1 0 - Live 0x0\n"
-    with_peermem = _through_gpu_memory_path(tmp_path, peermem)
-    without = _through_gpu_memory_path(tmp_path, dmabuf)
-    assert "--use_cuda=3" in with_peermem and "--use_cuda_dmabuf" not in with_peermem
-    assert without[without.index("--use_cuda=3") + 1] == "--use_cuda_dmabuf"
-    assert [a for a in without if a != "--use_cuda_dmabuf"] == with_peermem
-    assert with_peermem[-1] == "gpu 002"           # arguments pass through as they are
+OPEN = ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  565.57.01  Release Build  "
+        "(dvs-builder@U16-A24-9-2)  Thu Oct 10 12:15:00 UTC 2024\nGCC version:  gcc 13.3.0\n")
+PROPRIETARY = ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 "
+               "UTC 2023\nGCC version:  gcc 11.4.0\n")
+
+
+@pytest.mark.parametrize(("version", "kernel", "dmabuf"), [
+    (OPEN, "6.8.0-90-generic", True),          # Ubuntu 24.04
+    (OPEN, "5.14.0-427.13.1.el9_4.x86_64", True),  # RHEL 9.4
+    (OPEN, "5.12.0", True),
+    (OPEN, "5.4.0-150-generic", False),        # before dma-buf import in the RDMA core
+    (OPEN, "4.18.0-513.5.1.el8_9.x86_64", False),
+    (PROPRIETARY, "6.8.0-90-generic", False),  # no DMA-BUF export: nvidia-peermem
+    (None, "6.8.0-90-generic", False),
+])
+def test_gpu_memory_goes_through_dma_buf_where_nccl_would_else_peermem(
+        tmp_path: Path, version: str | None, kernel: str, dmabuf: bool) -> None:
+    """NCCL uses DMA-BUF whenever the driver supports it (open kernel modules, kernel
+    >= 5.12), else nvidia-peermem; plain --use_cuda cannot register GPU memory without
+    peermem, so the check must follow the same path."""
+    got = _through_gpu_memory_path(tmp_path, version, kernel)
+    assert "--use_cuda=3" in got and ("--use_cuda_dmabuf" in got) is dmabuf
+    if dmabuf:   # perftest refuses --use_cuda_dmabuf before --use_cuda
+        assert got[got.index("--use_cuda=3") + 1] == "--use_cuda_dmabuf"
+    assert got[:2] == ["-d", "mlx5_0"] and got[-1] == "gpu 002"   # passed through as they are
+
+
+def test_a_gpu_memory_run_that_reports_no_bandwidth_fails_its_path_not_the_run() -> None:
+    """perftest prints why before any banner (a build without DMA-BUF: "Unsupported memory
+    type"; proprietary modules: "DMA-BUF is not supported on this GPU", perftest
+    src/cuda_memory.c): that port fails, the other ports and the node's report go on."""
+    import json
+
+    from provision.judge import failed
+
+    ctx = _ctx("small.yaml", "gpu001")
+    assert ctx.plan is not None
+    doc = json.loads(_collector_json({"mlx5_0->mlx5_1": " Unsupported memory type\n",
+                                      ALL: f"{MARK} mlx5_1->mlx5_2\n Couldn't allocate MR\n"}))
+    doc["commands"]["mlx5_0->mlx5_1"]["stderr"] = "DMA-BUF is not supported on this GPU\n"
+    check = registry.get("gpudirect")
+    recs = check.measurements(check.parse(Raw("gpu001", json.dumps(doc), "", 0)), ctx.plan)
+    ran = {r.peer: r for r in recs if r.metric == "tool_ran_ok"}
+    assert set(ran) == {"mlx5_0->mlx5_1", "mlx5_1->mlx5_2"} and all(map(failed, ran.values()))
+    assert "DMA-BUF is not supported on this GPU" in (ran["mlx5_0->mlx5_1"].detail or "")
+    assert "all ports at once" in (ran["mlx5_1->mlx5_2"].detail or "")
 
 
 @pytest.mark.parametrize(("modules", "ok", "path"), [
     ({"nvidia": True, "nvidia_peermem": True, "nvidia_open": False}, 1, "nvidia-peermem"),
     ({"nvidia": True, "nvidia_peermem": False, "nvidia_open": True}, 1, "DMA-BUF"),
+    ({"nvidia": True, "nvidia_peermem": True, "nvidia_open": True}, 1, "DMA-BUF"),
     ({"nvidia": True, "nvidia_peermem": False, "nvidia_open": False}, 0, "none"),
     ({"nvidia": False, "nvidia_peermem": False, "nvidia_open": False}, 0, "none"),
 ])
