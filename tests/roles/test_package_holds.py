@@ -26,6 +26,18 @@ ii  libnvidia-ml-dev 12.8.90-1 amd64
 ii  datacenter-gpu-manager-4-core 1:4.1.1-1 amd64
 rc  nvidia-dkms-570-open 570.172.08-0ubuntu1 amd64
 ii  linux-headers-6.8.0-45-generic 6.8.0-45.45 amd64
+ii  linux-image-6.8.0-45-generic 6.8.0-45.45 amd64
+ii  linux-modules-6.8.0-45-generic 6.8.0-45.45 amd64
+ii  linux-generic 6.8.0.45.45 amd64
+ii  linux-image-generic 6.8.0.45.45 amd64
+ii  linux-headers-generic 6.8.0.45.45 amd64
+ii  linux-image-generic-hwe-22.04 6.8.0.45.45~22.04.1 amd64
+rc  linux-image-virtual 6.8.0.40.40 amd64
+ii  linux-image-amd64 6.1.115-1 amd64
+ii  linux-image-6.1.0-27-amd64 6.1.115-1 amd64
+ii  linux-libc-dev:amd64 6.8.0-45.45 amd64
+ii  linux-firmware 20240318.git3b128b60-0ubuntu2.3 amd64
+ii  linux-base 4.5ubuntu9 all
 ii  openssh-server 1:9.6p1-3ubuntu13 amd64
 ii  doca-ofed 3.4.1-071000 amd64
 ii  mlnx-ofed-kernel-dkms 26.04.OFED.26.04.1.1.0.1-1 all
@@ -55,5 +67,10 @@ def test_every_package_of_the_branch_is_held(tmp_path: Path) -> None:
     # DOCA: every package it brought (OFED/mlnx versions), the meta-package by name
     assert json.loads(re.search(r"DOCA=(\[.*?\])", text)[1]) == [
         "mlnx-ofed-kernel-dkms", "rdma-core", "ibverbs-providers"]
+    # the kernel meta-packages that would bring the next kernel ABI, not the versioned ones
+    # (held as the running kernel's), not one removed (rc), not libc headers or firmware
+    assert json.loads(re.search(r"KERNEL=(\[.*?\])", text)[1]) == [
+        "linux-image-generic", "linux-headers-generic", "linux-image-generic-hwe-22.04",
+        "linux-image-amd64"]
     assert held == ["cuda-drivers-580", "libnvidia-compute-580", "nvidia-dkms-580-open",
                     "nvidia-kernel-source-580-open", "nvidia-open-580", "nvidia-firmware-580"]
