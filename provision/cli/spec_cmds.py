@@ -12,6 +12,7 @@ from provision.errors import InputError
 from provision.fsutil import atomic_write_text, read_input_text
 from provision.nodes import fold
 from provision.spec import Site, load_site
+from provision.spec.advice import warnings
 
 if TYPE_CHECKING:  # the heavy modules load only in the commands that need them
     from provision.expectations import SitePlan
@@ -46,12 +47,20 @@ def validate(spec: Path, as_json: bool) -> None:
     Exit 0 when valid, 2 with every problem listed when not.
     """
     site = load_site(spec)
+    advice = warnings(site)
     if as_json:
-        emit_json({"valid": True, **summarize(site)})
+        emit_json({"valid": True, **summarize(site), "warnings": advice})
         return
     s = summarize(site, groups=False)
     click.echo(f"{spec}: valid: cluster {s['cluster']} ({s['size']}), {s['nodes']} nodes, "
                     f"{s['gpus']} GPUs, {s['stack']} on {s['fabric']}")
+    say_warnings(spec, advice)
+
+
+def say_warnings(spec: Path, advice: list[str]) -> None:
+    """Each warning on stderr, one line each, naming the spec."""
+    for line in advice:
+        click.echo(f"{spec}: warning: {line}", err=True)
 
 
 def plan_dict(plan: SitePlan, site: Site) -> dict[str, Any]:
@@ -149,10 +158,12 @@ def render(spec: Path, out_dir: Path, force: bool, as_json: bool) -> None:
 
     site = load_site(spec)  # read once: the Site keeps the text the header hashes
     report = render_inventory(site, out_dir, force=force)
+    advice = warnings(site)
     if as_json:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "warnings": advice})
         return
     print_render_report(report.to_dict())
+    say_warnings(spec, advice)
 
 
 def print_render_report(r: dict[str, Any]) -> None:

@@ -85,3 +85,34 @@ def test_profile_rejects_a_map_of_the_wrong_size() -> None:
     with pytest.raises(InputError, match="maps 1 ports, but the profile has 8 compute ports"):
         load_site_text(_spec_with_map([{"pci": "0000:1a:00.0", "hca": "mlx5_0"}]),
                        "small.yaml", EXAMPLES)
+
+
+def test_validate_and_render_warn_where_ports_are_taken_by_position(tmp_path: Path) -> None:
+    """No map: one warning on stderr naming the profile (exit 0); a recorded map: none."""
+    small = EXAMPLES / "small.yaml"
+    plain = CliRunner().invoke(cli, ["validate", str(small)])
+    assert plain.exit_code == 0, plain.output
+    (warning,) = [ln for ln in plain.stderr.splitlines() if "warning" in ln]
+    assert warning.startswith(f"{small}: warning: profile sr675v3-h100nvl-ib: no rail_map")
+    assert "mlx5_0..mlx5_7" in warning and "forge rails record" in warning
+    assert "warning" not in plain.stdout
+    as_json = CliRunner().invoke(cli, ["validate", str(small), "--json"])
+    assert yaml.safe_load(as_json.stdout)["warnings"] == [warning.split(": warning: ", 1)[1]]
+
+    out = tmp_path / "map.yaml"
+    CliRunner().invoke(cli, ["rails", "record", str(CAPTURE), "--spec", str(small),
+                             "--profile", "sr675v3-h100nvl-ib", "-o", str(out)])
+    mapped = tmp_path / "mapped.yaml"
+    mapped.write_text(_spec_with_map(yaml.safe_load(out.read_text())["rail_map"]))
+    for argv in (["validate", str(mapped)], ["render", str(mapped), "-o", str(tmp_path / "inv")]):
+        done = CliRunner().invoke(cli, argv)
+        assert done.exit_code == 0, done.output
+        assert "rail_map" not in done.stderr
+
+    rendered = CliRunner().invoke(cli, ["render", str(small), "-o", str(tmp_path / "inv2")])
+    assert rendered.exit_code == 0 and "no rail_map" in rendered.stderr
+
+
+def test_no_warning_without_a_fabric() -> None:
+    done = CliRunner().invoke(cli, ["validate", str(EXAMPLES / "lab.yaml")])
+    assert done.exit_code == 0 and "warning" not in done.stderr
