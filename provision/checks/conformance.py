@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from provision.checks import pcie_acs
 from provision.checks.base import Context, Needs
 from provision.checks.collected import Collected, CollectorCheck, command
 from provision.checks.reference import exact, judged
@@ -53,7 +54,8 @@ def _profile_src(plan: NodePlan, what: str) -> str:
 class Conformance(CollectorCheck):
     name = "conformance"
     description = ("GPU count/model/memory/driver/VBIOS/persistence/ECC/PCIe, NIC ports/state/"
-                   "rate/link layer/firmware, GPU-NIC locality, CPUs and memory vs the profile")
+                   "rate/link layer/firmware, GPU-NIC locality, PCIe ACS above GPUs and NICs, CPUs "
+                   "and memory vs the profile")
     tags = ("conformance", "inventory", "no-gpu")
     needs = Needs()
     timeout_s = 120.0
@@ -65,11 +67,12 @@ class Conformance(CollectorCheck):
                                    "driver_branch": ctx.site.stack.version_map.get(
                                        "driver_branch")}}
         if ctx.plan.gpu_count:
-            req["tools"] = ["nvidia-smi"]
+            req["tools"] = ["nvidia-smi", "lspci"]
             req["commands"] = {
                 "query-gpu": command(["nvidia-smi", f"--query-gpu={QUERY_FIELDS}",
                                       "--format=csv"]),
                 "topo": command(["nvidia-smi", "topo", "-m"]),
+                "lspci": command(pcie_acs.command()),
             }
         return req
 
@@ -86,9 +89,19 @@ class Conformance(CollectorCheck):
         out += self._nics(data, plan)
         if plan.gpu_count:
             out += self._gpus(data, plan)
+            out += pcie_acs.acs_records(data, plan, self.name, self._gpu_names(data, plan))
         if plan.golden_fingerprint is not None and (data.output("topo") or "").strip():
             out.append(self._fingerprint(data, plan))
         return out
+
+    @staticmethod
+    def _gpu_names(data: Collected, plan: NodePlan) -> dict[str, str]:
+        text = data.output("query-gpu")
+        if not (text or "").strip():
+            return {}
+        gpus = parser("nvidia-smi-query-gpu").parse(
+            text, node=plan.node, source_name=f"{plan.node}:query-gpu").gpus
+        return pcie_acs.gpu_names_by_address({g.index: g.bus_id for g in gpus})
 
     # --- the topology against the golden node's, by equality
     def _fingerprint(self, data: Collected, plan: NodePlan) -> Measurement:

@@ -22,6 +22,7 @@ from provision.parsers import (
     ibstat,
     ibstatus,
     ibv_devinfo,
+    lspci,
     nccl_tests,
     nvbandwidth,
     nvidia_smi_nvlink,
@@ -67,6 +68,7 @@ PARSERS: tuple[ToolParser, ...] = (
     _p("nvidia-smi-q", nvidia_smi_q, "nvidia-smi -q (full, -d sections or fragments)"),
     _p("nvidia-smi-query-gpu", nvidia_smi_query_gpu,
        "nvidia-smi --query-gpu / --query-retired-pages CSV"),
+    _p("lspci", lspci, "lspci -vvv: PCIe port types and ACS control of bridges (read whole)"),
 )
 _BY_NAME = {p.name: p for p in PARSERS}
 

@@ -1,0 +1,101 @@
+"""PCIe ACS on the bridges above GPUs and RDMA NICs: real lspci -vvv outputs people published
+(tests/parsers/fixtures/lspci), judged against the devices below each bridge. The sysfs paths
+of the collector's facts are synthesized (no such node here), following each output's own
+topology (lspci -PP names every device by its path through the bridges)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from provision.checks import pcie_acs
+from provision.checks.base import Context
+from provision.checks.collected import Collected
+from provision.checks.conformance import Conformance
+from provision.expectations import plan_site
+from provision.judge import failed
+from provision.spec import load_site
+
+ROOT = Path(__file__).resolve().parents[2]
+LSPCI = ROOT / "tests" / "parsers" / "fixtures" / "lspci"
+V100 = LSPCI / "pciee-4028gr-tvrt-v100-sxm2-pex9765-acs-off-lspci-path-addresses.txt"
+N1SDP = LSPCI / "lore-n1sdp-20191211-pex8749-dsp-acs-redirect-on-vvxxx-hexdump.txt"
+DELL = LSPCI / "sandmark-lspci-md-dell-haswell-e-nonroot-access-denied.txt"
+SITE = load_site(ROOT / "site-specs" / "small.yaml")
+PLAN = plan_site(SITE).for_node("gpu001")
+V100_GPU_PATHS = {  # the two V100s of the 4028GR-TVRT output, as sysfs paths
+    "0000:0d:00.0": "/sys/devices/pci0000:00/0000:00:02.0/0000:0b:00.0/0000:0c:04.0/0000:0d:00.0",
+    "0000:0e:00.0": "/sys/devices/pci0000:00/0000:00:02.0/0000:0b:00.0/0000:0c:08.0/0000:0e:00.0",
+}
+
+
+def _collected(lspci: dict[str, Any] | None, gpus: dict[str, str],
+               rdma: list[dict[str, Any]] | None = None) -> Collected:
+    facts = {"pci_gpus": [{"address": a, "path": p} for a, p in gpus.items()],
+             "rdma": rdma or []}
+    commands = {} if lspci is None else {"lspci": lspci}
+    return Collected("gpu001", "gpu001", facts, {}, commands, {})
+
+
+def _ran(path: Path) -> dict[str, Any]:
+    return {"argv": ["lspci", "-vvv"], "stdout": path.read_text(), "stderr": "",
+            "returncode": 0, "missing": None}
+
+
+def _records(data: Collected, names: dict[str, str] | None = None) -> list[Any]:
+    return pcie_acs.acs_records(data, PLAN, "conformance", names or {})
+
+
+def test_every_bridge_above_a_gpu_or_nic_with_acs_off_passes() -> None:
+    nic = {"name": "mlx5_0", "pci": {"address": "0000:0f:00.0", "path":
+           "/sys/devices/pci0000:00/0000:00:02.0/0000:0b:00.0/0000:0c:0c.0/0000:0f:00.0"}}
+    names = pcie_acs.gpu_names_by_address({0: "00000000:0D:00.0", 1: "00000000:0E:00.0"})
+    assert names == {"0000:0d:00.0": "GPU0", "0000:0e:00.0": "GPU1"}
+    recs = _records(_collected(_ran(V100), V100_GPU_PATHS, [nic]), names)
+    # the root port and the three downstream ports; the upstream port has no ACS capability
+    assert [r.detail.split()[0] for r in recs] == [
+        "0000:00:02.0", "0000:0c:04.0", "0000:0c:08.0", "0000:0c:0c.0"]
+    assert all(r.value == 0 and r.max == 0 and not failed(r) for r in recs)
+    assert recs[0].detail.endswith("above GPU0, GPU1, mlx5_0")
+    assert recs[1].detail.endswith("above GPU0") and recs[3].detail.endswith("above mlx5_0")
+    assert "pci_bridge_has_acs_redir" in (recs[0].source or "")
+
+
+def test_a_switch_port_that_redirects_p2p_fails_naming_the_bridge_and_the_gpu() -> None:
+    gpu = {"0000:03:00.0": "/sys/devices/pci0000:00/0000:00:00.0/0000:01:00.0/0000:02:08.0/"
+                           "0000:03:00.0"}
+    (rec,) = _records(_collected(_ran(N1SDP), gpu), {"0000:03:00.0": "GPU5"})
+    assert rec.value == 1 and failed(rec) and rec.metric == "pcie_acs_redirect"
+    assert rec.detail.startswith("0000:02:08.0 Downstream Port")
+    assert "ReqRedir+ CmpltRedir+" in rec.detail and rec.detail.endswith("above GPU5")
+
+
+def test_without_root_the_check_says_so_instead_of_passing() -> None:
+    (rec,) = _records(_collected(_ran(DELL), V100_GPU_PATHS))
+    assert rec.metric == "tool_ran_ok" and failed(rec) and "run the checks as root" in rec.detail
+
+
+def test_missing_failed_and_not_asked() -> None:
+    missing = {"argv": ["lspci", "-vvv"], "missing": "lspci"}
+    (rec,) = _records(_collected(missing, V100_GPU_PATHS))
+    assert rec.metric == "tool_present" and failed(rec) and "pciutils" in rec.detail
+    broke = {**_ran(V100), "stdout": "", "stderr": "pcilib: Cannot open /proc/bus/pci",
+             "returncode": 1}
+    (rec,) = _records(_collected(broke, V100_GPU_PATHS))
+    assert rec.metric == "tool_ran_ok" and "Cannot open /proc/bus/pci" in rec.detail
+    assert _records(_collected(None, V100_GPU_PATHS)) == []   # a run of an older forge
+
+
+def test_conformance_asks_for_lspci_on_gpu_nodes_only() -> None:
+    check = Conformance()
+    gpu = check.request(Context(site=SITE, nodes=(PLAN.node,), plan=PLAN))
+    assert gpu["commands"]["lspci"]["argv"] == ["lspci", "-vvv"] and "lspci" in gpu["tools"]
+    cpu_only = next(p for p in plan_site(SITE).nodes if not p.gpu_count)
+    assert "lspci" not in check.request(Context(site=SITE, nodes=(cpu_only.node,), plan=cpu_only))["commands"]
+
+
+def test_upstream_bridges_of_a_sysfs_path() -> None:
+    assert pcie_acs.upstream_bridges(V100_GPU_PATHS["0000:0d:00.0"]) == [
+        "0000:00:02.0", "0000:0b:00.0", "0000:0c:04.0"]
+    assert pcie_acs.upstream_bridges("/sys/devices/pci0000:00/0000:00:01.1") == []
+    assert pcie_acs.upstream_bridges("") == []
