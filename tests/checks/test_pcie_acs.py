@@ -99,3 +99,13 @@ def test_upstream_bridges_of_a_sysfs_path() -> None:
         "0000:00:02.0", "0000:0b:00.0", "0000:0c:04.0"]
     assert pcie_acs.upstream_bridges("/sys/devices/pci0000:00/0000:00:01.1") == []
     assert pcie_acs.upstream_bridges("") == []
+
+
+def test_the_lent_h200_vm_gpu_on_the_root_bus() -> None:
+    """Read on the lent H200 (a virtual machine, 2026-12-04): nvidia-smi's pci.bus_id and the
+    collector's sysfs path of the same GPU. The names meet; nothing sits between the GPU and
+    the root bus, so no bridge is judged (that box has no lspci: tool_present 0 there)."""
+    names = pcie_acs.gpu_names_by_address({0: "00000000:00:06.0"})
+    assert names == {"0000:00:06.0": "GPU0"}
+    data = _collected(None, {"0000:00:06.0": "/sys/devices/pci0000:00/0000:00:06.0"})
+    assert pcie_acs.devices_below(data, names) == {}
