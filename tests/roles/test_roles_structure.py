@@ -134,3 +134,20 @@ def test_opensm_hosts_node_sets_expand() -> None:
     # The fallback (no ClusterShell) reads the same syntax.
     parts = plugin._split_top("head01,gpu[001-002,009]")
     assert [h for p in parts for h in plugin._expand_one(p)] == ["head01", "gpu001", "gpu002", "gpu009"]
+
+
+@pytest.mark.parametrize("tasks_file", ["nvidia_driver/tasks/packages_RedHat.yml",
+                                        "slurm/tasks/main.yml"])
+def test_epel_is_enabled_before_the_first_package_on_rhel(tasks_file: str) -> None:
+    """dkms (for kmod-nvidia-*-dkms) and Slurm come from EPEL on RHEL 9; gpu.yml runs before
+    slurm.yml and Kubernetes sites run no slurm role, so each role enables it itself, from the
+    one task file common holds, before it installs anything."""
+    tasks = yaml.safe_load((PLAYBOOKS / "roles" / tasks_file).read_text())
+    installs = [i for i, t in enumerate(tasks)
+                if {"ansible.builtin.dnf", "ansible.builtin.package"} & set(t)]
+    epel = [i for i, t in enumerate(tasks)
+            if t.get("ansible.builtin.include_role") == {"name": "common",
+                                                         "tasks_from": "epel_RedHat.yml"}]
+    assert installs and epel and epel[0] < installs[0], tasks_file
+    assert (PLAYBOOKS / "roles" / "common" / "tasks" / "epel_RedHat.yml").is_file()
+    assert "mirror" in str(tasks[epel[0]].get("when"))   # a mirror carries the packages
