@@ -66,13 +66,17 @@ class Nccl(CollectorCheck):
 
     def request(self, ctx: Context) -> dict[str, Any]:
         assert ctx.plan is not None
-        cmds = {c: command(perf_argv(c, ctx.plan.gpu_count), timeout=600)
+        # nccl-tests is built with MPI=1 (acceptance_tools) for the runs across nodes; here
+        # one process drives every GPU, a singleton even inside the per-node srun step
+        # (--via slurm), where Open MPI 4.x would otherwise refuse to start it
+        cmds = {c: command(perf_argv(c, ctx.plan.gpu_count), timeout=600, mpi_singleton=True)
                 for c in collectives(ctx)}
         # each NVLink-bridged pair alone: the 8-GPU ring is PCIe-bound and cannot see a
         # bridge running at a third of its bandwidth
         for a, b in ctx.plan.nvlink_pairs:
             cmds[f"{PAIR}{a}-{b}"] = command(perf_argv("all_reduce", 2), timeout=300,
-                                            env={"CUDA_VISIBLE_DEVICES": f"{a},{b}"})
+                                            env={"CUDA_VISIBLE_DEVICES": f"{a},{b}"},
+                                            mpi_singleton=True)
         return {"commands": cmds}
 
     def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:

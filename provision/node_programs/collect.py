@@ -8,7 +8,9 @@ run directory holds what each tool really printed.
 
 Request: ``{"facts": ["cpu", "memory", "rdma", "pci_gpus", "modules"],
 "tools": ["nvidia-smi", ...], "commands": {"name": {"argv": [...],
-"server": [...] (optional, started first and stopped after), "timeout": 60}}}``
+"server": [...] (optional, started first and stopped after), "timeout": 60,
+"mpi_singleton": true (optional: an MPI-built program run as one process, outside the job
+step's MPI world)}}}``
 """
 
 from __future__ import annotations
@@ -121,10 +123,23 @@ FACTS = {"cpu": cpu_facts, "memory": memory_facts, "rdma": rdma_facts,
          "pci_gpus": pci_gpu_facts, "modules": module_facts}
 
 
-def _start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+#: a job step's variables that make an MPI library take a process for one rank of a job
+#: the launcher started: Open MPI 4.x refuses to run a program it finds under srun without
+#: PMI ("The application appears to have been direct launched using \"srun\", but OMPI was
+#: not built with SLURM's PMI support"), testing SLURM_NODELIST alone (measured with Open MPI
+#: 4.1.4 of Debian 12 in the environment of a real srun step; open-mpi/ompi#3778), where
+#: Open MPI 5 starts a singleton. Without them it starts a singleton on every version.
+JOB_STEP_PREFIXES = ("SLURM_", "PMI_", "PMIX_")
+
+
+def _start(argv: list[str], env: dict[str, str] | None = None, *,
+           singleton: bool = False) -> subprocess.Popen[str]:
+    base = dict(os.environ)
+    if singleton:
+        base = {k: v for k, v in base.items() if not k.startswith(JOB_STEP_PREFIXES)}
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, **env} if env else None)
+                            env={**base, **(env or {})} if env or singleton else None)
 
 
 def _finish(p: subprocess.Popen[str], timeout: float) -> tuple[int | None, str, str, bool]:
@@ -148,7 +163,8 @@ def run_command(spec: dict[str, Any]) -> dict[str, Any]:
             server = _start([str(a) for a in spec["server"]])
             time.sleep(float(spec.get("server_wait", 1.0)))
         t0 = time.monotonic()
-        p = _start(argv, {str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+        p = _start(argv, {str(k): str(v) for k, v in (spec.get("env") or {}).items()},
+                   singleton=bool(spec.get("mpi_singleton")))
     except FileNotFoundError as exc:
         if server is not None:
             os.killpg(server.pid, signal.SIGKILL)
