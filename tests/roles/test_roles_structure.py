@@ -151,3 +151,14 @@ def test_epel_is_enabled_before_the_first_package_on_rhel(tasks_file: str) -> No
     assert installs and epel and epel[0] < installs[0], tasks_file
     assert (PLAYBOOKS / "roles" / "common" / "tasks" / "epel_RedHat.yml").is_file()
     assert "mirror" in str(tasks[epel[0]].get("when"))   # a mirror carries the packages
+
+
+def test_gpu_compute_nodes_of_an_enroot_site_get_nvidia_container_cli() -> None:
+    """enroot's 98-nvidia.sh fails a GPU container without nvidia-container-cli."""
+    tasks = yaml.safe_load((PLAYBOOKS / "roles" / "slurm" / "tasks" / "containers.yml").read_text())
+    (task,) = [t for t in tasks
+               if t.get("ansible.builtin.package", {}).get("name") == "libnvidia-container-tools"]
+    when = " ".join(task["when"])
+    assert "containers == 'enroot'" in when and "slurm_is_compute" in when and ".gpu" in when
+    enroot_conf = next(i for i, t in enumerate(tasks) if t["name"].endswith("enroot.conf"))
+    assert tasks.index(task) < enroot_conf
