@@ -97,9 +97,11 @@ def test_os_baseline(hosts: dict, deployed: Deployed) -> None:
         assert "blacklist nouveau" in host.file(
             "/etc/modprobe.d/forge-blacklist-nouveau.conf").content_string
         grub = host.file("/etc/default/grub.d/90-forge.cfg").content_string
-        # IOMMU off on bare metal by default, with a value the kernel knows
-        assert "iommu=pt" not in grub and "amd_iommu=on" not in grub
-        assert "amd_iommu=off" in grub or "intel_iommu=off" in grub
+        # iommu auto: passthrough on AMD (amd_iommu=off would drop x2APIC and the CPUs whose
+        # APIC ID is above 255), off on Intel; never amd_iommu=on, which the kernel does not know
+        amd = "AMD" in host.file("/proc/cpuinfo").content_string
+        assert ("iommu=pt" in grub) == amd and ("intel_iommu=off" in grub) != amd
+        assert "amd_iommu=" not in grub
         sudoers = host.file("/etc/sudoers.d/90-forge")
         assert sudoers.mode == 0o440 and "Defaults use_pty" in sudoers.content_string
         sshd = host.run("sshd -T")
