@@ -9,11 +9,13 @@ parsers. Every reading is judged against the node's plan.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from provision.checks import pcie_acs
 from provision.checks.base import Context, Needs
 from provision.checks.collected import Collected, CollectorCheck, command
+from provision.checks.options import option
 from provision.checks.reference import exact, judged
 from provision.expectations import NodePlan
 from provision.measurement import Measurement
@@ -51,6 +53,14 @@ def _profile_src(plan: NodePlan, what: str) -> str:
     return f"profile {plan.profile}: {what}"
 
 
+@dataclass(frozen=True)
+class ConformanceOptions:
+    acs: str = option("judge", choices=("judge", "record"),
+                      help="PCIe ACS on the bridges above GPUs and NICs: judge (must be off), or "
+                           "record only, for nodes that keep ACS on by design (SR-IOV VFs given "
+                           "to VMs, common acs_disable: false)")
+
+
 class Conformance(CollectorCheck):
     name = "conformance"
     description = ("GPU count/model/memory/driver/VBIOS/persistence/ECC/PCIe, NIC ports/state/"
@@ -59,13 +69,15 @@ class Conformance(CollectorCheck):
     tags = ("conformance", "inventory", "no-gpu")
     needs = Needs()
     timeout_s = 120.0
+    Options = ConformanceOptions
 
     def request(self, ctx: Context) -> dict[str, Any]:
         assert ctx.plan is not None
         req: dict[str, Any] = {"facts": ["cpu", "memory", "rdma", "pci_gpus", "modules"],
                                "tools": [], "commands": {}, "expect": {
                                    "driver_branch": ctx.site.stack.version_map.get(
-                                       "driver_branch")}}
+                                       "driver_branch"),
+                                   "acs": ctx.options.acs}}
         if ctx.plan.gpu_count:
             req["tools"] = ["nvidia-smi", "lspci"]
             req["commands"] = {
@@ -89,7 +101,9 @@ class Conformance(CollectorCheck):
         out += self._nics(data, plan)
         if plan.gpu_count:
             out += self._gpus(data, plan)
-            out += pcie_acs.acs_records(data, plan, self.name, self._gpu_names(data, plan))
+            out += pcie_acs.acs_records(
+                data, plan, self.name, self._gpu_names(data, plan),
+                judge=data.request.get("expect", {}).get("acs", "judge") == "judge")
         if plan.golden_fingerprint is not None and (data.output("topo") or "").strip():
             out.append(self._fingerprint(data, plan))
         return out

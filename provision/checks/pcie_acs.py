@@ -17,10 +17,12 @@ storage or management side with ACS on is not reported.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from provision.checks.collected import Collected
 from provision.checks.reference import exact
+from provision.errors import InputError
 from provision.expectations import NodePlan
 from provision.measurement import Measurement
 from provision.parsers import get as parser
@@ -33,7 +35,9 @@ SOURCE = ("NCCL user guide, Troubleshooting, \"PCI Access Control Services (ACS)
 
 
 def command() -> list[str]:
-    return ["lspci", "-vvv"]
+    """Bridges only (class 0604, pciutils >= 3.3): the GPUs' and NICs' own configuration
+    space, and every SR-IOV function, stay out of the output."""
+    return ["lspci", "-vvv", "-d", "::0604"]
 
 
 def upstream_bridges(sysfs_path: str) -> list[str]:
@@ -57,12 +61,13 @@ def devices_below(data: Collected, gpu_names: dict[str, str]) -> dict[str, list[
     return below
 
 
-def acs_records(data: Collected, plan: NodePlan, check: str,
-                gpu_names: dict[str, str]) -> list[Measurement]:
+def acs_records(data: Collected, plan: NodePlan, check: str, gpu_names: dict[str, str], *,
+                judge: bool = True) -> list[Measurement]:
     """``pcie_acs_redirect`` (must be 0) for each bridge above a GPU or RDMA NIC that has
     the ACS capability; why none could be judged when lspci is missing, failed or ran
     without root. Nothing where lspci was not asked for (a run directory of an older forge
-    judged again)."""
+    judged again). ``judge`` False (``-O conformance.acs=record``): the bridges are recorded
+    without a limit, for nodes that keep ACS on by design."""
     if "lspci" not in data.commands:
         return []
     if data.missing("lspci"):
@@ -74,7 +79,11 @@ def acs_records(data: Collected, plan: NodePlan, check: str,
         why = (c.get("stderr") or "no output").strip()[:150]
         return [exact(plan, "tool_ran_ok", 0, 1, check=check, source=SOURCE,
                       detail=f"lspci -vvv: {why}")]
-    result = parser("lspci").parse(text, node=plan.node, source_name=f"{plan.node}:lspci")
+    try:
+        result = parser("lspci").parse(text, node=plan.node, source_name=f"{plan.node}:lspci")
+    except InputError as exc:
+        return [exact(plan, "tool_ran_ok", 0, 1, check=check, source=SOURCE,
+                      detail=f"lspci -vvv: {exc}"[:300])]
     if result.access_denied:
         return [exact(plan, "tool_ran_ok", 0, 1, check=check, source=SOURCE,
                       detail="lspci -vvv: capabilities <access denied>: ACS control is in "
@@ -85,9 +94,12 @@ def acs_records(data: Collected, plan: NodePlan, check: str,
         f = result.function(bridge)
         if f is None or f.acs_control is None:
             continue  # no ACS capability: nothing redirects there
-        out.append(exact(plan, "pcie_acs_redirect", 1 if f.acs_redirect else 0, 0,
-                         check=check, source=SOURCE,
-                         detail=f"{acs_detail(f)}; above {', '.join(names)}"))
+        rec = exact(plan, "pcie_acs_redirect", 1 if f.acs_redirect else 0, 0, check=check,
+                    source=SOURCE, detail=f"{acs_detail(f)}; above {', '.join(names)}")
+        if not judge:
+            rec = replace(rec, min=None, max=None, expected=None,
+                          detail=f"{rec.detail} (recorded, not judged: -O conformance.acs=record)")
+        out.append(rec)
     return out
 
 

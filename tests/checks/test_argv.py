@@ -76,7 +76,10 @@ def test_gpu_workloads_run_with_the_venv_the_role_installs_the_collector_with_py
     ctx = Context(site, ("gpu001",), "gpu001", plan.for_node("gpu001"), "python3", "ssh",
                   registry.get("hbm").Options(), gpu_python="/opt/site/venv/bin/python")
     assert registry.get("hbm").argv(ctx)[0] == "/opt/site/venv/bin/python"
-    assert registry.get("conformance").argv(ctx)[0] == "python3"
+    from dataclasses import replace
+
+    conformance = registry.get("conformance")
+    assert conformance.argv(replace(ctx, options=conformance.Options()))[0] == "python3"
 
     doc = yaml.safe_load((EXAMPLES / "small.yaml").read_text())
     doc.setdefault("acceptance", {})["python"] = "/usr/bin/python3.12"

@@ -11,7 +11,7 @@ from typing import Any
 from provision.checks import pcie_acs
 from provision.checks.base import Context
 from provision.checks.collected import Collected
-from provision.checks.conformance import Conformance
+from provision.checks.conformance import Conformance, ConformanceOptions
 from provision.expectations import plan_site
 from provision.judge import failed
 from provision.spec import load_site
@@ -88,10 +88,13 @@ def test_missing_failed_and_not_asked() -> None:
 
 def test_conformance_asks_for_lspci_on_gpu_nodes_only() -> None:
     check = Conformance()
-    gpu = check.request(Context(site=SITE, nodes=(PLAN.node,), plan=PLAN))
-    assert gpu["commands"]["lspci"]["argv"] == ["lspci", "-vvv"] and "lspci" in gpu["tools"]
+    gpu = check.request(Context(site=SITE, nodes=(PLAN.node,), plan=PLAN,
+                                options=ConformanceOptions()))
+    assert gpu["commands"]["lspci"]["argv"] == ["lspci", "-vvv", "-d", "::0604"]   # bridges only
+    assert "lspci" in gpu["tools"] and gpu["expect"]["acs"] == "judge"
     cpu_only = next(p for p in plan_site(SITE).nodes if not p.gpu_count)
-    assert "lspci" not in check.request(Context(site=SITE, nodes=(cpu_only.node,), plan=cpu_only))["commands"]
+    assert "lspci" not in check.request(Context(site=SITE, nodes=(cpu_only.node,), plan=cpu_only,
+                                        options=ConformanceOptions()))["commands"]
 
 
 def test_upstream_bridges_of_a_sysfs_path() -> None:
@@ -109,3 +112,23 @@ def test_the_lent_h200_vm_gpu_on_the_root_bus() -> None:
     assert names == {"0000:00:06.0": "GPU0"}
     data = _collected(None, {"0000:00:06.0": "/sys/devices/pci0000:00/0000:00:06.0"})
     assert pcie_acs.devices_below(data, names) == {}
+
+
+def test_a_site_that_keeps_acs_records_it_without_judging() -> None:
+    """-O conformance.acs=record: SR-IOV VFs given to VMs need ACS on; the bridges are
+    still recorded (and the detail says why they are not judged)."""
+    gpu = {"0000:03:00.0": "/sys/devices/pci0000:00/0000:00:00.0/0000:01:00.0/0000:02:08.0/"
+                           "0000:03:00.0"}
+    (rec,) = pcie_acs.acs_records(_collected(_ran(N1SDP), gpu), PLAN, "conformance", {},
+                                  judge=False)
+    assert rec.value == 1 and rec.max is None and not failed(rec)
+    assert rec.detail.endswith("(recorded, not judged: -O conformance.acs=record)")
+    req = Conformance().request(Context(site=SITE, nodes=(PLAN.node,), plan=PLAN,
+                                        options=ConformanceOptions(acs="record")))
+    assert req["expect"]["acs"] == "record"
+
+
+def test_output_lspci_cannot_be_read_is_a_failure_of_that_node_only() -> None:
+    garbled = {**_ran(V100), "stdout": "PCI bridge with no address\n"}
+    (rec,) = _records(_collected(garbled, V100_GPU_PATHS))
+    assert rec.metric == "tool_ran_ok" and failed(rec) and "cannot parse as lspci" in rec.detail
