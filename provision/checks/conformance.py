@@ -56,9 +56,10 @@ def _profile_src(plan: NodePlan, what: str) -> str:
 @dataclass(frozen=True)
 class ConformanceOptions:
     acs: str = option("judge", choices=("judge", "record"),
-                      help="PCIe ACS on the bridges above GPUs and NICs: judge (must be off), or "
-                           "record only, for nodes that keep ACS on by design (SR-IOV VFs given "
-                           "to VMs, common acs_disable: false)")
+                      help="the P2P path of GPUs and NICs (PCIe ACS on the bridges above them, "
+                           "the IOMMU translating their DMA): judge (must be off), or record "
+                           "only, for nodes that keep them on by design (SR-IOV VFs given to "
+                           "VMs, common acs_disable: false)")
 
 
 class Conformance(CollectorCheck):
@@ -101,9 +102,10 @@ class Conformance(CollectorCheck):
         out += self._nics(data, plan)
         if plan.gpu_count:
             out += self._gpus(data, plan)
-            out += pcie_acs.acs_records(
-                data, plan, self.name, self._gpu_names(data, plan),
-                judge=data.request.get("expect", {}).get("acs", "judge") == "judge")
+            names = self._gpu_names(data, plan)
+            judge = data.request.get("expect", {}).get("acs", "judge") == "judge"
+            out += pcie_acs.acs_records(data, plan, self.name, names, judge=judge)
+            out += pcie_acs.iommu_records(data, plan, self.name, names, judge=judge)
         if plan.golden_fingerprint is not None and (data.output("topo") or "").strip():
             out.append(self._fingerprint(data, plan))
         return out

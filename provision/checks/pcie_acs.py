@@ -96,11 +96,44 @@ def acs_records(data: Collected, plan: NodePlan, check: str, gpu_names: dict[str
             continue  # no ACS capability: nothing redirects there
         rec = exact(plan, "pcie_acs_redirect", 1 if f.acs_redirect else 0, 0, check=check,
                     source=SOURCE, detail=f"{acs_detail(f)}; above {', '.join(names)}")
-        if not judge:
-            rec = replace(rec, min=None, max=None, expected=None,
-                          detail=f"{rec.detail} (recorded, not judged: -O conformance.acs=record)")
-        out.append(rec)
+        out.append(rec if judge else _recorded(rec))
     return out
+
+
+#: the IOMMU domain types in which the IOMMU translates a device's DMA (the kernel's
+#: /sys/kernel/iommu_groups/*/type: identity is passthrough)
+TRANSLATED = ("DMA", "DMA-FQ")
+IOMMU_SOURCE = ("CUDA C++ Programming Guide, \"IOMMU on Linux\": on bare-metal Linux with PCIe, "
+                "peer-to-peer with the IOMMU translating is not supported; NVIDIA recommends "
+                "iommu=pt (the common role's iommu: auto on AMD)")
+
+
+def iommu_records(data: Collected, plan: NodePlan, check: str, gpu_names: dict[str, str], *,
+                  judge: bool = True) -> list[Measurement]:
+    """``pcie_iommu_translated`` (must be 0) for each GPU and RDMA device: with ACS off every
+    bridge would still pass P2P traffic up to the root complex when the IOMMU translates the
+    devices' DMA (``iommu: keep`` on a kernel that translates by default). Nothing for facts
+    an older collector gathered without the domain type; ``judge`` as for ACS."""
+    devices = [(gpu_names.get(g["address"], f"GPU {g['address']}"), g)
+               for g in data.facts.get("pci_gpus", [])]
+    devices += [(d["name"], d.get("pci") or {}) for d in data.facts.get("rdma", [])]
+    out = []
+    for name, pci in devices:
+        if "iommu_group_type" not in pci:
+            continue
+        kind = pci["iommu_group_type"]
+        rec = exact(plan, "pcie_iommu_translated", 1 if kind in TRANSLATED else 0, 0,
+                    check=check, source=IOMMU_SOURCE,
+                    detail=f"{name} {pci.get('address')}: IOMMU domain "
+                           f"{kind or 'none (no IOMMU driver)'}")
+        out.append(rec if judge else _recorded(rec))
+    return out
+
+
+def _recorded(rec: Measurement) -> Measurement:
+    """``rec`` without its limit (``-O conformance.acs=record``), saying so."""
+    return replace(rec, min=None, max=None, expected=None,
+                   detail=f"{rec.detail} (recorded, not judged: -O conformance.acs=record)")
 
 
 def gpu_names_by_address(bus_ids: dict[int, str | None]) -> dict[str, str]:

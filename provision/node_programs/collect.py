@@ -66,7 +66,10 @@ def memory_facts() -> dict[str, Any]:
 
 def _pci(dev: Path) -> dict[str, Any]:
     real = dev.resolve()
+    # the device's IOMMU domain: "identity" (passthrough), "DMA"/"DMA-FQ" (translated),
+    # None when no IOMMU driver claims it (IOMMU off)
     return {"address": real.name, "numa_node": _read(dev / "numa_node"),
+            "iommu_group_type": _read(dev / "iommu_group" / "type"),
             "current_link_speed": _read(dev / "current_link_speed"),
             "max_link_speed": _read(dev / "max_link_speed"),
             "current_link_width": _read(dev / "current_link_width"),

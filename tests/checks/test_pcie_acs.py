@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from provision.checks import pcie_acs
 from provision.checks.base import Context
 from provision.checks.collected import Collected
@@ -132,3 +134,36 @@ def test_output_lspci_cannot_be_read_is_a_failure_of_that_node_only() -> None:
     garbled = {**_ran(V100), "stdout": "PCI bridge with no address\n"}
     (rec,) = _records(_collected(garbled, V100_GPU_PATHS))
     assert rec.metric == "tool_ran_ok" and failed(rec) and "cannot parse as lspci" in rec.detail
+
+
+def test_a_translating_iommu_fails_each_device_it_translates() -> None:
+    """The collector's domain type per device: identity (iommu=pt) and none (IOMMU off) pass,
+    DMA / DMA-FQ (translated, `iommu: keep` on such a kernel) fail; an older collector's facts
+    (no key) give no record."""
+    paths = list(V100_GPU_PATHS.items())
+    gpus = [{"address": paths[0][0], "path": paths[0][1], "iommu_group_type": "identity"},
+            {"address": paths[1][0], "path": paths[1][1], "iommu_group_type": "DMA-FQ"}]
+    rdma = [{"name": "mlx5_0", "pci": {"address": "0000:0f:00.0", "iommu_group_type": None}},
+            {"name": "mlx5_1", "pci": {"address": "0000:10:00.0"}}]
+    data = Collected("gpu001", "gpu001", {"pci_gpus": gpus, "rdma": rdma}, {}, {}, {})
+    names = {"0000:0d:00.0": "GPU0", "0000:0e:00.0": "GPU1"}
+    recs = pcie_acs.iommu_records(data, PLAN, "conformance", names)
+    assert [(r.detail, r.value, failed(r)) for r in recs] == [
+        ("GPU0 0000:0d:00.0: IOMMU domain identity", 0, False),
+        ("GPU1 0000:0e:00.0: IOMMU domain DMA-FQ", 1, True),
+        ("mlx5_0 0000:0f:00.0: IOMMU domain none (no IOMMU driver)", 0, False)]
+    assert "IOMMU on Linux" in (recs[0].source or "")
+    kept = pcie_acs.iommu_records(data, PLAN, "conformance", names, judge=False)
+    assert not any(failed(r) for r in kept) and kept[1].value == 1
+
+
+def test_the_collector_reads_the_domain_type_sysfs_shows() -> None:
+    from provision.node_programs.collect import SYS_PCI, _pci
+
+    devices = sorted(SYS_PCI.glob("*")) if SYS_PCI.is_dir() else []
+    if not devices:
+        pytest.skip("no PCI devices in /sys here")
+    for dev in devices[:8]:
+        kind = dev / "iommu_group" / "type"
+        want = kind.read_text().strip() if kind.exists() else None
+        assert _pci(dev)["iommu_group_type"] == want, dev
