@@ -130,7 +130,7 @@ def _function(address: str, description: str, body: list[str]) -> PciFunction:
 
 def acs_detail(f: PciFunction) -> str:
     """``0000:02:08.0 Downstream Port (PLX ...): ACSCtl ReqRedir+ CmpltRedir+`` for a report."""
-    what = f.description.partition(": ")[2][:60]
+    what = re.sub(r"\s*\(prog-if [^)]*\)?.*$", "", f.description.partition(": ")[2])[:60]
     flags = " ".join(f"{x}+" for x in f.acs_control or ()) or "all off"
     return f"{f.address} {f.port_type or 'bridge'} ({what}): ACSCtl {flags}"
 
