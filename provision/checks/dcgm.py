@@ -13,6 +13,9 @@ from provision.expectations import NodePlan
 from provision.measurement import Measurement
 from provision.parsers import get as parser
 
+#: the per-node limit of a level-4 run (memtest and the extended tests)
+LEVEL4_TIMEOUT_S = 7200.0
+
 
 @dataclass(frozen=True)
 class DcgmOptions:
@@ -41,6 +44,15 @@ class Dcgm(Check):
 
     def argv(self, ctx: Context) -> list[str]:
         return ["dcgmi", "diag", "-r", str(self.level(ctx)), "-j"]
+
+    def timeout(self, ctx: Context) -> float:
+        """An hour, two for level 4: NVIDIA gives level 3 about 15 minutes and level 4 only
+        as "extended, longer-running" (dcgmi-diag reference); the field review allows ~2 h.
+        How long it takes on an 8-GPU node is a figure to take from a golden node, then to
+        set with --timeout."""
+        if ctx.timeout_s:
+            return float(ctx.timeout_s)
+        return LEVEL4_TIMEOUT_S if self.level(ctx) == 4 else self.timeout_s
 
     def parse(self, raw: Raw) -> Any:
         # dcgmi exits non-zero when a test fails: the JSON still says which

@@ -152,3 +152,17 @@ def test_list_shows_every_option_with_unit_and_default() -> None:
 
 def test_cli_via_choices_are_the_service_launchers() -> None:
     assert set(VIAS) == set(LAUNCHERS)
+
+
+def test_a_level_4_dcgm_run_gets_two_hours_unless_the_run_says_otherwise() -> None:
+    from provision.checks.dcgm import Dcgm, DcgmOptions
+
+    site = load_site(EXAMPLES / "small.yaml")
+    plan = plan_site(site).for_node("gpu001")
+
+    def limit(level: int | None, run_limit: float | None = None) -> float:
+        return Dcgm().timeout(Context(site, ("gpu001",), "gpu001", plan,
+                                      options=DcgmOptions(level=level), timeout_s=run_limit))
+
+    assert (limit(None), limit(3), limit(4)) == (3600.0, 3600.0, 7200.0)
+    assert limit(4, run_limit=900) == 900.0                      # --timeout wins
