@@ -20,6 +20,7 @@ from provision.checks.reference import exact, judged
 from provision.expectations import NodePlan
 from provision.measurement import Measurement
 from provision.parsers import get as parser
+from provision.parsers.gpu_info import GpuInfo
 
 QUERY_FIELDS = (
     "index,name,uuid,serial,pci.bus_id,driver_version,vbios_version,persistence_mode,"
@@ -101,8 +102,10 @@ class Conformance(CollectorCheck):
         out = self._host(data, plan)
         out += self._nics(data, plan)
         if plan.gpu_count:
-            out += self._gpus(data, plan)
-            names = self._gpu_names(data, plan)
+            gpus = self._query_gpus(data, plan)
+            out += self._gpus(data, plan, gpus)
+            names = pcie_acs.gpu_names_by_address(
+                {g.index: g.bus_id for g in gpus or () if g.index is not None})
             judge = data.request.get("expect", {}).get("acs", "judge") == "judge"
             out += pcie_acs.acs_records(data, plan, self.name, names, judge=judge)
             out += pcie_acs.iommu_records(data, plan, self.name, names, judge=judge)
@@ -111,13 +114,14 @@ class Conformance(CollectorCheck):
         return out
 
     @staticmethod
-    def _gpu_names(data: Collected, plan: NodePlan) -> dict[str, str]:
+    def _query_gpus(data: Collected, plan: NodePlan) -> tuple[GpuInfo, ...] | None:
+        """The GPUs ``nvidia-smi --query-gpu`` listed, or None where it printed nothing."""
         text = data.output("query-gpu")
         if not (text or "").strip():
-            return {}
-        gpus = parser("nvidia-smi-query-gpu").parse(
+            return None
+        gpus: tuple[GpuInfo, ...] = parser("nvidia-smi-query-gpu").parse(
             text, node=plan.node, source_name=f"{plan.node}:query-gpu").gpus
-        return pcie_acs.gpu_names_by_address({g.index: g.bus_id for g in gpus})
+        return gpus
 
     # --- the topology against the golden node's, by equality
     def _fingerprint(self, data: Collected, plan: NodePlan) -> Measurement:
@@ -208,22 +212,20 @@ class Conformance(CollectorCheck):
         return out
 
     # --- GPUs
-    def _gpus(self, data: Collected, plan: NodePlan) -> list[Measurement]:
+    def _gpus(self, data: Collected, plan: NodePlan,
+              gpus: tuple[GpuInfo, ...] | None) -> list[Measurement]:
+        """Records of the GPUs ``gpus`` (:meth:`_query_gpus`) against the profile."""
         out: list[Measurement] = []
         if data.missing("query-gpu"):
             return [exact(plan, "tool_present", 0, 1, check=self.name,
                           source=_profile_src(plan, f"{plan.gpu_count}x {plan.gpu_model}"),
                           detail="nvidia-smi: not installed")]
-        text = data.output("query-gpu")
         pci_gpus = len(data.facts.get("pci_gpus", []))
-        if not text or not text.strip():
+        if gpus is None:
             err = (data.commands.get("query-gpu") or {}).get("stderr", "")
             return [judged(plan, "gpu_count", 0, check=self.name,
                            detail=f"nvidia-smi saw no GPU ({err.strip()[:150]}); "
                                   f"{pci_gpus} on the PCI bus")]
-        result = parser("nvidia-smi-query-gpu").parse(text, node=plan.node,
-                                                       source_name=f"{plan.node}:query-gpu")
-        gpus = result.gpus
         out.append(judged(plan, "gpu_count", len(gpus), check=self.name,
                           detail=f"{len(gpus)} seen by the driver, {pci_gpus} on the PCI bus"))
         model_src = _profile_src(plan, f"{plan.gpu_count}x {plan.gpu_model}")

@@ -47,15 +47,19 @@ def upstream_bridges(sysfs_path: str) -> list[str]:
     return parts[:-1]
 
 
+def _named_devices(data: Collected,
+                   gpu_names: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """Each NVIDIA GPU (``GPU3``, else its address) and RDMA device (``mlx5_2``) with its
+    PCI facts from the collector."""
+    named = [(gpu_names.get(g["address"], f"GPU {g['address']}"), g)
+             for g in data.facts.get("pci_gpus", [])]
+    return named + [(d["name"], d.get("pci") or {}) for d in data.facts.get("rdma", [])]
+
+
 def devices_below(data: Collected, gpu_names: dict[str, str]) -> dict[str, list[str]]:
     """Every bridge above a GPU or an RDMA device -> the names of those devices."""
     below: dict[str, list[str]] = {}
-    named: list[tuple[str, dict[str, Any]]] = []
-    for g in data.facts.get("pci_gpus", []):
-        named.append((gpu_names.get(g["address"], f"GPU {g['address']}"), g))
-    for d in data.facts.get("rdma", []):
-        named.append((d["name"], d.get("pci") or {}))
-    for name, pci in named:
+    for name, pci in _named_devices(data, gpu_names):
         for bridge in upstream_bridges(str(pci.get("path") or "")):
             below.setdefault(bridge, []).append(name)
     return below
@@ -114,11 +118,8 @@ def iommu_records(data: Collected, plan: NodePlan, check: str, gpu_names: dict[s
     bridge would still pass P2P traffic up to the root complex when the IOMMU translates the
     devices' DMA (``iommu: keep`` on a kernel that translates by default). Nothing for facts
     an older collector gathered without the domain type; ``judge`` as for ACS."""
-    devices = [(gpu_names.get(g["address"], f"GPU {g['address']}"), g)
-               for g in data.facts.get("pci_gpus", [])]
-    devices += [(d["name"], d.get("pci") or {}) for d in data.facts.get("rdma", [])]
     out = []
-    for name, pci in devices:
+    for name, pci in _named_devices(data, gpu_names):
         if "iommu_group_type" not in pci:
             continue
         kind = pci["iommu_group_type"]
