@@ -30,17 +30,16 @@ from provision.errors import InputError
 from provision.expectations import NodePlan, SitePlan
 from provision.measurement import Measurement
 from provision.parsers import get as parser
+from provision.parsers import ib_counters
 from provision.remote.slurm import SrunOptions, srun_argv
 
 BASE_PORT = 18515
 ALL = "all-at-once"
 MARK = "@@forge-rail"
-#: IB port error counters (sysfs, InfiniBand architecture spec PortCounters) read before
-#: and after the runs: any increase while GPUDirect traffic ran fails the port
-COUNTERS = ("symbol_error", "link_downed", "port_rcv_errors", "link_error_recovery",
-            "local_link_integrity_errors", "excessive_buffer_overrun_errors")
+#: IB port error counters (:mod:`provision.parsers.ib_counters`) are read before and after
+#: the runs: any increase while GPUDirect traffic ran fails the port
 COUNTER_CMD = ("for p in /sys/class/infiniband/*/ports/*; do d=${p%/ports/*}; d=${d##*/}; "
-               "for c in " + " ".join(COUNTERS) + "; do [ -r $p/counters/$c ] && "
+               "for c in " + " ".join(ib_counters.COUNTERS) + "; do [ -r $p/counters/$c ] && "
                "echo \"$d ${p##*/} $c $(cat $p/counters/$c)\"; done; done")
 
 
@@ -207,13 +206,15 @@ class GpuDirect(CollectorCheck):
             dev, port, name = key
             if (dev, port) not in compute or key not in before:
                 continue
-            delta = after[key] - before[key]
-            out.append(Measurement(node=plan.node, metric="ib_counter_delta",
-                                   value=float(delta), max=0.0, unit="count", check=self.name,
-                                   profile=plan.profile, peer=f"{dev}/{port}",
-                                   source="IB PortCounters (sysfs): no errors while traffic runs",
-                                   detail=f"{dev} port {port} {name}: {before[key]} -> "
-                                          f"{after[key]}"))
+            inc = ib_counters.increase(name, before[key], after[key])
+            detail = f"{dev} port {port} {name}: {before[key]} -> {after[key]}" + (
+                f" ({inc.note})" if inc.note else "")
+            metric, value = ("ib_counter_delta", float(inc.value)) if inc.value is not None \
+                else ("ib_counter_saturated", 1.0)
+            out.append(Measurement(node=plan.node, metric=metric, value=value, max=0.0,
+                                   unit="count" if inc.value is not None else "bool",
+                                   check=self.name, profile=plan.profile, peer=f"{dev}/{port}",
+                                   source=ib_counters.SOURCE, detail=detail))
         return out
 
     def _one(self, text: str, name: str, plan: NodePlan, when: str = "",

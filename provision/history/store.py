@@ -45,6 +45,8 @@ def default_db() -> Path:
     return Path(env) if env else DEFAULT_DB
 
 _BUSY_CODES = {5, 6, 261, 262, 517}  # SQLITE_BUSY, _LOCKED and their extended codes
+#: names bound in one ``IN (...)`` list (SQLite before 3.32 allows 999 variables a statement)
+_IN_CHUNK = 500
 
 
 class HistoryBusy(CommandTimeout):
@@ -372,6 +374,29 @@ class HistoryStore:
                 f"SELECT id, node, gpu, unit FROM series WHERE id IN ({','.join('?' * len(part))})",
                 part))
         return ident, sids, vals
+
+    def latest(self, *, nodes: Sequence[str], metrics: Sequence[str]
+               ) -> dict[tuple[str, str, str | None], tuple[float, float]]:
+        """The newest raw reading of each node, metric and detail (a counter of one port):
+        ``(node, metric, detail) -> (value, seconds since the epoch)``. Each node's series
+        and metric is one seek of the ``readings_series`` index for its newest time."""
+        ids = dict(self.conn.execute(
+            f"SELECT id, name FROM names WHERE name IN ({','.join('?' * len(metrics))})",
+            list(metrics))) if metrics else {}
+        out: dict[tuple[str, str, str | None], tuple[float, float]] = {}
+        for metric_id, name in ids.items():
+            for at in range(0, len(nodes), _IN_CHUNK):
+                chunk = list(nodes[at:at + _IN_CHUNK])
+                rows = self.conn.execute(
+                    "SELECT s.node, r.detail, r.value, r.ts FROM series s "
+                    "JOIN readings r INDEXED BY readings_series ON r.series = s.id "
+                    "AND r.metric = ? AND r.ts = (SELECT MAX(x.ts) FROM readings x "
+                    "INDEXED BY readings_series WHERE x.series = s.id AND x.metric = ?) "
+                    f"WHERE s.node IN ({','.join('?' * len(chunk))}) AND r.agg IS NULL "
+                    "ORDER BY r.run, r.seq", [metric_id, metric_id, *chunk])
+                for node, detail, value, ts in rows:
+                    out[(node, name, detail)] = (value, ts / 1000.0)
+        return out
 
     def has_run(self, run_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM runs WHERE run_id = ?",

@@ -24,6 +24,7 @@ from typing import Any
 
 from provision.measurement import Measurement
 from provision.parsers.base import record
+from provision.parsers.ib_counters import CLEAR, COUNTERS, METRIC, SOURCE, saturated
 from provision.sweep.expect import NodeExpectation
 
 #: where ``forge requalify`` leaves the node's Xid high-water mark: "<boot id> <count>",
@@ -54,9 +55,8 @@ for p in /sys/class/infiniband/*/ports/*; do
   printf 'dev=%s\tport=%s\tstate=%s\tphys=%s\trate=%s\tlayer=%s\tfw=%s\t' \
     "$d" "$n" "$(r $p/state)" "$(r $p/phys_state)" "$(r $p/rate)" "$(r $p/link_layer)" \
     "$(r /sys/class/infiniband/$d/fw_ver)"
-  printf 'symbol_error=%s\tlink_downed=%s\tport_rcv_errors=%s\n' \
-    "$(r $p/counters/symbol_error)" "$(r $p/counters/link_downed)" \
-    "$(r $p/counters/port_rcv_errors)"
+  for c in """ + " ".join(COUNTERS) + r"""; do printf '%s=%s\t' "$c" "$(r $p/counters/$c)"; done
+  echo
 done
 [ "$found" = 1 ] || ibstat 2>&1 || echo 'no RDMA devices'"""
 
@@ -321,11 +321,7 @@ def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
             rate = re.match(r"\s*([\d.]+)", r.get("rate", ""))
             if up and rate:
                 out.append(_rate(exp, float(rate[1]), where))
-            for key, metric in (("symbol_error", "nic_symbol_errors"),
-                                ("link_downed", "nic_link_downed"),
-                                ("port_rcv_errors", "nic_rcv_errors")):
-                if r.get(key, "").strip().isdigit():
-                    out.append(record(exp.node, metric, float(r[key]), check="nic", detail=where))
+            out += _counters(exp, r, where)
             if r.get("fw"):
                 fws[r["dev"]] = r["fw"].strip()
         ports = len(rows)
@@ -346,6 +342,23 @@ def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
             out.append(record(exp.node, "nic_firmware_match", 1 if fw == exp.nic_firmware else 0,
                               check="versions", min=1.0,
                               detail=f"{dev} firmware {fw}, spec {exp.nic_firmware}"))
+    return out
+
+
+def _counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Measurement]:
+    """A port's error counters as read, and each one stuck at its maximum (it hides new
+    errors: judged, since no sweep can then tell the link is clean)."""
+    out = []
+    for name, metric in METRIC.items():
+        text = row.get(name, "").strip()
+        if not text.isdigit():
+            continue
+        out.append(record(exp.node, metric, float(text), check="nic", detail=where))
+        if saturated(name, int(text)):
+            out.append(record(exp.node, "ib_counter_saturated", 1, check="nic", max=0.0,
+                              peer=where.replace(" port ", "/"), source=SOURCE,
+                              detail=f"{where} {name} = {text}, its maximum: errors since are "
+                                     f"not counted; clear the counters ({CLEAR})"))
     return out
 
 

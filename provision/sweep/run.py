@@ -29,6 +29,7 @@ from provision.history.store import HistoryStore, RunInfo, default_db
 from provision.measurement import run_file
 from provision.remote.base import Result
 from provision.runs import Run, prune, runs_root
+from provision.sweep.counters import with_increases
 from provision.sweep.result import NodeResult, SweepResult
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ def sweep_site(site: Site, opts: SweepOptions, *, launcher: SshLauncher | None =
     try:
         results = fanout.sweep(ssh, exps, opts.profile, node_timeout_s=opts.node_timeout_s,
                                keep=keeper(run))
-        result = SweepResult(run_id, opts.profile, started, time.time(), tuple(results))
+        result = with_increases(SweepResult(run_id, opts.profile, started, time.time(),
+                                            tuple(results)), opts.db or default_db())
         if opts.drain or opts.dry_run:
             sched = scheduler or scheduler_for(site, opts, ssh)
             result = finish(result, opts, sched, kind="sweep", run=run)
@@ -225,6 +227,8 @@ def local_sweep(exp: NodeExpectation, opts: SweepOptions,
     try:
         node: NodeResult = run_local(exp, opts.profile, keep=keeper(run))
         result = SweepResult(run_id, opts.profile, started, time.time(), (node,))
+        if opts.drain or opts.dry_run or opts.db is not None:  # the store it is recorded in
+            result = with_increases(result, opts.db or default_db())
         if opts.drain or opts.dry_run:
             if scheduler is None:
                 from provision.actions.slurm import SlurmScheduler

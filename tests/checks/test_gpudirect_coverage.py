@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,16 +95,25 @@ def _collector_json(outputs: dict[str, str]) -> str:
                                     outputs.items()}})
 
 
-def test_ib_error_counters_that_grow_during_the_runs_fail_the_port() -> None:
+def _counter_records(before: str, after: str) -> list[Any]:
+    """The gpudirect check's counter records for these before/after readings of gpu001
+    (``{dev}`` in them: its first compute port's device)."""
     ctx = _ctx("small.yaml", "gpu001")
     assert ctx.plan is not None
     dev = port_paths(ctx.plan)[0]["device"]
-    before = f"{dev} 1 symbol_error 4\n{dev} 1 link_downed 0\nmlx5_9 1 symbol_error 0\n"
-    after = f"{dev} 1 symbol_error 9\n{dev} 1 link_downed 0\nmlx5_9 1 symbol_error 7\n"
     check = registry.get("gpudirect")
     coll = check.parse(Raw("gpu001", _collector_json(
-        {"counters-before": before, "counters-after": after}), "", 0))
-    recs = [r for r in check.measurements(coll, ctx.plan) if r.metric == "ib_counter_delta"]
+        {"counters-before": before.format(dev=dev), "counters-after": after.format(dev=dev)}),
+        "", 0))
+    return [r for r in check.measurements(coll, ctx.plan)
+            if r.metric in ("ib_counter_delta", "ib_counter_saturated")]
+
+
+def test_ib_error_counters_that_grow_during_the_runs_fail_the_port() -> None:
+    recs = _counter_records(
+        "{dev} 1 symbol_error 4\n{dev} 1 link_downed 0\nmlx5_9 1 symbol_error 0\n",
+        "{dev} 1 symbol_error 9\n{dev} 1 link_downed 0\nmlx5_9 1 symbol_error 7\n")
+    dev = recs[0].peer.split("/")[0]
     # the storage port mlx5_9 is not a compute port of the plan: not judged here
     assert [(r.peer, r.value) for r in recs] == [(f"{dev}/1", 0.0), (f"{dev}/1", 5.0)]
     assert recs[1].max == 0.0 and "symbol_error: 4 -> 9" in (recs[1].detail or "")
@@ -207,3 +217,20 @@ def test_without_ib_write_bw_the_check_says_so_once() -> None:
     recs = check.measurements(check.parse(Raw("gpu001", json.dumps(doc), "", 0)), ctx.plan)
     tools = [r for r in recs if r.metric == "tool_present"]
     assert len(tools) == 1 and tools[0].value == 0 and "ib_write_bw" in (tools[0].detail or "")
+
+
+def test_a_counter_stuck_at_its_maximum_is_reported_not_passed() -> None:
+    # link_downed is an 8-bit PortCounters field (kernel sysfs.c): at 255 it counts no further,
+    # so "255 -> 255" proves nothing; a counter that fell was cleared during the runs
+    got = _counter_records(
+        "{dev} 1 link_downed 255\n{dev} 1 symbol_error 40\n{dev} 1 port_rcv_errors 65530\n",
+        "{dev} 1 link_downed 255\n{dev} 1 symbol_error 2\n{dev} 1 port_rcv_errors 65535\n")
+    dev = got[0].peer.split("/")[0]
+    recs = {(r.metric, (r.detail or "").split(":")[0]): r for r in got}
+    stuck = recs[("ib_counter_saturated", f"{dev} port 1 link_downed")]
+    assert stuck.value == 1.0 and stuck.max == 0.0 and "perfquery -R" in (stuck.detail or "")
+    assert ("ib_counter_delta", f"{dev} port 1 link_downed") not in recs
+    cleared = recs[("ib_counter_delta", f"{dev} port 1 symbol_error")]
+    assert cleared.value == 2.0 and "cleared or reset" in (cleared.detail or "")
+    full = recs[("ib_counter_delta", f"{dev} port 1 port_rcv_errors")]
+    assert full.value == 5.0 and "at least" in (full.detail or "")

@@ -1,0 +1,154 @@
+"""IB port error counters judged by their increase between two sweeps, through the real
+history store: the sysfs port lines are what the nic probe's script prints (kernel counter
+values), read by the real probe parser, stored, and judged on the next sweep."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from provision.history.store import HistoryStore
+from provision.parsers import ib_counters
+from provision.remote.base import Command, Result
+from provision.remote.local import LocalLauncher
+from provision.spec import load_site
+from provision.sweep import probes as P
+from provision.sweep.collect import from_output
+from provision.sweep.counters import with_increases
+from provision.sweep.expect import NodeExpectation
+from provision.sweep.result import SweepResult
+from provision.sweep.run import SweepOptions, finish, sweep_site
+
+ROOT = Path(__file__).resolve().parents[2]
+
+STATE = "state=4: ACTIVE\tphys=5: LinkUp\trate=200 Gb/sec (2X NDR)\tlayer=InfiniBand\tfw=28.39.1002"
+
+
+def _port(dev: str, **counters: int) -> str:
+    values = {c: 0 for c in ib_counters.COUNTERS} | counters
+    return f"dev={dev}\tport=1\t{STATE}\t" + "".join(f"{c}={v}\t" for c, v in values.items())
+
+
+def _sweep(db: Path, started: float, nodes: dict[str, list[str]]) -> SweepResult:
+    """One sweep of ``nodes`` (node -> its port lines), judged against and stored in ``db``
+    as ``forge sweep`` does."""
+    results = []
+    for node, ports in nodes.items():
+        exp = NodeExpectation(node=node, profile="p", rdma_ports=len(ports))
+        out = f"{P.BEGIN} nic\n" + "\n".join(ports) + f"\n{P.END} nic 0\n"
+        results.append(from_output(exp, [P.PROBES["nic"]], out, connected=True, now=started))
+    result = with_increases(SweepResult(f"sweep-{started:.0f}", "quick", started, started + 1,
+                                        tuple(results)), db)
+    return finish(result, SweepOptions(db=db), None, kind="sweep")
+
+
+def _increases(result: SweepResult, node: str) -> dict[str, tuple[float, str]]:
+    n = next(x for x in result.nodes if x.node == node)
+    return {r.detail.split(":")[0]: (r.value, r.detail) for r in n.records
+            if r.metric == "nic_counter_increase" and r.detail}
+
+
+def test_a_link_flap_between_two_sweeps_fails_the_next_sweep_only(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    first = _sweep(db, 1_000_000.0, {"n1": [_port("mlx5_0", link_downed=3, symbol_error=12),
+                                           _port("mlx5_1")],
+                                     "n2": [_port("mlx5_0", link_downed=9)]})
+    # counts since the driver loaded are not judged: nothing to compare with yet
+    assert [n.status for n in first.nodes] == ["healthy", "healthy"]
+    assert _increases(first, "n1") == {}
+
+    second = _sweep(db, 1_000_900.0, {"n1": [_port("mlx5_0", link_downed=4, symbol_error=12),
+                                            _port("mlx5_1")],
+                                      "n2": [_port("mlx5_0", link_downed=9)]})
+    n1, n2 = second.nodes
+    assert n1.status == "failing" and n2.status == "healthy"
+    assert [(f.metric, f.value) for f in n1.findings] == [("nic_counter_increase", 1.0)]
+    assert "mlx5_0 port 1 link_downed: 3 -> 4 since 1970-01-12T13:46:40Z" in n1.reason
+    assert _increases(second, "n1")["mlx5_0 port 1 symbol_error"][0] == 0.0
+    assert len(_increases(second, "n1")) == 2 * len(ib_counters.COUNTERS)  # every counter
+
+    # the newest earlier reading is the one compared with: 4 -> 4 is no flap
+    third = _sweep(db, 1_001_800.0, {"n1": [_port("mlx5_0", link_downed=4, symbol_error=12),
+                                           _port("mlx5_1")]})
+    assert third.nodes[0].status == "healthy"
+    assert _increases(third, "n1")["mlx5_0 port 1 link_downed"][0] == 0.0
+
+    # counters cleared (perfquery -R) or the driver reloaded: what they counted since
+    fourth = _sweep(db, 1_002_700.0, {"n1": [_port("mlx5_0", symbol_error=2),
+                                            _port("mlx5_1")]})
+    value, detail = _increases(fourth, "n1")["mlx5_0 port 1 symbol_error"]
+    assert value == 2.0 and "cleared or reset since (12 before)" in detail
+    assert fourth.nodes[0].status == "failing"
+
+
+def test_a_counter_stuck_at_its_maximum_fails_and_is_not_read_as_no_increase(
+        tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    stuck = _port("mlx5_0", local_link_integrity_errors=15)  # a 4-bit field: 15 is its top
+    first = _sweep(db, 2_000_000.0, {"n1": [stuck]})
+    assert [(f.metric, f.value) for f in first.nodes[0].findings] == [
+        ("ib_counter_saturated", 1.0)]
+    assert "clear the counters (perfquery -R)" in first.nodes[0].reason
+    second = _sweep(db, 2_000_900.0, {"n1": [stuck]})
+    assert "mlx5_0 port 1 local_link_integrity_errors" not in _increases(second, "n1")
+    assert [f.metric for f in second.nodes[0].findings] == ["ib_counter_saturated"]
+
+
+def test_no_store_yet_judges_no_increase(tmp_path: Path) -> None:
+    result = with_increases(SweepResult("s", "quick", 0.0, 1.0, (from_output(
+        NodeExpectation(node="n1", profile="p", rdma_ports=1), [P.PROBES["nic"]],
+        f"{P.BEGIN} nic\n{_port('mlx5_0', link_downed=7)}\n{P.END} nic 0\n",
+        connected=True),)), tmp_path / "absent.db")
+    assert result.nodes[0].status == "healthy" and not (tmp_path / "absent.db").exists()
+
+
+def test_the_increase_rules_follow_the_field_widths() -> None:
+    assert [ib_counters.top(c) for c in ("symbol_error", "link_downed",
+                                         "excessive_buffer_overrun_errors")] == [65535, 255, 15]
+    assert ib_counters.increase("link_downed", 3, 5) == ib_counters.Increase(2)
+    assert ib_counters.increase("link_downed", 5, 1).value == 1
+    assert ib_counters.increase("link_downed", 250, 255).value == 5
+    assert ib_counters.increase("link_downed", 255, 255).value is None
+
+
+class SysfsLauncher(LocalLauncher):
+    """Runs each node's real probe script in a real shell here, with
+    ``/sys/class/infiniband`` pointed at a directory laid out as the kernel lays it out
+    (no InfiniBand adapter on this machine): the nic probe's script reads those files."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def run_one(self, node: str, cmd: Command) -> Result:
+        stdin = (cmd.stdin or "").replace("/sys/class/infiniband", str(self.root / node))
+        return super().run_one(node, replace(cmd, stdin=stdin))
+
+
+def _sysfs(root: Path, node: str, **counters: int) -> None:
+    port = root / node / "mlx5_0" / "ports" / "1"
+    (port / "counters").mkdir(parents=True, exist_ok=True)
+    for name, text in (("state", "4: ACTIVE"), ("phys_state", "5: LinkUp"),
+                       ("rate", "200 Gb/sec (2X NDR)"), ("link_layer", "InfiniBand")):
+        (port / name).write_text(text + "\n")
+    (root / node / "mlx5_0" / "fw_ver").write_text("28.39.1002\n")
+    for c in ib_counters.COUNTERS:
+        (port / "counters" / c).write_text(f"{counters.get(c, 0)}\n")
+
+
+def test_a_fan_out_sweep_judges_what_the_counters_did_since_the_last_one(tmp_path: Path) -> None:
+    site = load_site(ROOT / "site-specs/small.yaml")
+    opts = SweepOptions(nodes="gpu001", db=tmp_path / "h.db")
+    launcher = SysfsLauncher(tmp_path / "sys")
+    _sysfs(tmp_path / "sys", "gpu001", link_downed=2, symbol_error=7)
+    sweep_site(site, opts, launcher=launcher)
+    _sysfs(tmp_path / "sys", "gpu001", link_downed=3, symbol_error=7)
+    second = sweep_site(site, opts, launcher=launcher)
+    node = second.nodes[0]
+    flaps = [f for f in node.findings if f.metric == "nic_counter_increase"]
+    assert [(f.value, (f.detail or "").split(" since ")[0]) for f in flaps] == [
+        (1.0, "mlx5_0 port 1 link_downed: 2 -> 3")]
+    assert _increases(second, "gpu001")["mlx5_0 port 1 symbol_error"][0] == 0.0
+    with HistoryStore(tmp_path / "h.db") as store:  # stored, for trends and the next sweep
+        kept = store.samples(nodes=["gpu001"], metric="nic_counter_increase")
+    assert sorted(s.value for s in kept) == [0.0] * 5 + [1.0]
