@@ -38,9 +38,23 @@ METRIC: dict[str, str] = {
     "excessive_buffer_overrun_errors": "nic_buffer_overrun_errors",
 }
 COUNTER_OF_METRIC: dict[str, str] = {m: c for c, m in METRIC.items()}
-#: why any increase fails: the judgement the acceptance check and the sweep share
+#: why any increase fails a supervised run (the acceptance check's judgement)
 SOURCE = ("IB PortCounters (sysfs); rdma-core's ibqueryerrors reports any non-zero error "
           "counter unless a threshold file says otherwise")
+#: what a counter may grow by per second between two sweeps (None: recorded, not judged),
+#: and why. PAM4 links (HDR, NDR) take raw symbol errors all the time, so those are judged
+#: as a rate; the others break the job or the lossless fabric when they move at all.
+SWEEP_RATE: dict[str, tuple[float | None, str]] = {
+    "link_downed": (0.0, "any increase is a link flap (NVIDIA NVSentinel NIC health design: "
+                         "link_downed delta > 0 fatal)"),
+    "local_link_integrity_errors": (0.0, "any increase (NVSentinel: fatal)"),
+    "excessive_buffer_overrun_errors": (0.0, "any increase breaks the lossless fabric "
+                                             "(NVSentinel: fatal)"),
+    "symbol_error": (120 / 3600, "120 per hour, the IBTA's maximum symbol error rate (Oracle "
+                                 "Sun Datacenter InfiniBand Switch docs, 820-7751)"),
+    "link_error_recovery": (5 / 60, "5 per minute (NVSentinel: link retraining, non-fatal)"),
+    "port_rcv_errors": (None, "no public rate: recorded for trends and drift"),
+}
 #: the command that clears a port's counters (infiniband-diags)
 CLEAR = "perfquery -R"
 
@@ -78,5 +92,5 @@ def saturated(name: str, value: int) -> bool:
     return name in WIDTH and value >= top(name)
 
 
-__all__ = ["CLEAR", "COUNTERS", "COUNTER_OF_METRIC", "METRIC", "SOURCE", "WIDTH", "Increase",
-           "increase", "saturated", "top"]
+__all__ = ["CLEAR", "COUNTERS", "COUNTER_OF_METRIC", "METRIC", "SOURCE", "SWEEP_RATE", "WIDTH",
+           "Increase", "increase", "saturated", "top"]

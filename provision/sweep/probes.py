@@ -24,7 +24,7 @@ from typing import Any
 
 from provision.measurement import Measurement
 from provision.parsers.base import record
-from provision.parsers.ib_counters import CLEAR, COUNTERS, METRIC, SOURCE, saturated
+from provision.parsers.ib_counters import CLEAR, COUNTERS, METRIC, saturated
 from provision.sweep.expect import NodeExpectation
 
 #: where ``forge requalify`` leaves the node's Xid high-water mark: "<boot id> <count>",
@@ -321,7 +321,8 @@ def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
             rate = re.match(r"\s*([\d.]+)", r.get("rate", ""))
             if up and rate:
                 out.append(_rate(exp, float(rate[1]), where))
-            out += _counters(exp, r, where)
+            if r.get("layer", "").strip() != "Ethernet":  # RoCE: the PHY's errors are elsewhere
+                out += _counters(exp, r, where)
             if r.get("fw"):
                 fws[r["dev"]] = r["fw"].strip()
         ports = len(rows)
@@ -347,7 +348,7 @@ def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
 
 def _counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Measurement]:
     """A port's error counters as read, and each one stuck at its maximum (it hides new
-    errors: judged, since no sweep can then tell the link is clean)."""
+    errors until cleared: recorded, not judged, so that an old count drains nothing)."""
     out = []
     for name, metric in METRIC.items():
         text = row.get(name, "").strip()
@@ -355,8 +356,8 @@ def _counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Mea
             continue
         out.append(record(exp.node, metric, float(text), check="nic", detail=where))
         if saturated(name, int(text)):
-            out.append(record(exp.node, "ib_counter_saturated", 1, check="nic", max=0.0,
-                              peer=where.replace(" port ", "/"), source=SOURCE,
+            out.append(record(exp.node, "ib_counter_saturated", 1, check="nic",
+                              peer=where.replace(" port ", "/"),
                               detail=f"{where} {name} = {text}, its maximum: errors since are "
                                      f"not counted; clear the counters ({CLEAR})"))
     return out

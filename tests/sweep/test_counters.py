@@ -73,25 +73,49 @@ def test_a_link_flap_between_two_sweeps_fails_the_next_sweep_only(tmp_path: Path
     assert third.nodes[0].status == "healthy"
     assert _increases(third, "n1")["mlx5_0 port 1 link_downed"][0] == 0.0
 
-    # counters cleared (perfquery -R) or the driver reloaded: what they counted since
+    # counters cleared (perfquery -R) or the driver reloaded: a new baseline, not judged
     fourth = _sweep(db, 1_002_700.0, {"n1": [_port("mlx5_0", symbol_error=2),
                                             _port("mlx5_1")]})
     value, detail = _increases(fourth, "n1")["mlx5_0 port 1 symbol_error"]
-    assert value == 2.0 and "cleared or reset since (12 before)" in detail
-    assert fourth.nodes[0].status == "failing"
+    assert value == 2.0 and "cleared or reset since (12 before): a new baseline" in detail
+    assert fourth.nodes[0].status == "healthy"
 
 
-def test_a_counter_stuck_at_its_maximum_fails_and_is_not_read_as_no_increase(
+def test_symbol_errors_are_judged_as_a_rate_and_flaps_at_any_count(tmp_path: Path) -> None:
+    # PAM4 links take raw symbol errors all the time: 120 an hour is the IBTA's maximum, so
+    # 900 s between sweeps allow 30; receive errors have no public rate and are not judged
+    db = tmp_path / "history.db"
+    _sweep(db, 3_000_000.0, {"n1": [_port("mlx5_0", symbol_error=100)],
+                             "n2": [_port("mlx5_0", symbol_error=100)]})
+    second = _sweep(db, 3_000_900.0, {
+        "n1": [_port("mlx5_0", symbol_error=130, link_error_recovery=75, port_rcv_errors=900)],
+        "n2": [_port("mlx5_0", symbol_error=131)]})
+    n1, n2 = second.nodes
+    assert n1.status == "healthy" and n2.status == "failing"
+    assert [(f.metric, f.value) for f in n2.findings] == [("nic_counter_increase", 31.0)]
+    assert "100 -> 131" in n2.reason and "limit 30: 120 per hour" in n2.reason
+    assert "not judged" not in _increases(second, "n1")["mlx5_0 port 1 symbol_error"][1]
+    rcv = _increases(second, "n1")["mlx5_0 port 1 port_rcv_errors"]
+    assert rcv[0] == 900.0 and "no public rate" in rcv[1]
+
+
+def test_a_roce_port_is_not_judged_by_infiniband_counters(tmp_path: Path) -> None:
+    roce = _port("mlx5_0", link_downed=5).replace("layer=InfiniBand", "layer=Ethernet")
+    first = _sweep(tmp_path / "h.db", 4_000_000.0, {"n1": [roce]})
+    assert not [r for r in first.nodes[0].records if r.metric in ib_counters.COUNTER_OF_METRIC]
+
+
+def test_a_counter_stuck_at_its_maximum_is_reported_and_not_read_as_no_increase(
         tmp_path: Path) -> None:
     db = tmp_path / "history.db"
     stuck = _port("mlx5_0", local_link_integrity_errors=15)  # a 4-bit field: 15 is its top
     first = _sweep(db, 2_000_000.0, {"n1": [stuck]})
-    assert [(f.metric, f.value) for f in first.nodes[0].findings] == [
-        ("ib_counter_saturated", 1.0)]
-    assert "clear the counters (perfquery -R)" in first.nodes[0].reason
+    flag = [r for r in first.nodes[0].records if r.metric == "ib_counter_saturated"]
+    assert [(r.value, r.max) for r in flag] == [(1.0, None)]  # reported, drains nothing
+    assert "clear the counters (perfquery -R)" in (flag[0].detail or "")
+    assert first.nodes[0].status == "healthy"
     second = _sweep(db, 2_000_900.0, {"n1": [stuck]})
     assert "mlx5_0 port 1 local_link_integrity_errors" not in _increases(second, "n1")
-    assert [f.metric for f in second.nodes[0].findings] == ["ib_counter_saturated"]
 
 
 def test_no_store_yet_judges_no_increase(tmp_path: Path) -> None:
