@@ -87,10 +87,17 @@ def increase(name: str, before: int, after: int) -> Increase:
     return Increase(after - before)
 
 
+def port_peer(where: str) -> str:
+    """``mlx5_0/1`` of ``mlx5_0 port 1`` (and of ``mlx5_0 port 1 guid 0x...``): how records
+    name a port in their ``peer`` field."""
+    dev, _, rest = where.partition(" port ")
+    return f"{dev}/{rest.split()[0]}" if rest else where
+
+
 def saturated(name: str, value: int) -> bool:
     """Whether ``value`` is the counter's all-ones value (it counts no further)."""
     return name in WIDTH and value >= top(name)
 
 
 __all__ = ["CLEAR", "COUNTERS", "COUNTER_OF_METRIC", "METRIC", "SOURCE", "SWEEP_RATE", "WIDTH",
-           "Increase", "increase", "saturated", "top"]
+           "Increase", "increase", "port_peer", "saturated", "top"]

@@ -23,9 +23,10 @@ reset in between (a reboot): it starts a new baseline and is not judged. A port'
 sweep, a sweep without a history store (``forge sweep --local`` without ``--db`` or
 ``--drain``), a store that is locked or cannot be read, and RoCE ports (their PHY errors
 are in ``ethtool -S``, not in these counters) judge no increase; readings are still
-recorded. Ports are told apart by device name and port (``mlx5_0 port 1``): when an
-adapter drops out and the kernel numbers the others anew, a counter may be compared with
-another port's (the port count fails that sweep anyway).
+recorded. Ports are told apart by device name, port and the adapter's node GUID
+(``mlx5_0 port 1 guid 0xb83f...``): an adapter the kernel numbered anew after another
+dropped out, or one swapped for a new part, starts a new baseline instead of being
+compared with another port's counters.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from provision.errors import CommandTimeout, InputError
 from provision.history.store import HistoryStore
 from provision.measurement import Measurement
 from provision.parsers.base import record
-from provision.parsers.ib_counters import COUNTER_OF_METRIC, SWEEP_RATE, increase
+from provision.parsers.ib_counters import COUNTER_OF_METRIC, SWEEP_RATE, increase, port_peer
 from provision.sweep.result import NodeResult, SweepResult, node_result
 
 #: (node, metric, detail) -> (value, seconds since the epoch) of the previous reading
@@ -106,7 +107,7 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
         limit = f"; limit {allowed:g}: {why}" if allowed is not None else f"; {why}"
         out.append(record(
             r.node, "nic_counter_increase", inc.value, check="nic", max=allowed,
-            source=why, peer=(r.detail or "").replace(" port ", "/") or None,
+            source=why, peer=port_peer(r.detail) if r.detail else None,
             detail=f"{r.detail} {name}: {was:g} -> {r.value:g} since {since}{note}{limit}"))
     return out
 

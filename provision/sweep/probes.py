@@ -24,7 +24,7 @@ from typing import Any
 
 from provision.measurement import Measurement
 from provision.parsers.base import record
-from provision.parsers.ib_counters import CLEAR, COUNTERS, METRIC, saturated
+from provision.parsers.ib_counters import CLEAR, COUNTERS, METRIC, port_peer, saturated
 from provision.sweep.expect import NodeExpectation
 
 #: where ``forge requalify`` leaves the node's Xid high-water mark: "<boot id> <count>",
@@ -52,9 +52,9 @@ NIC_SYSFS = r"""found=0
 for p in /sys/class/infiniband/*/ports/*; do
   [ -d "$p" ] || continue; found=1
   d=${p%/ports/*}; d=${d##*/}; n=${p##*/}; r() { cat "$1" 2>/dev/null | tr '\t' ' '; }
-  printf 'dev=%s\tport=%s\tstate=%s\tphys=%s\trate=%s\tlayer=%s\tfw=%s\t' \
+  printf 'dev=%s\tport=%s\tstate=%s\tphys=%s\trate=%s\tlayer=%s\tfw=%s\tguid=%s\t' \
     "$d" "$n" "$(r $p/state)" "$(r $p/phys_state)" "$(r $p/rate)" "$(r $p/link_layer)" \
-    "$(r /sys/class/infiniband/$d/fw_ver)"
+    "$(r /sys/class/infiniband/$d/fw_ver)" "$(r /sys/class/infiniband/$d/node_guid)"
   for c in """ + " ".join(COUNTERS) + r"""; do printf '%s=%s\t' "$c" "$(r $p/counters/$c)"; done
   echo
 done
@@ -322,7 +322,9 @@ def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
             if up and rate:
                 out.append(_rate(exp, float(rate[1]), where))
             if r.get("layer", "").strip() != "Ethernet":  # RoCE: the PHY's errors are elsewhere
-                out += _counters(exp, r, where)
+                guid = r.get("guid", "").strip()
+                # the adapter's GUID: a renumbered mlx5_N is not compared with another port
+                out += _counters(exp, r, f"{where} guid {guid}" if guid else where)
             if r.get("fw"):
                 fws[r["dev"]] = r["fw"].strip()
         ports = len(rows)
@@ -357,7 +359,7 @@ def _counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Mea
         out.append(record(exp.node, metric, float(text), check="nic", detail=where))
         if saturated(name, int(text)):
             out.append(record(exp.node, "ib_counter_saturated", 1, check="nic",
-                              peer=where.replace(" port ", "/"),
+                              peer=port_peer(where),
                               detail=f"{where} {name} = {text}, its maximum: errors since are "
                                      f"not counted; clear the counters ({CLEAR})"))
     return out

@@ -4,6 +4,7 @@ values), read by the real probe parser, stored, and judged on the next sweep."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,9 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 STATE = "state=4: ACTIVE\tphys=5: LinkUp\trate=200 Gb/sec (2X NDR)\tlayer=InfiniBand\tfw=28.39.1002"
 
 
-def _port(dev: str, **counters: int) -> str:
+GUIDS = {"mlx5_0": "b83f:d203:0012:ab34", "mlx5_1": "b83f:d203:0012:ab35"}
+
+
+def _port(dev: str, guid: str | None = None, **counters: int) -> str:
     values = {c: 0 for c in ib_counters.COUNTERS} | counters
-    return f"dev={dev}\tport=1\t{STATE}\t" + "".join(f"{c}={v}\t" for c, v in values.items())
+    return (f"dev={dev}\tport=1\t{STATE}\tguid={guid or GUIDS[dev]}\t"
+            + "".join(f"{c}={v}\t" for c, v in values.items()))
 
 
 def _sweep(db: Path, started: float, nodes: dict[str, list[str]]) -> SweepResult:
@@ -44,8 +49,8 @@ def _sweep(db: Path, started: float, nodes: dict[str, list[str]]) -> SweepResult
 
 def _increases(result: SweepResult, node: str) -> dict[str, tuple[float, str]]:
     n = next(x for x in result.nodes if x.node == node)
-    return {r.detail.split(":")[0]: (r.value, r.detail) for r in n.records
-            if r.metric == "nic_counter_increase" and r.detail}
+    return {re.sub(r" guid \S+", "", r.detail.split(": ")[0]): (r.value, r.detail)
+            for r in n.records if r.metric == "nic_counter_increase" and r.detail}
 
 
 def test_a_link_flap_between_two_sweeps_fails_the_next_sweep_only(tmp_path: Path) -> None:
@@ -63,7 +68,8 @@ def test_a_link_flap_between_two_sweeps_fails_the_next_sweep_only(tmp_path: Path
     n1, n2 = second.nodes
     assert n1.status == "failing" and n2.status == "healthy"
     assert [(f.metric, f.value) for f in n1.findings] == [("nic_counter_increase", 1.0)]
-    assert "mlx5_0 port 1 link_downed: 3 -> 4 since 1970-01-12T13:46:40Z" in n1.reason
+    assert (f"mlx5_0 port 1 guid {GUIDS['mlx5_0']} link_downed: 3 -> 4 since "
+            "1970-01-12T13:46:40Z; limit 0: any increase is a link flap") in n1.reason
     assert _increases(second, "n1")["mlx5_0 port 1 symbol_error"][0] == 0.0
     assert len(_increases(second, "n1")) == 2 * len(ib_counters.COUNTERS)  # every counter
 
@@ -156,6 +162,7 @@ def _sysfs(root: Path, node: str, **counters: int) -> None:
                        ("rate", "200 Gb/sec (2X NDR)"), ("link_layer", "InfiniBand")):
         (port / name).write_text(text + "\n")
     (root / node / "mlx5_0" / "fw_ver").write_text("28.39.1002\n")
+    (root / node / "mlx5_0" / "node_guid").write_text(GUIDS["mlx5_0"] + "\n")
     for c in ib_counters.COUNTERS:
         (port / "counters" / c).write_text(f"{counters.get(c, 0)}\n")
 
@@ -171,8 +178,18 @@ def test_a_fan_out_sweep_judges_what_the_counters_did_since_the_last_one(tmp_pat
     node = second.nodes[0]
     flaps = [f for f in node.findings if f.metric == "nic_counter_increase"]
     assert [(f.value, (f.detail or "").split(" since ")[0]) for f in flaps] == [
-        (1.0, "mlx5_0 port 1 link_downed: 2 -> 3")]
+        (1.0, f"mlx5_0 port 1 guid {GUIDS['mlx5_0']} link_downed: 2 -> 3")]
     assert _increases(second, "gpu001")["mlx5_0 port 1 symbol_error"][0] == 0.0
     with HistoryStore(tmp_path / "h.db") as store:  # stored, for trends and the next sweep
         kept = store.samples(nodes=["gpu001"], metric="nic_counter_increase")
     assert sorted(s.value for s in kept) == [0.0] * 5 + [1.0]
+
+
+def test_an_adapter_numbered_anew_starts_a_new_baseline(tmp_path: Path) -> None:
+    # mlx5_0 drops out; the kernel names the adapter that was mlx5_1 (40 symbol errors since
+    # it loaded) mlx5_0: its counters are not read as 0 -> 40 on the old mlx5_0
+    db = tmp_path / "history.db"
+    _sweep(db, 5_000_000.0, {"n1": [_port("mlx5_0"), _port("mlx5_1", symbol_error=40)]})
+    second = _sweep(db, 5_000_900.0, {"n1": [_port("mlx5_0", GUIDS["mlx5_1"], symbol_error=40)]})
+    assert _increases(second, "n1") == {}
+    assert not [f for f in second.nodes[0].findings if f.metric == "nic_counter_increase"]
