@@ -63,6 +63,8 @@ _ALL: list[MetricInfo] = [
        zero_spread=True),
     _m("nic_buffer_overrun_errors", "count", "lower",
        "port excessive buffer overrun error counter", zero_spread=True),
+    _m("gpu_pcie_replay_increase", "count", "lower",
+       "PCIe replays of a GPU's link since the node's previous sweep (NVML)", zero_spread=True),
     _m("nic_counter_increase", "count", "lower",
        "increase of an IB port error counter since the node's previous sweep", zero_spread=True),
     _m("ib_counter_saturated", "bool", "lower",

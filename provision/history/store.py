@@ -376,26 +376,27 @@ class HistoryStore:
         return ident, sids, vals
 
     def latest(self, *, nodes: Sequence[str], metrics: Sequence[str]
-               ) -> dict[tuple[str, str, str | None], tuple[float, float]]:
-        """The newest raw reading of each node, metric and detail (a counter of one port):
-        ``(node, metric, detail) -> (value, seconds since the epoch)``. Each node's series
-        and metric is one seek of the ``readings_series`` index for its newest time."""
+               ) -> dict[tuple[str, str, str | None, str | None], tuple[float, float]]:
+        """The newest raw reading of each node, metric, detail and GPU (a counter of one port
+        or one GPU): ``(node, metric, detail, GPU UUID) -> (value, seconds since the epoch)``.
+        Each series and metric is one seek of the ``readings_series`` index for its newest
+        time."""
         ids = dict(self.conn.execute(
             f"SELECT id, name FROM names WHERE name IN ({','.join('?' * len(metrics))})",
             list(metrics))) if metrics else {}
-        out: dict[tuple[str, str, str | None], tuple[float, float]] = {}
+        out: dict[tuple[str, str, str | None, str | None], tuple[float, float]] = {}
         for metric_id, name in ids.items():
             for at in range(0, len(nodes), _IN_CHUNK):
                 chunk = list(nodes[at:at + _IN_CHUNK])
                 rows = self.conn.execute(
-                    "SELECT s.node, r.detail, r.value, r.ts FROM series s "
+                    "SELECT s.node, r.detail, s.uuid, r.value, r.ts FROM series s "
                     "JOIN readings r INDEXED BY readings_series ON r.series = s.id "
                     "AND r.metric = ? AND r.ts = (SELECT MAX(x.ts) FROM readings x "
                     "INDEXED BY readings_series WHERE x.series = s.id AND x.metric = ?) "
                     f"WHERE s.node IN ({','.join('?' * len(chunk))}) AND r.agg IS NULL "
                     "ORDER BY r.run, r.seq", [metric_id, metric_id, *chunk])
-                for node, detail, value, ts in rows:
-                    out[(node, name, detail)] = (value, ts / 1000.0)
+                for node, detail, uuid, value, ts in rows:
+                    out[(node, name, detail, uuid)] = (value, ts / 1000.0)
         return out
 
     def has_run(self, run_id: str) -> bool:

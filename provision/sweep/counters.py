@@ -1,4 +1,4 @@
-"""IB port error counters judged by how much they grew since the node's previous sweep.
+"""Error counters judged by how much they grew since the node's previous sweep.
 
 The counters in sysfs count since the driver loaded (or since someone cleared them), so
 their value says little: a port with 3 ``link_downed`` may have flapped once a month ago.
@@ -27,6 +27,14 @@ recorded. Ports are told apart by device name, port and the adapter's node GUID
 (``mlx5_0 port 1 guid 0xb83f...``): an adapter the kernel numbered anew after another
 dropped out, or one swapped for a new part, starts a new baseline instead of being
 compared with another port's counters.
+
+A GPU's PCIe replay counter (NVML, so ``forge-health`` / ``forge sweep --local`` where
+nvidia-ml-py is installed; the fan-out's ``nvidia-smi --query-gpu`` has no such field) is
+judged the same way as ``gpu_pcie_replay_increase``: at most 8 a minute of the time between
+the two readings, the rate DCGM's PCIe health watch allows ("8 replays per minute is the
+maximum recommended by RM", ``DCGM_LIMIT_MAX_PCIREPLAY_RATE`` in NVIDIA/DCGM's
+``dcgm_gpu_hardware_limits.h``). A GPU is told apart by its UUID, so a replaced GPU starts a
+new baseline.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from provision.errors import CommandTimeout, InputError
@@ -45,15 +53,44 @@ from provision.parsers.base import record
 from provision.parsers.ib_counters import COUNTER_OF_METRIC, SWEEP_RATE, increase, port_peer
 from provision.sweep.result import NodeResult, SweepResult, node_result
 
-#: (node, metric, detail) -> (value, seconds since the epoch) of the previous reading
-Previous = Mapping[tuple[str, str, str | None], tuple[float, float]]
+#: (node, metric, detail, GPU UUID) -> (value, seconds since the epoch) of the previous reading
+Previous = Mapping[tuple[str, str, str | None, str | None], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one counter's increase between sweeps is judged."""
+
+    name: str              # the counter, as the finding names it
+    rate: float | None     # the increase allowed per second (None: recorded, not judged)
+    why: str               # where the rate comes from
+    metric: str            # the increase's record
+    check: str
+
+
+#: a GPU's PCIe replays: DCGM's health watch allows 8 a minute
+PCIE_REPLAYS = Rule("PCIe replays", 8 / 60, "8 a minute, the maximum NVIDIA's driver team "
+                    "recommends (DCGM health watch, DCGM_LIMIT_MAX_PCIREPLAY_RATE)",
+                    "gpu_pcie_replay_increase", "gpu")
+
+
+def rule(metric: str) -> Rule | None:
+    """The rule for a counter reading's metric, or None when it is not such a counter."""
+    name = COUNTER_OF_METRIC.get(metric)
+    if name is not None:
+        rate, why = SWEEP_RATE[name]
+        return Rule(name, rate, why, "nic_counter_increase", "nic")
+    return PCIE_REPLAYS if metric == "pcie_replay_count" else None
+
+
+COUNTER_METRICS = (*COUNTER_OF_METRIC, "pcie_replay_count")
 
 
 def with_increases(result: SweepResult, db: Path) -> SweepResult:
     """``result`` with each node's counter increases since its previous sweep in ``db``
     added to its records and judged."""
     nodes = [n.node for n in result.nodes
-             if any(r.metric in COUNTER_OF_METRIC for r in n.records)]
+             if any(r.metric in COUNTER_METRICS for r in n.records)]
     if not nodes:
         return result
     previous = previous_readings(db, nodes)
@@ -62,20 +99,20 @@ def with_increases(result: SweepResult, db: Path) -> SweepResult:
 
 
 def previous_readings(db: Path, nodes: list[str]) -> Previous:
-    """The newest stored reading of each of these nodes' port counters; none when there is
-    no store yet or it cannot be read (recording the sweep then reports why)."""
+    """The newest stored reading of each of these nodes' counters; none when there is no
+    store yet or it cannot be read (recording the sweep then reports why)."""
     if not db.is_file():
         return {}
     try:  # briefly: a store locked by another sweep must not hold this one up
         with HistoryStore(db, readonly=True, busy_timeout_s=2.0, retry_deadline_s=5.0) as store:
-            return store.latest(nodes=nodes, metrics=list(COUNTER_OF_METRIC))
+            return store.latest(nodes=nodes, metrics=list(COUNTER_METRICS))
     except (InputError, CommandTimeout, sqlite3.Error):
         return {}
 
 
 def judged(node: NodeResult, previous: Previous, now: float) -> NodeResult:
-    """``node`` (read at ``now``) with a ``nic_counter_increase`` record for every port
-    counter it read that has an earlier reading, and its verdict taken again."""
+    """``node`` (read at ``now``) with an increase record for every counter it read that
+    has an earlier reading, and its verdict taken again."""
     added = increases(node.records, previous, now)
     if not added:
         return node
@@ -90,26 +127,44 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
     previous reading, with the limit its counter has over that time (pure)."""
     out = []
     for r in records:
-        name = COUNTER_OF_METRIC.get(r.metric)
-        before = previous.get((r.node, r.metric, r.detail)) if name else None
-        if name is None or before is None:
+        how = rule(r.metric)
+        before = previous.get((r.node, r.metric, r.detail, r.uuid)) if how else None
+        if how is None or before is None:
             continue
         was, when = before
-        inc = increase(name, int(was), int(r.value))
-        if inc.value is None:
+        gpu = how.check == "gpu"
+        inc = _increase(how.name, int(was), int(r.value), gpu=gpu)
+        if inc is None:
             continue  # stuck at its maximum: the reading's own ib_counter_saturated says so
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
-        rate, why = SWEEP_RATE[name]
+        value, note = inc
+        rate, why = how.rate, how.why
         if int(r.value) < int(was):  # a reboot or a clear: what it counted since starts anew
-            rate, why = None, f"{inc.note}: a new baseline, not judged"
+            rate, why = None, f"{note}: a new baseline, not judged"
+            note = ""
         allowed = None if rate is None else float(math.floor(rate * max(now - when, 0.0)))
-        note = f"; {inc.note}" if inc.note and rate is not None else ""
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
         limit = f"; limit {allowed:g}: {why}" if allowed is not None else f"; {why}"
+        what = f"GPU{r.gpu} {how.name}" if gpu else f"{r.detail} {how.name}"
+        ids = ({"gpu": r.gpu, "uuid": r.uuid, "serial": r.serial, "model": r.model} if gpu
+               else {"peer": port_peer(r.detail) if r.detail else None})
         out.append(record(
-            r.node, "nic_counter_increase", inc.value, check="nic", max=allowed,
-            source=why, peer=port_peer(r.detail) if r.detail else None,
-            detail=f"{r.detail} {name}: {was:g} -> {r.value:g} since {since}{note}{limit}"))
+            r.node, how.metric, value, check=how.check, max=allowed, source=why, **ids,
+            detail=f"{what}: {was:g} -> {r.value:g} since {since}"
+                   f"{'; ' + note if note else ''}{limit}"))
     return out
 
 
-__all__ = ["Previous", "increases", "judged", "previous_readings", "with_increases"]
+def _increase(name: str, before: int, after: int, *, gpu: bool) -> tuple[int, str] | None:
+    """(increase, note) of a counter; None when it cannot be known (an IB counter at its
+    maximum both times). A GPU's replay counter has no fixed width here: it only falls when
+    it was reset (or rolled over), which starts a new baseline."""
+    if gpu:
+        if after < before:
+            return after, f"reset or rolled over since ({before} before)"
+        return after - before, ""
+    inc = increase(name, before, after)
+    return None if inc.value is None else (inc.value, inc.note)
+
+
+__all__ = ["COUNTER_METRICS", "PCIE_REPLAYS", "Previous", "Rule", "increases", "judged",
+           "previous_readings", "rule", "with_increases"]

@@ -144,6 +144,7 @@ def nvml_records(snap: dict[str, Any], exp: NodeExpectation) -> list[Measurement
             ecc_mode=b(g.get("ecc_mode_current")), memory_total_mib=g.get("memory_total_mib"),
             pcie_gen=g.get("pcie_gen"), pcie_gen_max=g.get("pcie_gen_max"),
             pcie_width=g.get("pcie_width"), pcie_width_max=g.get("pcie_width_max"),
+            pcie_replays=g.get("pcie_replay_counter"),
             ecc_uncorrected_volatile=g.get("ecc_uncorrected_volatile"),
             ecc_uncorrected_aggregate=g.get("ecc_uncorrected_aggregate"),
             ecc_corrected_volatile=g.get("ecc_corrected_volatile"),

@@ -17,7 +17,7 @@ from provision.sweep import probes as P
 from provision.sweep.collect import from_output
 from provision.sweep.counters import with_increases
 from provision.sweep.expect import NodeExpectation
-from provision.sweep.result import SweepResult
+from provision.sweep.result import SweepResult, node_result
 from provision.sweep.run import SweepOptions, finish, sweep_site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,3 +193,47 @@ def test_an_adapter_numbered_anew_starts_a_new_baseline(tmp_path: Path) -> None:
     second = _sweep(db, 5_000_900.0, {"n1": [_port("mlx5_0", GUIDS["mlx5_1"], symbol_error=40)]})
     assert _increases(second, "n1") == {}
     assert not [f for f in second.nodes[0].findings if f.metric == "nic_counter_increase"]
+
+
+def _gpu_sweep(db: Path, started: float, replays: dict[str, int]) -> SweepResult:
+    """One local sweep of a node whose GPUs (UUID -> PCIe replay counter) are read through
+    NVML. No GPU here: the snapshot stands in for what
+    provision.node_programs.gpu.nvml.snapshot() returns on one (its keys, its types)."""
+    snapshot = {"driver": "580.95.05", "gpus": [
+        {"index": i, "name": "NVIDIA H100 NVL", "uuid": uuid, "pcie_replay_counter": n}
+        for i, (uuid, n) in enumerate(replays.items())]}
+    exp = NodeExpectation(node="n1", profile="p", gpu_model="NVIDIA H100 NVL",
+                          gpu_count=len(replays))
+    node = node_result("n1", P.nvml_records(snapshot, exp))
+    result = with_increases(SweepResult(f"health-{started:.0f}", "quick", started,
+                                        started + 1, (node,)), db)
+    return finish(result, SweepOptions(db=db), None, kind="local")
+
+
+def _replays(result: SweepResult) -> dict[int | None, tuple[float, float | None, str]]:
+    return {r.gpu: (r.value, r.max, r.detail or "") for r in result.nodes[0].records
+            if r.metric == "gpu_pcie_replay_increase"}
+
+
+def test_pcie_replays_between_sweeps_are_judged_at_dcgms_rate(tmp_path: Path) -> None:
+    # DCGM's health watch allows 8 replays a minute: 15 minutes between sweeps allow 120
+    db = tmp_path / "history.db"
+    a, b, c = "GPU-0a1b", "GPU-1c2d", "GPU-2e3f"
+    first = _gpu_sweep(db, 6_000_000.0, {a: 10, b: 10, c: 500})
+    assert _replays(first) == {}
+    second = _gpu_sweep(db, 6_000_900.0, {a: 130, b: 131, c: 3})
+    got = _replays(second)
+    assert (got[0][0], got[0][1]) == (120.0, 120.0)                 # at the limit: passes
+    assert (got[1][0], got[1][1]) == (121.0, 120.0)                 # one more: fails
+    assert "GPU1 PCIe replays: 10 -> 131" in got[1][2] and "8 a minute" in got[1][2]
+    assert got[2][1] is None and "a new baseline" in got[2][2]      # reset: not judged
+    findings = [(f.metric, f.gpu) for f in second.nodes[0].findings]
+    assert ("gpu_pcie_replay_increase", 1) in findings
+    assert ("gpu_pcie_replay_increase", 0) not in findings
+
+
+def test_a_replaced_gpu_starts_a_new_baseline(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    _gpu_sweep(db, 7_000_000.0, {"GPU-old": 0})
+    second = _gpu_sweep(db, 7_000_900.0, {"GPU-new": 5000})  # same index 0, another GPU
+    assert _replays(second) == {}
