@@ -21,7 +21,8 @@ _GPU = re.compile(r"^GPU (\d+): (.*?)(?: \(UUID: ([^)]+)\))?$")
 _LINK = re.compile(r"^Link (\d+): (.*)$")
 _COUNTER = re.compile(r"^(Replay|Recovery|CRC|CRC Flit|CRC Data) Errors?: (\S+)$", re.I)
 _DCGM_GPU = re.compile(r"^gpuId (\d+):$")
-_COUNTER_METRIC = {"replay": "nvlink_replay_errors", "recovery": "nvlink_recovery_errors",
+#: each counter name nvidia-smi prints -> its record's metric
+COUNTER_METRIC = {"replay": "nvlink_replay_errors", "recovery": "nvlink_recovery_errors",
                    "crc": "nvlink_crc_errors", "crc flit": "nvlink_crc_errors",
                    "crc data": "nvlink_crc_errors"}
 
@@ -174,6 +175,6 @@ def measurements(result: NvlinkResult, check: str | None = None) -> list[Measure
                 out.append(record(result.node, "nvlink_link_speed", lk.speed_gbs,
                                   detail=f"link {lk.link}", **kw))
             for name, value in lk.counters:
-                out.append(record(result.node, _COUNTER_METRIC[name], value, max=0.0,
+                out.append(record(result.node, COUNTER_METRIC[name], value, max=0.0,
                                   detail=f"link {lk.link}", **kw))
     return out

@@ -35,6 +35,11 @@ the two readings, the rate DCGM's PCIe health watch allows ("8 replays per minut
 maximum recommended by RM", ``DCGM_LIMIT_MAX_PCIREPLAY_RATE`` in NVIDIA/DCGM's
 ``dcgm_gpu_hardware_limits.h``). A GPU is told apart by its UUID, so a replaced GPU starts a
 new baseline.
+
+NVLink links (the ``nvlink`` probe, ``nvidia-smi nvlink -e``, on profiles that bridge their
+GPUs) are judged as ``nvlink_error_increase`` per GPU and link, as DCGM's NVLink health watch
+judges them: any replay or recovery error fails; CRC errors (flit and data summed) fail
+above 100 a second of the time between the readings.
 """
 
 from __future__ import annotations
@@ -66,12 +71,25 @@ class Rule:
     why: str               # where the rate comes from
     metric: str            # the increase's record
     check: str
+    per_gpu: bool = True   # a GPU's counter (told apart by UUID), else an IB port's
 
 
-#: a GPU's PCIe replays: DCGM's health watch allows 8 a minute
-PCIE_REPLAYS = Rule("PCIe replays", 8 / 60, "8 a minute, the maximum NVIDIA's driver team "
-                    "recommends (DCGM health watch, DCGM_LIMIT_MAX_PCIREPLAY_RATE)",
-                    "gpu_pcie_replay_increase", "gpu")
+#: GPU counters by their reading's metric: DCGM's health watch limits (NVIDIA/DCGM,
+#: dcgm_gpu_hardware_limits.h and DcgmHealthWatch.cpp)
+GPU_RULES: dict[str, Rule] = {
+    "pcie_replay_count": Rule(
+        "PCIe replays", 8 / 60, "8 a minute, the maximum NVIDIA's driver team recommends "
+        "(DCGM health watch, DCGM_LIMIT_MAX_PCIREPLAY_RATE)", "gpu_pcie_replay_increase", "gpu"),
+    "nvlink_replay_errors": Rule(
+        "replay errors", 0.0, "any increase (DCGM health watch: NVLink replay errors are "
+        "failures)", "nvlink_error_increase", "nvlink"),
+    "nvlink_recovery_errors": Rule(
+        "recovery errors", 0.0, "any increase (DCGM health watch: NVLink recovery errors are "
+        "failures)", "nvlink_error_increase", "nvlink"),
+    "nvlink_crc_errors": Rule(
+        "CRC errors", 100.0, "100 a second: 'CRC errors only matter at rates of 100+ per "
+        "second' (DCGM_LIMIT_MAX_NVLINK_CRC_ERROR)", "nvlink_error_increase", "nvlink"),
+}
 
 
 def rule(metric: str) -> Rule | None:
@@ -79,11 +97,11 @@ def rule(metric: str) -> Rule | None:
     name = COUNTER_OF_METRIC.get(metric)
     if name is not None:
         rate, why = SWEEP_RATE[name]
-        return Rule(name, rate, why, "nic_counter_increase", "nic")
-    return PCIE_REPLAYS if metric == "pcie_replay_count" else None
+        return Rule(name, rate, why, "nic_counter_increase", "nic", per_gpu=False)
+    return GPU_RULES.get(metric)
 
 
-COUNTER_METRICS = (*COUNTER_OF_METRIC, "pcie_replay_count")
+COUNTER_METRICS = (*COUNTER_OF_METRIC, *GPU_RULES)
 
 
 def with_increases(result: SweepResult, db: Path) -> SweepResult:
@@ -132,7 +150,7 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
         if how is None or before is None:
             continue
         was, when = before
-        gpu = how.check == "gpu"
+        gpu = how.per_gpu
         inc = _increase(how.name, int(was), int(r.value), gpu=gpu)
         if inc is None:
             continue  # stuck at its maximum: the reading's own ib_counter_saturated says so
@@ -144,7 +162,8 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
         allowed = None if rate is None else float(math.floor(rate * max(now - when, 0.0)))
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
         limit = f"; limit {allowed:g}: {why}" if allowed is not None else f"; {why}"
-        what = f"GPU{r.gpu} {how.name}" if gpu else f"{r.detail} {how.name}"
+        what = (f"GPU{r.gpu}{' ' + r.detail if r.detail else ''} {how.name}" if gpu
+                else f"{r.detail} {how.name}")
         ids = ({"gpu": r.gpu, "uuid": r.uuid, "serial": r.serial, "model": r.model} if gpu
                else {"peer": port_peer(r.detail) if r.detail else None})
         out.append(record(
@@ -156,8 +175,9 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
 
 def _increase(name: str, before: int, after: int, *, gpu: bool) -> tuple[int, str] | None:
     """(increase, note) of a counter; None when it cannot be known (an IB counter at its
-    maximum both times). A GPU's replay counter has no fixed width here: it only falls when
-    it was reset (or rolled over), which starts a new baseline."""
+    maximum both times). A GPU's counters have no fixed width here: one only falls when it
+    was reset (a driver reload, ``nvidia-smi nvlink -r``) or rolled over, which starts a new
+    baseline."""
     if gpu:
         if after < before:
             return after, f"reset or rolled over since ({before} before)"
@@ -166,5 +186,5 @@ def _increase(name: str, before: int, after: int, *, gpu: bool) -> tuple[int, st
     return None if inc.value is None else (inc.value, inc.note)
 
 
-__all__ = ["COUNTER_METRICS", "PCIE_REPLAYS", "Previous", "Rule", "increases", "judged",
+__all__ = ["COUNTER_METRICS", "GPU_RULES", "Previous", "Rule", "increases", "judged",
            "previous_readings", "rule", "with_increases"]

@@ -48,6 +48,8 @@ class NodeExpectation:
     driver_branch: str | None = None
     nic_firmware: str | None = None
     dcgm: bool = False
+    #: NVLink links per GPU where the profile bridges GPUs (0: no NVLink to read)
+    nvlink_links: int = 0
     limits: tuple[Limit, ...] = field(default_factory=tuple)
 
     def limit(self, metric: str) -> Limit | None:
@@ -87,6 +89,7 @@ def for_node(site: Site, node: Node, plan: SitePlan | None = None) -> NodeExpect
         rdma_ports=sum(n.ports for n in rdma), rdma_adapters=sum(n.count for n in rdma),
         driver_branch=versions.get("driver_branch"),
         nic_firmware=_nic_firmware(site), dcgm="dcgm" in versions,
+        nvlink_links=p.gpu.nvlink_links_per_gpu if p.gpu and p.gpu.nvlink_pairs else 0,
         limits=limits)
 
 

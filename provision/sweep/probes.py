@@ -373,6 +373,31 @@ def _rate(exp: NodeExpectation, gbps: float, where: str) -> Measurement:
                   detail=f"{where}; limit {lim.describe}" if lim else where)
 
 
+# --- NVLink: each link's error counters ------------------------------------------------
+def nvlink_command(exp: NodeExpectation) -> str:
+    return "nvidia-smi nvlink -e"
+
+
+def parse_nvlink(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
+    """Each link's replay, recovery and CRC error counters as read (counts since the driver
+    loaded or ``nvidia-smi nvlink -r``): recorded here, judged by their increase since the
+    previous sweep (:mod:`provision.sweep.counters`). CRC flit and data errors are summed."""
+    from provision.parsers import nvidia_smi_nvlink as nv
+
+    res = nv.parse(text, node=exp.node, source_name="nvidia-smi nvlink -e")
+    out: list[Measurement] = []
+    for g in res.gpus:
+        for link in g.links:
+            sums: dict[str, int] = {}
+            for name, value in link.counters:
+                metric = nv.COUNTER_METRIC[name.lower()]
+                sums[metric] = sums.get(metric, 0) + value
+            out += [record(exp.node, metric, value, check="nvlink", gpu=g.index, uuid=g.uuid,
+                           model=g.model, detail=f"link {link.link}")
+                    for metric, value in sums.items()]
+    return out
+
+
 # --- versions ---------------------------------------------------------------------------
 def versions_command(exp: NodeExpectation) -> str:
     return ("cat /sys/module/nvidia/version 2>/dev/null || "
@@ -418,6 +443,8 @@ PROBES: dict[str, Probe] = {p.name: p for p in (
           xid_command, parse_xid),
     Probe("nic", "RDMA port state, rate and error counters (sysfs, else ibstat)", 10.0,
           lambda e: e.rdma_ports > 0, nic_command, parse_nic),
+    Probe("nvlink", "NVLink replay, recovery and CRC error counters (nvidia-smi nvlink -e)",
+          15.0, lambda e: e.gpu_count > 0 and e.nvlink_links > 0, nvlink_command, parse_nvlink),
     Probe("versions", "GPU driver branch against the spec", 10.0, _has_gpu, versions_command,
           parse_versions),
     Probe("dcgm", "dcgmi diag -r 1 (deployment checks, seconds, non-disruptive)", 120.0,
@@ -425,8 +452,8 @@ PROBES: dict[str, Probe] = {p.name: p for p in (
 )}
 
 PROFILES: dict[str, tuple[str, ...]] = {
-    "quick": ("host", "gpu", "nic", "xid"),
-    "full": ("host", "gpu", "nic", "versions", "xid", "dcgm"),
+    "quick": ("host", "gpu", "nic", "nvlink", "xid"),
+    "full": ("host", "gpu", "nic", "nvlink", "versions", "xid", "dcgm"),
 }
 
 

@@ -8,6 +8,8 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from provision.history.store import HistoryStore
 from provision.parsers import ib_counters
 from provision.remote.base import Command, Result
@@ -237,3 +239,47 @@ def test_a_replaced_gpu_starts_a_new_baseline(tmp_path: Path) -> None:
     _gpu_sweep(db, 7_000_000.0, {"GPU-old": 0})
     second = _gpu_sweep(db, 7_000_900.0, {"GPU-new": 5000})  # same index 0, another GPU
     assert _replays(second) == {}
+
+
+#: recording: stas00/ml-engineering (shared fixtures' SOURCES.md), nvidia-smi nvlink -e on an
+#: H100: every counter 0, links 2-16 elided
+NVLINK_E = (ROOT.parent / "shared" / "fixtures" / "real" / "nvidia-smi-nvlink"
+            / "stas-h100-nvlink-errors-elided.txt")
+
+
+def _nvlink_sweep(db: Path, started: float, text: str) -> SweepResult:
+    exp = NodeExpectation(node="n1", profile="p", gpu_model="NVIDIA H100 NVL", gpu_count=1,
+                          nvlink_links=18)
+    out = f"{P.BEGIN} nvlink\n{text}\n{P.END} nvlink 0\n"
+    node = from_output(exp, [P.PROBES["nvlink"]], out, connected=True, now=started)
+    result = with_increases(SweepResult(f"sweep-{started:.0f}", "quick", started, started + 1,
+                                        (node,)), db)
+    return finish(result, SweepOptions(db=db), None, kind="sweep")
+
+
+def _set(text: str, link: int, counter: str, value: int) -> str:
+    return text.replace(f"Link {link}: {counter} Errors: 0", f"Link {link}: {counter} Errors: "
+                                                             f"{value}")
+
+
+@pytest.mark.skipif(not NVLINK_E.is_file(), reason="real fixtures not present")
+def test_nvlink_errors_between_sweeps_are_judged_as_dcgm_does(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    text = NVLINK_E.read_text()
+    first = _nvlink_sweep(db, 8_000_000.0, text)
+    read = [r for r in first.nodes[0].records if r.check == "nvlink" and r.metric != "probe_ok"]
+    assert len(read) == 3 * 3 and {r.uuid for r in read} == {
+        "GPU-abcdefab-cdef-abdc-abcd-abababababab"}
+    assert all(r.max is None for r in read)        # counts since the driver loaded: recorded
+    assert first.nodes[0].status == "healthy"
+    # one replay error on link 1; CRC errors on link 17 below 100 a second (900 s: 90,000)
+    second = _nvlink_sweep(db, 8_000_900.0, _set(_set(text, 1, "Replay", 1), 17, "CRC", 90000))
+    node = second.nodes[0]
+    assert [(f.metric, f.value) for f in node.findings] == [("nvlink_error_increase", 1.0)]
+    assert "GPU0 link 1 replay errors: 0 -> 1" in node.reason
+    crc = [r for r in node.records if r.metric == "nvlink_error_increase"
+           and "link 17 CRC" in (r.detail or "")]
+    assert [(r.value, r.max) for r in crc] == [(90000.0, 90000.0)]
+    third = _nvlink_sweep(db, 8_001_800.0, _set(_set(text, 1, "Replay", 1), 17, "CRC", 180001))
+    assert [(f.metric, f.value) for f in third.nodes[0].findings] == [
+        ("nvlink_error_increase", 90001.0)]
