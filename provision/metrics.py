@@ -65,8 +65,11 @@ _ALL: list[MetricInfo] = [
        "port excessive buffer overrun error counter", zero_spread=True),
     _m("gpu_pcie_replay_increase", "count", "lower",
        "PCIe replays of a GPU's link since the node's previous sweep (NVML)", zero_spread=True),
+    _m("nvlink_crc_errors_total", "count", "lower",
+       "NVLink CRC errors of one GPU over all its links (flit and data)"),
     _m("nvlink_error_increase", "count", "lower",
-       "NVLink replay, recovery or CRC errors of one link since the node's previous sweep",
+       "NVLink replay or recovery errors of one link, or CRC errors of one GPU, since the "
+       "node's previous sweep",
        zero_spread=True),
     _m("nic_counter_increase", "count", "lower",
        "increase of an IB port error counter since the node's previous sweep", zero_spread=True),

@@ -380,7 +380,8 @@ class HistoryStore:
         """The newest raw reading of each node, metric, detail and GPU (a counter of one port
         or one GPU): ``(node, metric, detail, GPU UUID) -> (value, seconds since the epoch)``.
         Each series and metric is one seek of the ``readings_series`` index for its newest
-        time."""
+        time; where several series hold the same key (a check and a sweep), the newest
+        reading wins."""
         ids = dict(self.conn.execute(
             f"SELECT id, name FROM names WHERE name IN ({','.join('?' * len(metrics))})",
             list(metrics))) if metrics else {}
@@ -394,7 +395,7 @@ class HistoryStore:
                     "AND r.metric = ? AND r.ts = (SELECT MAX(x.ts) FROM readings x "
                     "INDEXED BY readings_series WHERE x.series = s.id AND x.metric = ?) "
                     f"WHERE s.node IN ({','.join('?' * len(chunk))}) AND r.agg IS NULL "
-                    "ORDER BY r.run, r.seq", [metric_id, metric_id, *chunk])
+                    "ORDER BY r.ts, r.run, r.seq", [metric_id, metric_id, *chunk])
                 for node, detail, uuid, value, ts in rows:
                     out[(node, name, detail, uuid)] = (value, ts / 1000.0)
         return out

@@ -88,7 +88,7 @@ def increase(name: str, before: int, after: int) -> Increase:
 
 
 def port_peer(where: str) -> str:
-    """``mlx5_0/1`` of ``mlx5_0 port 1`` (and of ``mlx5_0 port 1 guid 0x...``): how records
+    """``mlx5_0/1`` of ``mlx5_0 port 1`` (and of ``mlx5_0 port 1 guid b83f:...``): how records
     name a port in their ``peer`` field."""
     dev, _, rest = where.partition(" port ")
     return f"{dev}/{rest.split()[0]}" if rest else where

@@ -24,22 +24,24 @@ sweep, a sweep without a history store (``forge sweep --local`` without ``--db``
 ``--drain``), a store that is locked or cannot be read, and RoCE ports (their PHY errors
 are in ``ethtool -S``, not in these counters) judge no increase; readings are still
 recorded. Ports are told apart by device name, port and the adapter's node GUID
-(``mlx5_0 port 1 guid 0xb83f...``): an adapter the kernel numbered anew after another
+(``mlx5_0 port 1 guid b83f:d203:0012:ab34``): an adapter the kernel numbered anew after another
 dropped out, or one swapped for a new part, starts a new baseline instead of being
 compared with another port's counters.
 
 A GPU's PCIe replay counter (NVML, so ``forge-health`` / ``forge sweep --local`` where
 nvidia-ml-py is installed; the fan-out's ``nvidia-smi --query-gpu`` has no such field) is
-judged the same way as ``gpu_pcie_replay_increase``: at most 8 a minute of the time between
-the two readings, the rate DCGM's PCIe health watch allows ("8 replays per minute is the
-maximum recommended by RM", ``DCGM_LIMIT_MAX_PCIREPLAY_RATE`` in NVIDIA/DCGM's
-``dcgm_gpu_hardware_limits.h``). A GPU is told apart by its UUID, so a replaced GPU starts a
-new baseline.
+judged the same way as ``gpu_pcie_replay_increase``: at most what the PCIe bit error rate of
+1e-12 allows at the link's maximum generation and width over the time between the two
+readings (DCGM's ``GetExpectedPcieReplayRate``: 1.92 a minute per Gen5 lane, 31 a minute
+for Gen5 x16; DCGM warns above it, forge fails the sweep). A GPU is told apart by its UUID,
+so a replaced GPU starts a new baseline, and a GPU whose UUID was not read is not judged.
 
 NVLink links (the ``nvlink`` probe, ``nvidia-smi nvlink -e``, on profiles that bridge their
-GPUs) are judged as ``nvlink_error_increase`` per GPU and link, as DCGM's NVLink health watch
-judges them: any replay or recovery error fails; CRC errors (flit and data summed) fail
-above 100 a second of the time between the readings.
+GPUs) are judged as ``nvlink_error_increase`` as DCGM's NVLink health watch judges them: any
+replay or recovery error on a link fails; CRC errors (flit and data, summed over the GPU's
+links, as DCGM's per-GPU totals) fail above 100 a second of the time between the readings.
+Rates are not judged over more than a day between two readings (a burst would vanish in the
+average): such a reading starts a new baseline.
 """
 
 from __future__ import annotations
@@ -74,22 +76,37 @@ class Rule:
     per_gpu: bool = True   # a GPU's counter (told apart by UUID), else an IB port's
 
 
-#: GPU counters by their reading's metric: DCGM's health watch limits (NVIDIA/DCGM,
-#: dcgm_gpu_hardware_limits.h and DcgmHealthWatch.cpp)
+#: GPU counters by their reading's metric, judged as DCGM's health watch judges them
+#: (NVIDIA/DCGM 4.6, modules/health/DcgmHealthWatch.cpp, common/DcgmGPUHardwareLimits.h).
+#: PCIe replays have no fixed rate: :func:`pcie_replay_rate` gives the link's own.
 GPU_RULES: dict[str, Rule] = {
     "pcie_replay_count": Rule(
-        "PCIe replays", 8 / 60, "8 a minute, the maximum NVIDIA's driver team recommends "
-        "(DCGM health watch, DCGM_LIMIT_MAX_PCIREPLAY_RATE)", "gpu_pcie_replay_increase", "gpu"),
+        "PCIe replays", None, "the PCIe bit error rate of 1e-12 at the link's maximum speed "
+        "and width (DCGM's expected replay rate; DCGM warns above it)",
+        "gpu_pcie_replay_increase", "gpu"),
     "nvlink_replay_errors": Rule(
         "replay errors", 0.0, "any increase (DCGM health watch: NVLink replay errors are "
         "failures)", "nvlink_error_increase", "nvlink"),
     "nvlink_recovery_errors": Rule(
         "recovery errors", 0.0, "any increase (DCGM health watch: NVLink recovery errors are "
         "failures)", "nvlink_error_increase", "nvlink"),
-    "nvlink_crc_errors": Rule(
-        "CRC errors", 100.0, "100 a second: 'CRC errors only matter at rates of 100+ per "
-        "second' (DCGM_LIMIT_MAX_NVLINK_CRC_ERROR)", "nvlink_error_increase", "nvlink"),
+    "nvlink_crc_errors_total": Rule(
+        "CRC errors (all links)", 100.0, "100 a second over all of the GPU's links: 'CRC errors "
+        "only matter at rates of 100+ per second' (DCGM_LIMIT_MAX_NVLINK_CRC_ERROR; DCGM warns "
+        "below it)", "nvlink_error_increase", "nvlink"),
 }
+#: PCIe transfer rate per lane by generation, GT/s (PCI-SIG; DCGM's table)
+PCIE_GTS = {1: 2.5, 2: 5.0, 3: 8.0, 4: 16.0, 5: 32.0, 6: 64.0}
+#: the bit error rate a PCIe link must hold (PCIe base specification; DCGM's 1e-12)
+PCIE_BER = 1e-12
+#: past this long between two readings a rate says little about a burst: a new baseline
+MAX_RATE_WINDOW_S = 24 * 3600.0
+
+
+def pcie_replay_rate(gen: float, width: float) -> float:
+    """Replays a second a link of this generation and width may take at the PCIe bit error
+    rate (DCGM's ``GetExpectedPcieReplayRate``, per second)."""
+    return PCIE_BER * PCIE_GTS.get(int(gen), PCIE_GTS[max(PCIE_GTS)]) * 1e9 * width
 
 
 def rule(metric: str) -> Rule | None:
@@ -143,34 +160,52 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
               now: float) -> list[Measurement]:
     """The increase of each counter reading in ``records`` (read at ``now``) over its
     previous reading, with the limit its counter has over that time (pure)."""
+    links = _pcie_links(records)
     out = []
     for r in records:
         how = rule(r.metric)
-        before = previous.get((r.node, r.metric, r.detail, r.uuid)) if how else None
-        if how is None or before is None:
+        if how is None or (how.per_gpu and not r.uuid):
+            continue  # a GPU without its UUID could be compared with another GPU's counter
+        before = previous.get((r.node, r.metric, r.detail, r.uuid))
+        if before is None:
             continue
         was, when = before
-        gpu = how.per_gpu
-        inc = _increase(how.name, int(was), int(r.value), gpu=gpu)
+        inc = _increase(how.name, int(was), int(r.value), gpu=how.per_gpu)
         if inc is None:
             continue  # stuck at its maximum: the reading's own ib_counter_saturated says so
         value, note = inc
         rate, why = how.rate, how.why
+        if r.metric == "pcie_replay_count":
+            gen, width = links.get(r.uuid or "", (None, None))
+            rate = pcie_replay_rate(gen, width) if gen and width else None
+            why = (f"{why}: Gen{gen:g} x{width:g}" if gen and width
+                   else "the link's speed is unknown: not judged")
+        elapsed = max(now - when, 0.0)
         if int(r.value) < int(was):  # a reboot or a clear: what it counted since starts anew
-            rate, why = None, f"{note}: a new baseline, not judged"
-            note = ""
-        allowed = None if rate is None else float(math.floor(rate * max(now - when, 0.0)))
+            rate, why, note = None, f"{note}: a new baseline, not judged", ""
+        elif rate and elapsed > MAX_RATE_WINDOW_S:
+            rate, why = None, "more than a day since the previous reading: not judged as a rate"
+        allowed = None if rate is None else float(math.floor(rate * elapsed))
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
         limit = f"; limit {allowed:g}: {why}" if allowed is not None else f"; {why}"
-        what = (f"GPU{r.gpu}{' ' + r.detail if r.detail else ''} {how.name}" if gpu
+        what = (f"GPU{r.gpu}{' ' + r.detail if r.detail else ''} {how.name}" if how.per_gpu
                 else f"{r.detail} {how.name}")
-        ids = ({"gpu": r.gpu, "uuid": r.uuid, "serial": r.serial, "model": r.model} if gpu
-               else {"peer": port_peer(r.detail) if r.detail else None})
+        ids = ({"gpu": r.gpu, "uuid": r.uuid, "serial": r.serial, "model": r.model}
+               if how.per_gpu else {"peer": port_peer(r.detail) if r.detail else None})
         out.append(record(
             r.node, how.metric, value, check=how.check, max=allowed, source=why, **ids,
             detail=f"{what}: {was:g} -> {r.value:g} since {since}"
                    f"{'; ' + note if note else ''}{limit}"))
     return out
+
+
+def _pcie_links(records: tuple[Measurement, ...] | list[Measurement]
+                ) -> dict[str, tuple[float | None, float | None]]:
+    """GPU UUID -> (maximum PCIe generation, maximum width) of its link, as read this sweep
+    (the current ones drop when the GPU idles)."""
+    gen = {r.uuid: r.value for r in records if r.metric == "pcie_link_gen_max" and r.uuid}
+    width = {r.uuid: r.value for r in records if r.metric == "pcie_link_width_max" and r.uuid}
+    return {u: (gen.get(u), width.get(u)) for u in gen.keys() | width.keys()}
 
 
 def _increase(name: str, before: int, after: int, *, gpu: bool) -> tuple[int, str] | None:
@@ -186,5 +221,5 @@ def _increase(name: str, before: int, after: int, *, gpu: bool) -> tuple[int, st
     return None if inc.value is None else (inc.value, inc.note)
 
 
-__all__ = ["COUNTER_METRICS", "GPU_RULES", "Previous", "Rule", "increases", "judged",
-           "previous_readings", "rule", "with_increases"]
+__all__ = ["COUNTER_METRICS", "GPU_RULES", "MAX_RATE_WINDOW_S", "Previous", "Rule", "increases",
+           "judged", "pcie_replay_rate", "previous_readings", "rule", "with_increases"]

@@ -380,21 +380,33 @@ def nvlink_command(exp: NodeExpectation) -> str:
 
 def parse_nvlink(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
     """Each link's replay, recovery and CRC error counters as read (counts since the driver
-    loaded or ``nvidia-smi nvlink -r``): recorded here, judged by their increase since the
-    previous sweep (:mod:`provision.sweep.counters`). CRC flit and data errors are summed."""
+    loaded or ``nvidia-smi nvlink -r``), and each GPU's CRC errors over all its links (CRC flit
+    and data errors summed, as DCGM's per-GPU totals): recorded here, judged by their increase
+    since the previous sweep (:mod:`provision.sweep.counters`). A GPU that refuses the query
+    (MIG) is skipped; output without a counter this reader knows is this probe's failure."""
     from provision.parsers import nvidia_smi_nvlink as nv
 
+    if DEAD_DRIVER.search(text):
+        return []  # the gpu probe reports the GPUs missing, fatally; no second finding here
     res = nv.parse(text, node=exp.node, source_name="nvidia-smi nvlink -e")
     out: list[Measurement] = []
     for g in res.gpus:
+        crc = 0
         for link in g.links:
             sums: dict[str, int] = {}
             for name, value in link.counters:
-                metric = nv.COUNTER_METRIC[name.lower()]
+                metric = nv.COUNTER_METRIC[name]
                 sums[metric] = sums.get(metric, 0) + value
+            crc += sums.get("nvlink_crc_errors", 0)
             out += [record(exp.node, metric, value, check="nvlink", gpu=g.index, uuid=g.uuid,
                            model=g.model, detail=f"link {link.link}")
                     for metric, value in sums.items()]
+        if any(link.counters for link in g.links):
+            out.append(record(exp.node, "nvlink_crc_errors_total", crc, check="nvlink",
+                              gpu=g.index, uuid=g.uuid, model=g.model))
+    if not out and not any(g.note for g in res.gpus):
+        raise ValueError("no NVLink error counter this reader knows in nvidia-smi nvlink -e: "
+                         + _first_line(text)[:120])
     return out
 
 
@@ -443,8 +455,9 @@ PROBES: dict[str, Probe] = {p.name: p for p in (
           xid_command, parse_xid),
     Probe("nic", "RDMA port state, rate and error counters (sysfs, else ibstat)", 10.0,
           lambda e: e.rdma_ports > 0, nic_command, parse_nic),
+    # 5 s: the quick profile runs under slurmd's 60 s HealthCheckProgram limit
     Probe("nvlink", "NVLink replay, recovery and CRC error counters (nvidia-smi nvlink -e)",
-          15.0, lambda e: e.gpu_count > 0 and e.nvlink_links > 0, nvlink_command, parse_nvlink),
+          5.0, lambda e: e.gpu_count > 0 and e.nvlink_links > 0, nvlink_command, parse_nvlink),
     Probe("versions", "GPU driver branch against the spec", 10.0, _has_gpu, versions_command,
           parse_versions),
     Probe("dcgm", "dcgmi diag -r 1 (deployment checks, seconds, non-disruptive)", 120.0,

@@ -197,12 +197,13 @@ def test_an_adapter_numbered_anew_starts_a_new_baseline(tmp_path: Path) -> None:
     assert not [f for f in second.nodes[0].findings if f.metric == "nic_counter_increase"]
 
 
-def _gpu_sweep(db: Path, started: float, replays: dict[str, int]) -> SweepResult:
-    """One local sweep of a node whose GPUs (UUID -> PCIe replay counter) are read through
-    NVML. No GPU here: the snapshot stands in for what
+def _gpu_sweep(db: Path, started: float, replays: dict[str | None, int]) -> SweepResult:
+    """One local sweep of a node whose GPUs (UUID -> PCIe replay counter; Gen5 x16 links) are
+    read through NVML. No GPU here: the snapshot stands in for what
     provision.node_programs.gpu.nvml.snapshot() returns on one (its keys, its types)."""
     snapshot = {"driver": "580.95.05", "gpus": [
-        {"index": i, "name": "NVIDIA H100 NVL", "uuid": uuid, "pcie_replay_counter": n}
+        {"index": i, "name": "NVIDIA H100 NVL", "uuid": uuid, "pcie_replay_counter": n,
+         "pcie_gen": 1, "pcie_gen_max": 5, "pcie_width": 16, "pcie_width_max": 16}
         for i, (uuid, n) in enumerate(replays.items())]}
     exp = NodeExpectation(node="n1", profile="p", gpu_model="NVIDIA H100 NVL",
                           gpu_count=len(replays))
@@ -217,21 +218,34 @@ def _replays(result: SweepResult) -> dict[int | None, tuple[float, float | None,
             if r.metric == "gpu_pcie_replay_increase"}
 
 
-def test_pcie_replays_between_sweeps_are_judged_at_dcgms_rate(tmp_path: Path) -> None:
-    # DCGM's health watch allows 8 replays a minute: 15 minutes between sweeps allow 120
+def test_pcie_replays_between_sweeps_are_judged_at_the_pcie_bit_error_rate(
+        tmp_path: Path) -> None:
+    # 1e-12 of Gen5's 32 GT/s on 16 lanes is 0.512 replays a second (DCGM's expected rate,
+    # 31 a minute), so 900 s between sweeps allow 460; at idle the link runs at Gen1, yet
+    # the limit is the link's maximum speed (the replays came while it was busy)
     db = tmp_path / "history.db"
     a, b, c = "GPU-0a1b", "GPU-1c2d", "GPU-2e3f"
     first = _gpu_sweep(db, 6_000_000.0, {a: 10, b: 10, c: 500})
     assert _replays(first) == {}
-    second = _gpu_sweep(db, 6_000_900.0, {a: 130, b: 131, c: 3})
+    second = _gpu_sweep(db, 6_000_900.0, {a: 470, b: 471, c: 3})
     got = _replays(second)
-    assert (got[0][0], got[0][1]) == (120.0, 120.0)                 # at the limit: passes
-    assert (got[1][0], got[1][1]) == (121.0, 120.0)                 # one more: fails
-    assert "GPU1 PCIe replays: 10 -> 131" in got[1][2] and "8 a minute" in got[1][2]
+    assert (got[0][0], got[0][1]) == (460.0, 460.0)                 # at the limit: passes
+    assert (got[1][0], got[1][1]) == (461.0, 460.0)                 # one more: fails
+    assert "GPU1 PCIe replays: 10 -> 471" in got[1][2] and "Gen5 x16" in got[1][2]
     assert got[2][1] is None and "a new baseline" in got[2][2]      # reset: not judged
     findings = [(f.metric, f.gpu) for f in second.nodes[0].findings]
     assert ("gpu_pcie_replay_increase", 1) in findings
     assert ("gpu_pcie_replay_increase", 0) not in findings
+    # two days later: a rate over that long says nothing about a burst, so no judgement
+    late = _gpu_sweep(db, 6_000_900.0 + 2 * 86400, {a: 100_000, b: 471, c: 3})
+    assert _replays(late)[0][1] is None and "more than a day" in _replays(late)[0][2]
+
+
+def test_a_gpu_without_its_uuid_is_not_judged(tmp_path: Path) -> None:
+    # without the UUID every GPU's counter would share one key: GPU1 compared with GPU0's
+    db = tmp_path / "history.db"
+    _gpu_sweep(db, 9_000_000.0, {None: 0})
+    assert _replays(_gpu_sweep(db, 9_000_900.0, {None: 5000})) == {}
 
 
 def test_a_replaced_gpu_starts_a_new_baseline(tmp_path: Path) -> None:
@@ -242,7 +256,8 @@ def test_a_replaced_gpu_starts_a_new_baseline(tmp_path: Path) -> None:
 
 
 #: recording: stas00/ml-engineering (shared fixtures' SOURCES.md), nvidia-smi nvlink -e on an
-#: H100: every counter 0, links 2-16 elided
+#: H100 80GB HBM3 (SXM; the nvlink -e format is the same on H100 NVL's bridges): every counter
+#: 0, links 2-16 elided
 NVLINK_E = (ROOT.parent / "shared" / "fixtures" / "real" / "nvidia-smi-nvlink"
             / "stas-h100-nvlink-errors-elided.txt")
 
@@ -268,7 +283,7 @@ def test_nvlink_errors_between_sweeps_are_judged_as_dcgm_does(tmp_path: Path) ->
     text = NVLINK_E.read_text()
     first = _nvlink_sweep(db, 8_000_000.0, text)
     read = [r for r in first.nodes[0].records if r.check == "nvlink" and r.metric != "probe_ok"]
-    assert len(read) == 3 * 3 and {r.uuid for r in read} == {
+    assert len(read) == 3 * 3 + 1 and {r.uuid for r in read} == {   # 3 links, the GPU's CRC
         "GPU-abcdefab-cdef-abdc-abcd-abababababab"}
     assert all(r.max is None for r in read)        # counts since the driver loaded: recorded
     assert first.nodes[0].status == "healthy"
@@ -278,8 +293,18 @@ def test_nvlink_errors_between_sweeps_are_judged_as_dcgm_does(tmp_path: Path) ->
     assert [(f.metric, f.value) for f in node.findings] == [("nvlink_error_increase", 1.0)]
     assert "GPU0 link 1 replay errors: 0 -> 1" in node.reason
     crc = [r for r in node.records if r.metric == "nvlink_error_increase"
-           and "link 17 CRC" in (r.detail or "")]
+           and "CRC errors (all links)" in (r.detail or "")]
     assert [(r.value, r.max) for r in crc] == [(90000.0, 90000.0)]
     third = _nvlink_sweep(db, 8_001_800.0, _set(_set(text, 1, "Replay", 1), 17, "CRC", 180001))
     assert [(f.metric, f.value) for f in third.nodes[0].findings] == [
         ("nvlink_error_increase", 90001.0)]
+
+
+def test_an_nvlink_output_without_known_counters_fails_the_probe_not_silently() -> None:
+    # NVLink5 drivers print other counter names: reading nothing must not pass as clean
+    exp = NodeExpectation(node="n1", profile="p", gpu_count=1, nvlink_links=18)
+    text = ("GPU 0: NVIDIA B300 (UUID: GPU-b300)\n\t Link 0: Link recovery failed events: 7\n")
+    res = from_output(exp, [P.PROBES["nvlink"]], f"{P.BEGIN} nvlink\n{text}{P.END} nvlink 0\n",
+                      connected=True)
+    ok = [r for r in res.records if r.metric == "probe_ok"]
+    assert [r.value for r in ok] == [0.0] and "no NVLink error counter" in (ok[0].detail or "")
