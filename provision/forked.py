@@ -3,8 +3,12 @@
 The work function, with what the pieces share bound to it (``functools.partial``),
 reaches the processes by fork: only each piece's arguments and its result are pickled.
 The calling process does the first piece itself, and the results come back in the
-pieces' order. A process that runs a piece, or the caller while it runs the first one,
-forks no further: pieces never nest.
+pieces' order. Where Linux has ``memfd_create``, a forked piece writes its pickled result
+into an anonymous in-memory file made for it before the fork, and only its size goes
+through the pool's pipe: 25 MB of JSON lines came back in 0.13 s instead of 0.16-0.20 s
+through the pipe, whose reader thread also competes with the caller's own piece for the
+GIL. Nothing is written to any file system. A process that runs a piece, or the caller
+while it runs the first one, forks no further: pieces never nest.
 
 Where processes cannot be forked, a process cannot start or one dies (killed when out of
 memory), :func:`map_forked` answers None and the caller does the work in one process.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -58,9 +63,56 @@ def _piece(work: Callable[..., T], args: tuple[Any, ...]) -> T:
         _IN_PIECE = was
 
 
-def _forked_piece(args: tuple[Any, ...]) -> Any:
+class _InFile(int):
+    """A forked piece's result: this many bytes of pickle in its in-memory file."""
+
+
+def _forked_piece(args: tuple[Any, ...], fd: int | None = None) -> Any:
     assert _WORK is not None
-    return _piece(_WORK, args)
+    result = _piece(_WORK, args)
+    if fd is None:
+        return result
+    data = memoryview(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], done)
+    return _InFile(len(data))
+
+
+def _result_files(n: int) -> list[int | None]:
+    """One anonymous in-memory file per forked piece, or None each where there are none."""
+    make = getattr(os, "memfd_create", None)
+    if make is None:
+        return [None] * n
+    fds: list[int | None] = []
+    try:
+        for _ in range(n):
+            fds.append(make("forge-piece", getattr(os, "MFD_CLOEXEC", 0)))
+    except OSError:  # out of file descriptors: the pipe carries the results
+        _close(fds)
+        return [None] * n
+    return fds
+
+
+def _taken(got: Any, fd: int | None) -> Any:
+    """A forked piece's result, read back from its in-memory file when it went there."""
+    if fd is None or not isinstance(got, _InFile):
+        return got
+    chunks, done = [], 0
+    while done < got:
+        chunk = os.pread(fd, got - done, done)
+        if not chunk:
+            raise OSError(f"forked piece result cut short at {done} of {int(got)} bytes")
+        chunks.append(chunk)
+        done += len(chunk)
+    return pickle.loads(b"".join(chunks) if len(chunks) > 1 else chunks[0])
+
+
+def _close(fds: Sequence[int | None]) -> None:
+    for fd in fds:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _in_forked_process() -> None:
@@ -83,16 +135,19 @@ def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> lis
         return [_piece(work, p) for p in pieces]
     _WORK = work
     before = set(active_children())
+    fds = _result_files(len(pieces) - 1)
     try:
         pool = ProcessPoolExecutor(len(pieces) - 1, mp_context=get_context("fork"),
                                    initializer=_in_forked_process)
-        rest: list[Future[T]] = [pool.submit(_forked_piece, p) for p in pieces[1:]]
+        rest: list[Future[T]] = [pool.submit(_forked_piece, p, fd)
+                                 for p, fd in zip(pieces[1:], fds, strict=True)]
     except OSError:  # no process to fork
         _WORK = None
+        _close(fds)
         return None
     try:
         first = _piece(work, pieces[0])
-        got = [first, *(f.result() for f in rest)]
+        got = [first, *(_taken(f.result(), fd) for f, fd in zip(rest, fds, strict=True))]
     except BrokenProcessPool:  # one was killed (out of memory, a signal)
         pool.shutdown(wait=True, cancel_futures=True)
         return None
@@ -103,6 +158,7 @@ def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> lis
         raise
     finally:
         _WORK = None
+        _close(fds)
     pool.shutdown(wait=True)
     return got
 

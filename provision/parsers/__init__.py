@@ -32,7 +32,7 @@ from provision.parsers import (
     perftest,
 )
 from provision.parsers.base import ToolParser, clean_text
-from provision.parsers.split import split, start_offsets
+from provision.parsers.split import scan, split
 
 __all__ = ["PARSERS", "Part", "ToolParser", "detect_tool", "get", "ingest_parts", "ingest_text",
            "names"]
@@ -131,8 +131,8 @@ def ingest_parts(tool: str, text: str, *, node: str | None = None,
     if not text or text.isspace():  # no copy of a 50 MB text
         raise InputError(f"{source_name}: the file is empty")
     text = clean_text(text)
-    marks = start_offsets(text)
-    segments = split(text, marks)
+    marks, has_kernel = scan(text)
+    segments = split(text, marks, has_kernel)
     if not segments:
         found = marks[0][1] if marks else detect_tool(text)
         if found is None:

@@ -181,3 +181,31 @@ def test_a_failing_piece_kills_the_others_instead_of_waiting(tmp_path: Path) -> 
     while any(map(_running, forked_pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(map(_running, forked_pids))
+
+
+def _lines(k: int) -> tuple[int, list[str]]:
+    return os.getpid(), [f'{{"n": {k}, "i": {i}, "pad": "{"x" * 100}"}}' for i in range(50_000)]
+
+
+def test_large_results_come_back_whole_through_in_memory_files(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked piece's result comes back through an anonymous in-memory file where Linux has
+    them, and through the pool's pipe where not: the same lines either way."""
+    taken, real = [], forked._taken
+
+    def recording(got: Any, fd: int | None) -> Any:
+        taken.append(type(got).__name__)
+        return real(got, fd)
+
+    monkeypatch.setattr(forked, "_taken", recording)
+    got = forked.map_forked(_lines, [(0,), (1,), (2,)])
+    assert got is not None and [lines for _, lines in got] == [_lines(k)[1] for k in range(3)]
+    assert got[1][0] != os.getpid()                                   # forked, not done here
+    if hasattr(os, "memfd_create"):
+        assert taken == ["_InFile", "_InFile"]
+        monkeypatch.delattr(os, "memfd_create")
+        taken.clear()
+        again = forked.map_forked(_lines, [(0,), (1,), (2,)])
+        assert again is not None and [lines for _, lines in again] == [_lines(k)[1]
+                                                                       for k in range(3)]
+        assert taken == ["tuple", "tuple"]                            # through the pipe

@@ -103,3 +103,35 @@ def test_duplicated_headers_of_one_run_stay_one_run() -> None:
 def test_text_of_no_tool_is_refused_naming_line_1() -> None:
     with pytest.raises(InputError, match=r"x:1: cannot tell which tool"):
         parsers.ingest_parts("auto", "hello\nworld\n", source_name="x")
+
+
+def test_every_kernel_word_holds_a_prefilter_word() -> None:
+    # the kernel-log check first looks for the shorter words; a word without one of them
+    # would never be looked for
+    from provision.parsers.split import _KERNEL_PREFILTER, _KERNEL_WORDS
+
+    assert all(any(p in w for p in _KERNEL_PREFILTER) for w in _KERNEL_WORDS)
+
+
+def test_a_large_file_is_scanned_in_pieces_with_the_same_result(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # several tools' real outputs, a Xid line only in the last part: cut into 3 pieces
+    from provision import forked
+    from provision.parsers.split import scan, start_offsets
+
+    text = _cat("nccl-tests/oci-bm-gpu4.8-a100-1node-8gpu-10G.txt",
+                "ibstat/gpud-h100-some-ports-down-0.txt",
+                "nccl-tests/oci-bm-gpu4.8-a100-1node-8gpu-10G.txt",
+                "gpu-burn/issue8-azure-k80-10s-no-final-summary.txt") * 20
+    tail = fixture_text("dmesg-xid/stas-xid63-row-remapper-line.txt")
+    alone = {k: parsers.ingest_parts("auto", k, node="n1") for k in (text, text + tail)}
+    monkeypatch.setattr(forked, "PARALLEL_BYTES", 1000)
+    monkeypatch.setattr(forked, "workers", lambda: 3)
+    pieces, real = [], forked.map_forked
+    monkeypatch.setattr(forked, "map_forked", lambda w, p: pieces.append(len(p)) or real(w, p))
+    for whole, kernel in ((text, False), (text + tail, True)):
+        offsets, has_kernel = scan(whole)
+        assert offsets == start_offsets(whole) and len({t for _, t in offsets}) == 3
+        assert has_kernel is kernel
+        assert parsers.ingest_parts("auto", whole, node="n1") == alone[whole]
+    assert pieces and set(pieces) == {3}                      # it was read in pieces
