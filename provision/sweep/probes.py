@@ -455,9 +455,11 @@ PROBES: dict[str, Probe] = {p.name: p for p in (
           xid_command, parse_xid),
     Probe("nic", "RDMA port state, rate and error counters (sysfs, else ibstat)", 10.0,
           lambda e: e.rdma_ports > 0, nic_command, parse_nic),
-    # 5 s: the quick profile runs under slurmd's 60 s HealthCheckProgram limit
+    # 5 s: the quick profile runs under slurmd's 60 s HealthCheckProgram limit; any exit
+    # code: a dead driver's words are the gpu probe's fatal finding, not a second one here
     Probe("nvlink", "NVLink replay, recovery and CRC error counters (nvidia-smi nvlink -e)",
-          5.0, lambda e: e.gpu_count > 0 and e.nvlink_links > 0, nvlink_command, parse_nvlink),
+          5.0, lambda e: e.gpu_count > 0 and e.nvlink_links > 0, nvlink_command, parse_nvlink,
+          any_rc=True),
     Probe("versions", "GPU driver branch against the spec", 10.0, _has_gpu, versions_command,
           parse_versions),
     Probe("dcgm", "dcgmi diag -r 1 (deployment checks, seconds, non-disruptive)", 120.0,

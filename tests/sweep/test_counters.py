@@ -308,3 +308,17 @@ def test_an_nvlink_output_without_known_counters_fails_the_probe_not_silently() 
                       connected=True)
     ok = [r for r in res.records if r.metric == "probe_ok"]
     assert [r.value for r in ok] == [0.0] and "no NVLink error counter" in (ok[0].detail or "")
+
+
+def test_a_dead_driver_is_the_gpu_probes_finding_not_a_second_one() -> None:
+    exp = NodeExpectation(node="n1", profile="p", gpu_count=1, nvlink_links=18)
+    dead = ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
+            "Make sure that the latest NVIDIA driver is installed and running.\n")
+    res = from_output(exp, [P.PROBES["nvlink"]], f"{P.BEGIN} nvlink\n{dead}{P.END} nvlink 9\n",
+                      connected=True)
+    assert [(r.metric, r.value) for r in res.records if r.check == "nvlink"] == [
+        ("probe_ok", 1.0)]
+    garbage = from_output(exp, [P.PROBES["nvlink"]],
+                          f"{P.BEGIN} nvlink\nSegmentation fault\n{P.END} nvlink 139\n",
+                          connected=True)
+    assert [r.value for r in garbage.records if r.metric == "probe_ok"] == [0.0]
