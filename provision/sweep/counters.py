@@ -57,7 +57,13 @@ from provision.errors import CommandTimeout, InputError
 from provision.history.store import HistoryStore
 from provision.measurement import Measurement
 from provision.parsers.base import record
-from provision.parsers.ib_counters import COUNTER_OF_METRIC, SWEEP_RATE, increase, port_peer
+from provision.parsers.ib_counters import (
+    COUNTER_OF_METRIC,
+    SWEEP_RATE,
+    WIDTH,
+    increase,
+    port_peer,
+)
 from provision.sweep.result import NodeResult, SweepResult, node_result
 
 #: (node, metric, detail, GPU UUID) -> (value, seconds since the epoch) of the previous reading
@@ -109,16 +115,39 @@ def pcie_replay_rate(gen: float, width: float) -> float:
     return PCIE_BER * PCIE_GTS.get(int(gen), PCIE_GTS[max(PCIE_GTS)]) * 1e9 * width
 
 
+#: a RoCE port's counters: drops in the lossless priority fail (PFC exists to prevent
+#: them); the rest are recorded for trends (out-of-sequence packets are also what adaptive
+#: routing makes, congestion notifications are the fabric working)
+_RECORDED = "recorded for trends, not judged"
+ROCE_RULES: dict[str, tuple[str, float | None, str]] = {
+    "roce_lossless_discards": (
+        "drops in the lossless priority", 0.0, "any increase: packets dropped for lack of "
+        "receive buffer in the PFC priority (mlx5 rx_prioN_discards), which PFC should "
+        "have paused"),
+    "roce_rx_discards_phy": ("drops at the port, all priorities", None, _RECORDED),
+    "roce_lossless_pause_rx": ("pause frames received", None, _RECORDED),
+    "roce_lossless_pause_tx": ("pause frames sent", None, _RECORDED),
+    "roce_out_of_sequence": ("out-of-sequence packets", None, _RECORDED),
+    "roce_packet_seq_err": ("packet sequence errors", None, _RECORDED),
+    "roce_out_of_buffer": ("drops for lack of receive WQEs", None, _RECORDED),
+    "roce_cnp_sent": ("congestion notifications sent", None, _RECORDED),
+    "roce_cnp_handled": ("congestion notifications handled", None, _RECORDED),
+}
+
+
 def rule(metric: str) -> Rule | None:
     """The rule for a counter reading's metric, or None when it is not such a counter."""
     name = COUNTER_OF_METRIC.get(metric)
     if name is not None:
         rate, why = SWEEP_RATE[name]
         return Rule(name, rate, why, "nic_counter_increase", "nic", per_gpu=False)
+    if metric in ROCE_RULES:
+        what, rate, why = ROCE_RULES[metric]
+        return Rule(what, rate, why, "nic_counter_increase", "nic", per_gpu=False)
     return GPU_RULES.get(metric)
 
 
-COUNTER_METRICS = (*COUNTER_OF_METRIC, *GPU_RULES)
+COUNTER_METRICS = (*COUNTER_OF_METRIC, *ROCE_RULES, *GPU_RULES)
 
 
 def with_increases(result: SweepResult, db: Path) -> SweepResult:
@@ -170,7 +199,7 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
         if before is None:
             continue
         was, when = before
-        inc = _increase(how.name, int(was), int(r.value), gpu=how.per_gpu)
+        inc = _increase(how.name, int(was), int(r.value))
         if inc is None:
             continue  # stuck at its maximum: the reading's own ib_counter_saturated says so
         value, note = inc
@@ -208,12 +237,12 @@ def _pcie_links(records: tuple[Measurement, ...] | list[Measurement]
     return {u: (gen.get(u), width.get(u)) for u in gen.keys() | width.keys()}
 
 
-def _increase(name: str, before: int, after: int, *, gpu: bool) -> tuple[int, str] | None:
-    """(increase, note) of a counter; None when it cannot be known (an IB counter at its
-    maximum both times). A GPU's counters have no fixed width here: one only falls when it
-    was reset (a driver reload, ``nvidia-smi nvlink -r``) or rolled over, which starts a new
-    baseline."""
-    if gpu:
+def _increase(name: str, before: int, after: int) -> tuple[int, str] | None:
+    """(increase, note) of a counter; None when it cannot be known (an IB PortCounters field
+    at its maximum both times). The other counters (a GPU's, a RoCE port's) are wide enough
+    not to stop: one only falls when it was reset (a driver reload, ``nvidia-smi nvlink
+    -r``) or rolled over, which starts a new baseline."""
+    if name not in WIDTH:
         if after < before:
             return after, f"reset or rolled over since ({before} before)"
         return after - before, ""
@@ -221,5 +250,6 @@ def _increase(name: str, before: int, after: int, *, gpu: bool) -> tuple[int, st
     return None if inc.value is None else (inc.value, inc.note)
 
 
-__all__ = ["COUNTER_METRICS", "GPU_RULES", "MAX_RATE_WINDOW_S", "Previous", "Rule", "increases",
-           "judged", "pcie_replay_rate", "previous_readings", "rule", "with_increases"]
+__all__ = ["COUNTER_METRICS", "GPU_RULES", "MAX_RATE_WINDOW_S", "ROCE_RULES", "Previous", "Rule",
+           "increases", "judged", "pcie_replay_rate", "previous_readings", "rule",
+           "with_increases"]

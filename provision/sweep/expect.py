@@ -50,6 +50,8 @@ class NodeExpectation:
     dcgm: bool = False
     #: NVLink links per GPU where the profile bridges GPUs (0: no NVLink to read)
     nvlink_links: int = 0
+    #: the lossless (PFC) priority of a RoCE fabric; None on InfiniBand or none
+    roce_pfc_priority: int | None = None
     limits: tuple[Limit, ...] = field(default_factory=tuple)
 
     def limit(self, metric: str) -> Limit | None:
@@ -90,6 +92,8 @@ def for_node(site: Site, node: Node, plan: SitePlan | None = None) -> NodeExpect
         driver_branch=versions.get("driver_branch"),
         nic_firmware=_nic_firmware(site), dcgm="dcgm" in versions,
         nvlink_links=p.gpu.nvlink_links_per_gpu if p.gpu and p.gpu.nvlink_pairs else 0,
+        roce_pfc_priority=site.fabric.roce.pfc_priority
+        if site.fabric.type == "roce" and site.fabric.roce else None,
         limits=limits)
 
 

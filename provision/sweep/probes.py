@@ -36,6 +36,11 @@ DEAD_DRIVER = re.compile(r"NVIDIA-SMI has failed because it couldn't communicate
                          r"NVIDIA driver.*|No devices were found.*|"
                          r"Unable to determine the device handle for GPU.*")
 BEGIN, END = "@@forge-probe-begin", "@@forge-probe-end"
+#: a RoCE port's RDMA hardware counters (sysfs hw_counters, mlx5) -> the sweep's records
+ROCE_HW_COUNTERS = {"out_of_sequence": "roce_out_of_sequence",
+                    "packet_seq_err": "roce_packet_seq_err",
+                    "out_of_buffer": "roce_out_of_buffer",
+                    "np_cnp_sent": "roce_cnp_sent", "rp_cnp_handled": "roce_cnp_handled"}
 
 GPU_FIELDS = (
     "index,uuid,serial,name,pci.bus_id,driver_version,persistence_mode,temperature.gpu,"
@@ -56,6 +61,14 @@ for p in /sys/class/infiniband/*/ports/*; do
     "$d" "$n" "$(r $p/state)" "$(r $p/phys_state)" "$(r $p/rate)" "$(r $p/link_layer)" \
     "$(r /sys/class/infiniband/$d/fw_ver)" "$(r /sys/class/infiniband/$d/node_guid)"
   for c in """ + " ".join(COUNTERS) + r"""; do printf '%s=%s\t' "$c" "$(r $p/counters/$c)"; done
+  if [ "$(r $p/link_layer)" = Ethernet ]; then
+    for c in """ + " ".join(ROCE_HW_COUNTERS) + r"""; do
+      printf 'hw_%s=%s\t' "$c" "$(r $p/hw_counters/$c)"; done
+    nd=$(ls /sys/class/infiniband/$d/device/net 2>/dev/null | head -n 1)
+    [ -n "$nd" ] && ethtool -S "$nd" 2>/dev/null | awk -F': *' \
+      '/^ +(rx_discards_phy|rx_prio[0-7]_discards|[rt]x_prio[0-7]_pause):/ {
+        sub(/^ +/, "", $1); printf "eth_%s=%s\t", $1, $2 }'
+  fi
   echo
 done
 [ "$found" = 1 ] || ibstat 2>&1 || echo 'no RDMA devices'"""
@@ -322,10 +335,13 @@ def parse_nic(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
             rate = re.match(r"\s*([\d.]+)", r.get("rate", ""))
             if up and rate:
                 out.append(_rate(exp, float(rate[1]), where))
-            if r.get("layer", "").strip() != "Ethernet":  # RoCE: the PHY's errors are elsewhere
-                guid = r.get("guid", "").strip()
-                # the adapter's GUID: a renumbered mlx5_N is not compared with another port
-                out += _counters(exp, r, f"{where} guid {guid}" if guid else where)
+            guid = r.get("guid", "").strip()
+            # the adapter's GUID: a renumbered mlx5_N is not compared with another port
+            port = f"{where} guid {guid}" if guid else where
+            if r.get("layer", "").strip() == "Ethernet":  # RoCE: the IB PortCounters do not apply
+                out += _roce_counters(exp, r, port)
+            else:
+                out += _counters(exp, r, port)
             if r.get("fw"):
                 fws[r["dev"]] = r["fw"].strip()
         ports = len(rows)
@@ -364,6 +380,22 @@ def _counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Mea
                               detail=f"{where} {name} = {text}, its maximum: errors since are "
                                      f"not counted; clear the counters ({CLEAR})"))
     return out
+
+
+def _roce_counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Measurement]:
+    """A RoCE port's counters as read: the RDMA hardware counters (sysfs ``hw_counters``) and
+    the netdev's drop and pause counters (``ethtool -S``), those of the spec's lossless
+    priority by name (``roce_lossless_discards``: judged between sweeps)."""
+    prio = exp.roce_pfc_priority
+    names = {f"hw_{c}": m for c, m in ROCE_HW_COUNTERS.items()}
+    names["eth_rx_discards_phy"] = "roce_rx_discards_phy"
+    if prio is not None:
+        names |= {f"eth_rx_prio{prio}_discards": "roce_lossless_discards",
+                  f"eth_rx_prio{prio}_pause": "roce_lossless_pause_rx",
+                  f"eth_tx_prio{prio}_pause": "roce_lossless_pause_tx"}
+    detail = where if prio is None else f"{where} prio {prio}"
+    return [record(exp.node, metric, float(text), check="nic", detail=detail)
+            for key, metric in names.items() if (text := row.get(key, "").strip()).isdigit()]
 
 
 def _rate(exp: NodeExpectation, gbps: float, where: str) -> Measurement:
