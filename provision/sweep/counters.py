@@ -19,7 +19,8 @@ the counter (``provision.parsers.ib_counters.SWEEP_RATE``):
 
 The finding is not fatal: a node drains only after ``--fail-after`` consecutive sweeps
 that each failed the ``nic`` check. A counter that fell was cleared or its port or driver
-reset in between (a reboot): it starts a new baseline and is not judged. A port's first
+reset in between, and any counter of a node that rebooted since its previous reading (the
+host probe's ``/proc/uptime``), starts a new baseline and is not judged. A port's first
 sweep, a sweep without a history store (``forge sweep --local`` without ``--db`` or
 ``--drain``), a store that is locked or cannot be read, and RoCE ports (their PHY errors
 are in ``ethtool -S``, not in these counters) judge no increase; readings are still
@@ -124,6 +125,15 @@ ROCE_RULES: dict[str, tuple[str, float | None, str]] = {
         "drops in the lossless priority", 0.0, "any increase: packets dropped for lack of "
         "receive buffer in the PFC priority (mlx5 rx_prioN_discards), which PFC should "
         "have paused"),
+    "roce_link_down_events": (
+        "link down events", 0.0, "any increase: the port's link went down (mlx5 "
+        "link_down_events_phy, 'may imply on port flapping')"),
+    "roce_pause_storm_errors": (
+        "pause storm errors", 0.0, "any increase: the NIC stalled past its pause-storm "
+        "threshold and stopped sending pause frames, so drops could have occurred (mlx5 "
+        "tx_pause_storm_error_events)"),
+    "roce_crc_errors": ("FCS errors", None, _RECORDED),
+    "roce_symbol_errors": ("PCS symbol errors", None, _RECORDED),
     "roce_rx_discards_phy": ("drops at the port, all priorities", None, _RECORDED),
     "roce_lossless_pause_rx": ("pause frames received", None, _RECORDED),
     "roce_lossless_pause_tx": ("pause frames sent", None, _RECORDED),
@@ -190,6 +200,7 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
     """The increase of each counter reading in ``records`` (read at ``now``) over its
     previous reading, with the limit its counter has over that time (pure)."""
     links = _pcie_links(records)
+    booted = {r.node: now - r.value for r in records if r.metric == "host_uptime"}
     out = []
     for r in records:
         how = rule(r.metric)
@@ -210,7 +221,9 @@ def increases(records: tuple[Measurement, ...] | list[Measurement], previous: Pr
             why = (f"{why}: Gen{gen:g} x{width:g}" if gen and width
                    else "the link's speed is unknown: not judged")
         elapsed = max(now - when, 0.0)
-        if int(r.value) < int(was):  # a reboot or a clear: what it counted since starts anew
+        if when < booted.get(r.node, when):  # counters restart at boot, and boots take drops
+            rate, why, note = None, "the node rebooted since: a new baseline, not judged", ""
+        elif int(r.value) < int(was):  # a clear or a driver reload: what it counted since
             rate, why, note = None, f"{note}: a new baseline, not judged", ""
         elif rate and elapsed > MAX_RATE_WINDOW_S:
             rate, why = None, "more than a day since the previous reading: not judged as a rate"

@@ -36,7 +36,18 @@ DEAD_DRIVER = re.compile(r"NVIDIA-SMI has failed because it couldn't communicate
                          r"NVIDIA driver.*|No devices were found.*|"
                          r"Unable to determine the device handle for GPU.*")
 BEGIN, END = "@@forge-probe-begin", "@@forge-probe-end"
+#: a RoCE port's netdev counters the nic probe keeps from ``ethtool -S`` (mlx5 names, the
+#: kernel's Documentation/networking/device_drivers/ethernet/mellanox/mlx5/counters.rst),
+#: summed over the ports of a RoCE LAG bond
+ETHTOOL_COUNTERS = ("rx_discards_phy", "rx_prio[0-7]_discards", "[rt]x_prio[0-7]_pause",
+                    "link_down_events_phy", "tx_pause_storm_error_events",
+                    "rx_crc_errors_phy", "rx_pcs_symbol_err_phy")
 #: a RoCE port's RDMA hardware counters (sysfs hw_counters, mlx5) -> the sweep's records
+ROCE_ETH_COUNTERS = {"rx_discards_phy": "roce_rx_discards_phy",
+                     "link_down_events_phy": "roce_link_down_events",
+                     "tx_pause_storm_error_events": "roce_pause_storm_errors",
+                     "rx_crc_errors_phy": "roce_crc_errors",
+                     "rx_pcs_symbol_err_phy": "roce_symbol_errors"}
 ROCE_HW_COUNTERS = {"out_of_sequence": "roce_out_of_sequence",
                     "packet_seq_err": "roce_packet_seq_err",
                     "out_of_buffer": "roce_out_of_buffer",
@@ -64,10 +75,14 @@ for p in /sys/class/infiniband/*/ports/*; do
   if [ "$(r $p/link_layer)" = Ethernet ]; then
     for c in """ + " ".join(ROCE_HW_COUNTERS) + r"""; do
       printf 'hw_%s=%s\t' "$c" "$(r $p/hw_counters/$c)"; done
-    nd=$(ls /sys/class/infiniband/$d/device/net 2>/dev/null | head -n 1)
-    [ -n "$nd" ] && ethtool -S "$nd" 2>/dev/null | awk -F': *' \
-      '/^ +(rx_discards_phy|rx_prio[0-7]_discards|[rt]x_prio[0-7]_pause):/ {
-        sub(/^ +/, "", $1); printf "eth_%s=%s\t", $1, $2 }'
+    # the port's netdev (GID 0's), else the function's; a RoCE LAG bond: each of its ports
+    nd=$(r $p/gid_attrs/ndevs/0)
+    [ -n "$nd" ] || nd=$(ls /sys/class/infiniband/$d/device/net 2>/dev/null | head -n 1)
+    nds=$nd; b=/sys/class/net/$nd/bonding/slaves; [ -r "$b" ] && nds=$(cat "$b")
+    printf 'netdevs=%s\t' "$(echo $nds | tr ' ' ,)"
+    for x in $nds; do ethtool -S "$x" 2>/dev/null; done | awk -F': *' \
+      '/^ +(""" + "|".join(ETHTOOL_COUNTERS) + r"""):/ { sub(/^ +/, "", $1); s[$1] += $2; n[$1]++ }
+       END { for (k in s) printf "eth_%s=%.0f\teth_%s_n=%d\t", k, s[k], k, n[k] }'
   fi
   echo
 done
@@ -88,7 +103,8 @@ class Probe:
 
 # --- host: CPUs online and memory visible (lost DIMMs, offlined cores) ------------------
 def host_command(exp: NodeExpectation) -> str:
-    return "nproc --all; nproc; awk '/^MemTotal:/ {print $2}' /proc/meminfo; uname -r"
+    return ("nproc --all; nproc; awk '/^MemTotal:/ {print $2}' /proc/meminfo; uname -r; "
+            "cut -d' ' -f1 /proc/uptime")
 
 
 def parse_host(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
@@ -105,6 +121,10 @@ def parse_host(text: str, exp: NodeExpectation, now: float) -> list[Measurement]
         out.append(record(exp.node, metric, value, check="host",
                           **(lim.fields() if lim else {}),
                           detail=f"{detail}; limit {lim.describe}" if lim else detail))
+    if len(lines) > 4 and re.fullmatch(r"[0-9]+(\.[0-9]+)?", lines[4]):
+        # counters restart at boot: the increase since a sweep before it is not judged
+        out.append(record(exp.node, "host_uptime", float(lines[4]), check="host",
+                          detail="seconds since boot (/proc/uptime)"))
     return out
 
 
@@ -384,18 +404,33 @@ def _counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Mea
 
 def _roce_counters(exp: NodeExpectation, row: dict[str, str], where: str) -> list[Measurement]:
     """A RoCE port's counters as read: the RDMA hardware counters (sysfs ``hw_counters``) and
-    the netdev's drop and pause counters (``ethtool -S``), those of the spec's lossless
-    priority by name (``roce_lossless_discards``: judged between sweeps)."""
+    its netdevs' drop, pause and link counters (``ethtool -S``), those of the spec's lossless
+    priority by name; whether PFC is on that priority (mlx5 prints ``rx_prioP_pause`` only
+    where it is); and a failure to read the netdev's counters at all."""
     prio = exp.roce_pfc_priority
-    names = {f"hw_{c}": m for c, m in ROCE_HW_COUNTERS.items()}
-    names["eth_rx_discards_phy"] = "roce_rx_discards_phy"
+    names = {f"hw_{c}": m for c, m in ROCE_HW_COUNTERS.items()} | {
+        f"eth_{c}": m for c, m in ROCE_ETH_COUNTERS.items()}
     if prio is not None:
         names |= {f"eth_rx_prio{prio}_discards": "roce_lossless_discards",
                   f"eth_rx_prio{prio}_pause": "roce_lossless_pause_rx",
                   f"eth_tx_prio{prio}_pause": "roce_lossless_pause_tx"}
     detail = where if prio is None else f"{where} prio {prio}"
-    return [record(exp.node, metric, float(text), check="nic", detail=detail)
-            for key, metric in names.items() if (text := row.get(key, "").strip()).isdigit()]
+    out = [record(exp.node, metric, float(text), check="nic", detail=detail)
+           for key, metric in names.items() if (text := row.get(key, "").strip()).isdigit()]
+    netdevs = [n for n in row.get("netdevs", "").strip().split(",") if n]
+    if not any(k.startswith("eth_") for k in row):
+        out.append(record(exp.node, "tool_ran_ok", 0, check="nic", min=1.0,
+                          detail=f"{where}: ethtool -S gave no counters for "
+                                 f"{', '.join(netdevs) or 'no netdev found'}: the lossless "
+                                 "priority's drops cannot be read (fabric_roce installs ethtool)"))
+    elif prio is not None:
+        with_pfc = int(row.get(f"eth_rx_prio{prio}_pause_n", "0").strip() or 0)
+        out.append(record(
+            exp.node, "roce_pfc_enabled", 1 if netdevs and with_pfc >= len(netdevs) else 0,
+            check="nic", min=1.0, detail=f"{detail}: PFC on priority {prio} on {with_pfc} of "
+            f"{len(netdevs)} netdevs ({', '.join(netdevs)}; mlx5 counts rx_prio{prio}_pause "
+            "only where PFC is enabled)"))
+    return out
 
 
 def _rate(exp: NodeExpectation, gbps: float, where: str) -> Measurement:

@@ -327,8 +327,9 @@ def test_a_dead_driver_is_the_gpu_probes_finding_not_a_second_one() -> None:
 #: `ethtool -S` lines as a ConnectX-4 Lx printed them (`ethtool -S eth03 | grep -i -e disc ...`
 #: and the pause lines, quoted in a public note on mlx5 ethtool counters that the code
 #: search finds by "rx_prio3_discards"; its repository is not named there), with the
-#: counts this test needs put in; what each counts: the kernel's
-#: Documentation/networking/device_drivers/ethernet/mellanox/mlx5/counters.rst
+#: counts this test needs put in, and the lines mlx5 adds where PFC is on priority 3 and for
+#: link events, named as the kernel's
+#: Documentation/networking/device_drivers/ethernet/mellanox/mlx5/counters.rst names them
 ETHTOOL_S = """     rx_out_of_buffer: 0
      rx_steer_missed_packets: 24627
      rx_out_of_range_len_phy: 0
@@ -345,13 +346,21 @@ ETHTOOL_S = """     rx_out_of_buffer: 0
      rx_prio7_discards: 0
      rx_pause_ctrl_phy: 0
      tx_pause_ctrl_phy: 1266552
+     link_down_events_phy: {down}
+     tx_pause_storm_error_events: 0
+"""
+PFC3 = """     rx_prio3_pause: 10
+     rx_prio3_pause_duration: 55
+     tx_prio3_pause: 1266552
+     tx_prio3_pause_duration: 555665182
 """
 
 
-def _roce_node(tmp_path: Path, *, prio3: int, phy: int, seq: int) -> str:
+def _roce_node(tmp_path: Path, *, prio3: int = 0, phy: int = 0, seq: int = 0, down: int = 0,
+               pfc: bool = True, ethtool: bool = True) -> str:
     """The nic probe's real script, run here by sh, over a directory laid out as sysfs lays
     out a RoCE port (no RDMA adapter on this machine), with `ethtool` on PATH replaying the
-    recording above (no mlx5 netdev here either)."""
+    recording above (no mlx5 netdev here either; `ethtool=False`: none on PATH at all)."""
     import subprocess
 
     sys_ib = tmp_path / "sys" / "class" / "infiniband"
@@ -369,19 +378,27 @@ def _roce_node(tmp_path: Path, *, prio3: int, phy: int, seq: int) -> str:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     recording = tmp_path / "ethtool-S.txt"
-    recording.write_text(ETHTOOL_S.format(prio3=prio3, phy=phy))
-    (bin_dir / "ethtool").write_text(f'#!/bin/sh\n[ "$1" = -S ] && cat {recording}\n')
-    (bin_dir / "ethtool").chmod(0o755)
+    recording.write_text(ETHTOOL_S.format(prio3=prio3, phy=phy, down=down) + (PFC3 if pfc else ""))
+    tool = bin_dir / "ethtool"
+    tool.unlink(missing_ok=True)
+    if ethtool:
+        tool.write_text(f'#!/bin/sh\n[ "$1" = -S ] && [ "$2" = ens1f0np0 ] && cat {recording}\n')
+        tool.chmod(0o755)
     script = P.NIC_SYSFS.replace("/sys/class/infiniband", str(sys_ib))
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True,
                           env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
     return done.stdout
 
 
-def _roce_sweep(db: Path, started: float, text: str) -> SweepResult:
+def _roce_sweep(db: Path, started: float, text: str, uptime: float | None = None
+                ) -> SweepResult:
     exp = NodeExpectation(node="n1", profile="p", rdma_ports=1, roce_pfc_priority=3)
-    node = from_output(exp, [P.PROBES["nic"]], f"{P.BEGIN} nic\n{text}{P.END} nic 0\n",
-                       connected=True, now=started)
+    out = f"{P.BEGIN} nic\n{text}{P.END} nic 0\n"
+    probes = [P.PROBES["nic"]]
+    if uptime is not None:  # the host probe's lines: nproc --all, nproc, MemTotal, uname -r
+        out += f"{P.BEGIN} host\n8\n8\n16000000\n6.8.0\n{uptime}\n{P.END} host 0\n"
+        probes.append(P.PROBES["host"])
+    node = from_output(exp, probes, out, connected=True, now=started)
     result = with_increases(SweepResult(f"sweep-{started:.0f}", "quick", started, started + 1,
                                         (node,)), db)
     return finish(result, SweepOptions(db=db), None, kind="sweep")
@@ -389,11 +406,14 @@ def _roce_sweep(db: Path, started: float, text: str) -> SweepResult:
 
 def test_drops_in_the_lossless_roce_priority_fail_the_next_sweep(tmp_path: Path) -> None:
     db = tmp_path / "history.db"
-    first = _roce_sweep(db, 10_000_000.0, _roce_node(tmp_path, prio3=0, phy=0, seq=40))
+    first = _roce_sweep(db, 10_000_000.0, _roce_node(tmp_path, seq=40))
     read = {r.metric: r.value for r in first.nodes[0].records if r.metric.startswith("roce_")}
     assert read == {"roce_out_of_sequence": 40.0, "roce_packet_seq_err": 0.0,
                     "roce_out_of_buffer": 0.0, "roce_cnp_sent": 17.0, "roce_cnp_handled": 3.0,
-                    "roce_rx_discards_phy": 0.0, "roce_lossless_discards": 0.0}
+                    "roce_rx_discards_phy": 0.0, "roce_lossless_discards": 0.0,
+                    "roce_lossless_pause_rx": 10.0, "roce_lossless_pause_tx": 1266552.0,
+                    "roce_link_down_events": 0.0, "roce_pause_storm_errors": 0.0,
+                    "roce_pfc_enabled": 1.0}
     assert first.nodes[0].status == "healthy"
     # PFC should have paused the sender: 5 drops in priority 3 fail; reordering (adaptive
     # routing makes it too) and drops in other priorities are recorded, not judged
@@ -406,3 +426,25 @@ def test_drops_in_the_lossless_roce_priority_fail_the_next_sweep(tmp_path: Path)
                                 if r.metric == "nic_counter_increase")}
     assert recorded["out-of-sequence packets"] == (360.0, None)
     assert recorded["drops at the port, all priorities"] == (9.0, None)
+    # a link flap fails too; after a reboot (uptime 120 s) nothing is judged: a new baseline
+    third = _roce_sweep(db, 10_001_800.0, _roce_node(tmp_path, prio3=5, phy=9, seq=400, down=1))
+    assert [f.value for f in third.nodes[0].findings] == [1.0]
+    assert "link down events: 0 -> 1" in third.nodes[0].reason
+    rebooted = _roce_sweep(db, 10_002_700.0, _roce_node(tmp_path, prio3=50, down=3), uptime=120.0)
+    assert rebooted.nodes[0].status == "healthy"
+    assert all("rebooted since" in (r.detail or "") for r in rebooted.nodes[0].records
+               if r.metric == "nic_counter_increase")
+
+
+def test_a_roce_port_without_pfc_on_its_lossless_priority_fails(tmp_path: Path) -> None:
+    # mlx5 counts rx_prio3_pause only where PFC is enabled on priority 3
+    node = _roce_sweep(tmp_path / "h.db", 11_000_000.0, _roce_node(tmp_path, pfc=False)).nodes[0]
+    assert [(f.metric, f.value) for f in node.findings] == [("roce_pfc_enabled", 0.0)]
+    assert "PFC on priority 3 on 0 of 1 netdevs (ens1f0np0" in node.reason
+
+
+def test_a_roce_port_whose_counters_cannot_be_read_says_so(tmp_path: Path) -> None:
+    node = _roce_sweep(tmp_path / "h.db", 12_000_000.0,
+                       _roce_node(tmp_path, ethtool=False)).nodes[0]
+    assert [(f.metric, f.value) for f in node.findings] == [("tool_ran_ok", 0.0)]
+    assert "ethtool -S gave no counters for ens1f0np0" in node.reason

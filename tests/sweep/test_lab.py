@@ -241,7 +241,8 @@ def test_node_stopped_mid_run_is_unreachable_and_nothing_is_lost(lab: LabConfig,
         assert n3["status"] == "unreachable", n3
         assert "connection lost mid-run" in n3["reason"], n3["reason"]
         kept = {(r["metric"], r["value"]) for r in n3["records"] if r["check"] == "host"}
-        assert {m for m, _ in kept} == {"cpu_count", "host_memory", "probe_ok"}
+        assert {m for m, _ in kept} == {"cpu_count", "host_memory", "host_uptime",
+                                          "probe_ok"}
         assert ("probe_ok", 1.0) in kept                   # finished before the stop: kept
         xid = [r for r in n3["records"] if r["check"] == "xid"]
         assert [(r["metric"], r["value"]) for r in xid] == [("probe_ok", 0.0)]
