@@ -58,13 +58,7 @@ from provision.errors import CommandTimeout, InputError
 from provision.history.store import HistoryStore
 from provision.measurement import Measurement
 from provision.parsers.base import record
-from provision.parsers.ib_counters import (
-    COUNTER_OF_METRIC,
-    SWEEP_RATE,
-    WIDTH,
-    increase,
-    port_peer,
-)
+from provision.parsers.ib_counters import METRIC, SWEEP_RATE, WIDTH, increase, port_peer
 from provision.sweep.result import NodeResult, SweepResult, node_result
 
 #: (node, metric, detail, GPU UUID) -> (value, seconds since the epoch) of the previous reading
@@ -145,19 +139,20 @@ ROCE_RULES: dict[str, tuple[str, float | None, str]] = {
 }
 
 
+#: every counter judged between sweeps, by its reading's metric: IB ports, RoCE ports, GPUs
+RULES: dict[str, Rule] = {
+    **{metric: Rule(name, *SWEEP_RATE[name], "nic_counter_increase", "nic", per_gpu=False)
+       for name, metric in METRIC.items()},
+    **{metric: Rule(what, rate, why, "nic_counter_increase", "nic", per_gpu=False)
+       for metric, (what, rate, why) in ROCE_RULES.items()},
+    **GPU_RULES,
+}
+COUNTER_METRICS = tuple(RULES)
+
+
 def rule(metric: str) -> Rule | None:
     """The rule for a counter reading's metric, or None when it is not such a counter."""
-    name = COUNTER_OF_METRIC.get(metric)
-    if name is not None:
-        rate, why = SWEEP_RATE[name]
-        return Rule(name, rate, why, "nic_counter_increase", "nic", per_gpu=False)
-    if metric in ROCE_RULES:
-        what, rate, why = ROCE_RULES[metric]
-        return Rule(what, rate, why, "nic_counter_increase", "nic", per_gpu=False)
-    return GPU_RULES.get(metric)
-
-
-COUNTER_METRICS = (*COUNTER_OF_METRIC, *ROCE_RULES, *GPU_RULES)
+    return RULES.get(metric)
 
 
 def with_increases(result: SweepResult, db: Path) -> SweepResult:
@@ -263,6 +258,6 @@ def _increase(name: str, before: int, after: int) -> tuple[int, str] | None:
     return None if inc.value is None else (inc.value, inc.note)
 
 
-__all__ = ["COUNTER_METRICS", "GPU_RULES", "MAX_RATE_WINDOW_S", "ROCE_RULES", "Previous", "Rule",
-           "increases", "judged", "pcie_replay_rate", "previous_readings", "rule",
+__all__ = ["COUNTER_METRICS", "GPU_RULES", "MAX_RATE_WINDOW_S", "ROCE_RULES", "RULES", "Previous",
+           "Rule", "increases", "judged", "pcie_replay_rate", "previous_readings", "rule",
            "with_increases"]
