@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -10,6 +9,7 @@ import click
 from provision import parsers
 from provision.errors import InputError
 from provision.fsutil import atomic_open
+from provision.parsers.lines import JsonLines
 
 
 @click.command("ingest")
@@ -45,7 +45,7 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
         raise InputError(f"{output} exists", hint="pass --force to replace it")
     from provision.parsers.files import ingest_files
 
-    lines: list[str] = []
+    lines = JsonLines()
     notes: list[str] = []  # what each file gave, written a block at a time (not a write per file)
     try:
         for name, parts in ingest_files(tool, files, node=node, check=check_name):
@@ -65,18 +65,18 @@ def ingest(tool: str, files: tuple[str, ...], node: str | None, output: Path | N
     finally:  # the files before one that does not read are reported before its error
         _say(notes)
     if output is None:
-        for chunk in _chunks(lines):
-            click.echo(chunk, nl=False)
+        for chunk in lines.encoded():
+            click.echo(bytes(chunk) if isinstance(chunk, memoryview) else chunk, nl=False)
         return
     from provision.measurement import format_of
 
     fmt = format_of(output)
     if fmt == "jsonl":
-        with atomic_open(output) as fh:
-            fh.writelines(_chunks(lines))
+        with atomic_open(output, binary=True) as fh:
+            fh.writelines(lines.encoded())
     else:
         from provision.analyze.table import write_lines
-        write_lines(output, lines, fmt)
+        write_lines(output, list(lines), fmt)
     click.echo(f"forge ingest: wrote {len(lines)} records to {output}", err=True)
 
 
@@ -91,8 +91,3 @@ def _say(notes: list[str]) -> None:
         click.echo("\n".join(notes), err=True)
         notes.clear()
 
-
-def _chunks(lines: list[str], size: int = 8192) -> Iterator[str]:
-    """The JSON lines as text, a few MB at a time (not one copy of the whole output)."""
-    for i in range(0, len(lines), size):
-        yield "\n".join(lines[i:i + size]) + "\n"

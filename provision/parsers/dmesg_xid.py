@@ -60,7 +60,7 @@ class XidResult:
 def detect(text: str) -> bool:
     # a GPU event, else a kernel log at all (journalctl -k, dmesg): one without events is news
     return bool(re.search(r"NVRM: Xid|SXid \(|NVRM: GPU|fallen off the bus", text)) or bool(
-        re.search(r"^[A-Z][a-z]{2}\s+\d+ [\d:]{8} \S+ kernel: |^\s*\[\s*\d+\.\d{6}\] ", text,
+        re.search(r"^[A-Z][a-z]{2}\s+\d+ [\d:]{8} \S+ kernel: |^[^\S\n]*\[\s*\d+\.\d{6}\] ", text,
                   re.M))
 
 

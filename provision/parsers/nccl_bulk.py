@@ -27,18 +27,21 @@ whole log is read in one process.
 
 from __future__ import annotations
 
+import mmap
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from itertools import pairwise
 from typing import Any
 
 from provision.errors import InputError
-from provision.forked import PARALLEL_BYTES, map_forked, workers
+from provision.forked import PARALLEL_BYTES, first_share, map_forked, workers
 from provision.gcutil import paused_gc
 from provision.measurement import HOLE, json_numbers, json_text, line_template
 from provision.parsers.base import record, require_clean, resolve_node, to_float
+from provision.parsers.lines import JsonLines
 from provision.parsers.nccl_tests import (
     _DEFAULT_COLS,
     _ERROR,
@@ -100,11 +103,15 @@ class BulkRecords:
     """What a log gave: its records as JSON lines, how many runs, the lines kept out, and
     how many of the runs were read in bulk (the rest by the tolerant reader)."""
 
-    lines: list[str]
+    lines: JsonLines
     runs: int
     skipped: tuple[int, ...]
     bulk: int = 0
     clean: bool = True  # a piece of a log: it ends with a run read in bulk
+
+    def packed(self) -> BulkRecords:
+        """These records with their lines as one text block (:meth:`JsonLines.packed`)."""
+        return replace(self, lines=self.lines.packed())
 
 
 class _Read(_Run):
@@ -126,16 +133,84 @@ def jsonl_runs(text: str, *, node: str | None = None, source_name: str = "<stdin
                check: str | None = None) -> BulkRecords:
     """The records of every run in ``text`` as JSON lines, equal to what
     :func:`~provision.parsers.nccl_tests.parse_runs` and ``measurements`` give."""
-    text = require_clean(TOOL, text, source_name)
-    if not text.endswith("\n"):
-        text += "\n"  # every line ends in one: a blank last line changes nothing
-    job = _Job(text, node, source_name, check or TOOL)
-    bounds = _bounds(text, _workers(len(text)))
+    job = _Job.of(text, node, source_name, check)
+    bounds = _bounds(job.text, _workers(len(job.text)))
     if len(bounds) > 2:
         got = _in_parallel(job, bounds)
         if got is not None:
             return got
-    return job.piece(0, len(text), whole=True)
+    return job.piece(0, len(job.text), whole=True)
+
+
+#: ``alone(text, start, end, spans)``: whether ``text[start:end]`` holds nothing but the runs
+#: read in bulk at ``spans`` and what lies between them (:func:`provision.parsers.split.alone`)
+Alone = Callable[[str, int, int, list[tuple[int, int]]], bool]
+
+
+class _NotAlone(Exception):
+    """A piece holds more than runs, or another piece said so."""
+
+
+#: how long a piece that holds runs alone waits for the others to say whether they do, before
+#: it reads on regardless (a piece that died never says: the caller then reads the log itself)
+AGREE_WITHIN = 2.0
+
+
+@dataclass(frozen=True)
+class _Agreement:
+    """The pieces' answers to ``question``, in memory the forked pieces share: one byte per
+    piece, 0 while it has not answered, 1 when it holds runs alone, 2 when it holds more.
+
+    A piece answers once it has matched its runs (a fifth of its reading), then waits for
+    the others before it reads on; so a log with another tool's output in one piece costs
+    the others that fifth, not their whole reading."""
+
+    question: Alone
+    said: mmap.mmap
+    index: int
+
+    def settle(self, text: str, start: int, end: int, read: list[_Read]) -> None:
+        """Answer for this piece (``read``: its runs matched for bulk reading) and wait for
+        the others' answers; :class:`_NotAlone` when any holds more."""
+        ok = self.question(text, start, end, [(r.m.end("pre"), r.m.start("tail")) for r in read])
+        self.said[self.index] = 1 if ok else 2
+        deadline = time.monotonic() + AGREE_WITHIN
+        while ok and 0 in self.said[:] and 2 not in self.said[:]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        self.hold()
+
+    def hold(self) -> None:
+        """:class:`_NotAlone` when a piece said it holds more than runs."""
+        if 2 in self.said[:]:
+            raise _NotAlone
+
+
+def jsonl_runs_alone(text: str, alone: Alone, *, node: str | None = None,
+                     source_name: str = "<stdin>", check: str | None = None
+                     ) -> BulkRecords | None:
+    """:func:`jsonl_runs` of a large log, where each piece read on every CPU also asks
+    ``alone`` whether it holds anything but runs (another tool's output, a kernel log):
+    None when one does, or when the log is small or read in one process, and the caller
+    then looks at the whole text first. The pieces tell each other their answers
+    (:class:`_Agreement`). What a piece raises also gives None: the caller's reading raises
+    it in its turn."""
+    try:
+        job = _Job.of(text, node, source_name, check)
+    except InputError:
+        return None
+    if len(job.text) - len(text) not in (0, 1) or not job.text.startswith(text):
+        return None  # cleaned again: not the text the caller would look at
+    bounds = _bounds(job.text, _workers(len(job.text)))
+    if len(bounds) <= 2:
+        return None
+    said = mmap.mmap(-1, len(bounds) - 1)  # anonymous and shared: the forked pieces write it
+    got = map_forked(partial(_read_piece_alone, job, alone, said),
+                     [(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))])
+    if got is None or any(g is None for g in got):
+        return None
+    return _joined(got) or job.piece(0, len(job.text), whole=True)
 
 
 @dataclass(frozen=True)
@@ -147,10 +222,19 @@ class _Job:
     source_name: str
     check: str
 
-    def piece(self, start: int, end: int, *, whole: bool = False) -> BulkRecords:
+    @classmethod
+    def of(cls, text: str, node: str | None, source_name: str, check: str | None) -> _Job:
+        text = require_clean(TOOL, text, source_name)
+        if not text.endswith("\n"):
+            text += "\n"  # every line ends in one: a blank last line changes nothing
+        return cls(text, node, source_name, check or TOOL)
+
+    def piece(self, start: int, end: int, *, whole: bool = False,
+              alone: _Agreement | None = None) -> BulkRecords:
         """The records of the runs from ``start`` to ``end`` (where runs start): what the
         whole text's reading gives for them, when the piece ends with a run read in bulk
-        (``clean``). An error the whole text would raise is raised."""
+        (``clean``). An error the whole text would raise is raised. With ``alone``,
+        :class:`_NotAlone` is raised when a piece holds more than runs."""
         text = self.text
         writer = _Writer(self.node, self.source_name, self.check)
         unread: set[int] = set()  # where a run starts that matched but does not read exactly
@@ -158,7 +242,12 @@ class _Job:
             while True:  # a run that does not read changes where the next ones start: again
                 lines = _LineNumbers(text)
                 runs = _plan(text, start, end, lines, unread)
-                failed = writer.runs(text, [r for r in runs if isinstance(r, _Read)])
+                read = [r for r in runs if isinstance(r, _Read)]
+                if alone is not None:
+                    alone.settle(text, start, end, read)
+                failed = writer.runs(text, read)
+                if alone is not None:
+                    alone.hold()
                 if not failed:
                     break
                 unread |= failed
@@ -173,7 +262,7 @@ class _Job:
                 out_lines.extend(x.to_json() for x in measurements(result, check=self.check))
                 skipped.extend(result.skipped)
         clean = whole or (bool(runs) and isinstance(runs[-1], _Read) and runs[-1].m.end() == end)
-        return BulkRecords(out_lines, len(kept), tuple(skipped),
+        return BulkRecords(JsonLines(out_lines), len(kept), tuple(skipped),
                            sum(isinstance(r, _Read) for r in kept), clean)
 
 
@@ -183,11 +272,15 @@ def _workers(size: int) -> int:
 
 
 def _bounds(text: str, n: int) -> list[int]:
-    """Where ``n`` pieces of about equal size start and the last ends: each at the first
-    line of a run (its ``Collective test starting`` line, else its ``nThread`` line)."""
+    """Where ``n`` pieces start and the last ends: each at the first line of a run (its
+    ``Collective test starting`` line, else its ``nThread`` line), the caller's first piece
+    larger than the forked ones by :func:`~provision.forked.first_share`, so that all end
+    together."""
     out = [0]
+    first = first_share(n)
     for k in range(1, n):
-        nxt = _NEXT_MARKER.search(text, max(out[-1] + 1, len(text) * k // n))
+        share = first + (k - 1) * (1 - first) / (n - 1)
+        nxt = _NEXT_MARKER.search(text, max(out[-1] + 1, int(len(text) * share)))
         if nxt is None:
             break
         at = nxt.start() + 1
@@ -200,11 +293,21 @@ def _bounds(text: str, n: int) -> list[int]:
     return out
 
 
+def _read_piece_alone(job: _Job, alone: Alone, said: mmap.mmap, index: int, start: int,
+                      end: int) -> BulkRecords | None:
+    """The records of one piece when no piece holds more than runs; None otherwise, or when
+    it raised."""
+    try:
+        return job.piece(start, end, alone=_Agreement(alone, said, index)).packed()
+    except (InputError, _NotAlone):
+        return None
+
+
 def _read_piece(job: _Job, start: int, end: int) -> BulkRecords | None:
     """The records of one piece, None when it raised (the whole text is then read in one
     process, which raises what it raises)."""
     try:
-        return job.piece(start, end)
+        return job.piece(start, end).packed()
     except InputError:
         return None
 
@@ -214,10 +317,19 @@ def _in_parallel(job: _Job, bounds: list[int]) -> BulkRecords | None:
     piece by this one) and joined in order; None when a piece raised or a piece does not
     end with a run read in bulk (the state the next piece starts from would differ)."""
     got = map_forked(partial(_read_piece, job), list(pairwise(bounds)))
-    if got is None or any(g is None or not g.clean for g in got[:-1]) or got[-1] is None:
+    return None if got is None else _joined(got)
+
+
+def _joined(got: list[BulkRecords | None]) -> BulkRecords | None:
+    """The pieces' records joined in order; None when a piece raised or a piece does not
+    end with a run read in bulk (the state the next piece starts from would differ)."""
+    if any(g is None or not g.clean for g in got[:-1]) or got[-1] is None:
         return None
     parts = [g for g in got if g is not None]
-    return BulkRecords([x for g in parts for x in g.lines], sum(g.runs for g in parts),
+    lines = JsonLines()
+    for g in parts:
+        lines.extend(g.lines)  # a forked piece's lines: one text block, not copied
+    return BulkRecords(lines, sum(g.runs for g in parts),
                        tuple(s for g in parts for s in g.skipped), sum(g.bulk for g in parts))
 
 
@@ -514,4 +626,4 @@ def _first_test(text: str, spans: tuple[tuple[int, int], ...]) -> str | None:
     return None
 
 
-__all__ = ["BulkRecords", "jsonl_runs"]
+__all__ = ["Alone", "BulkRecords", "jsonl_runs", "jsonl_runs_alone"]

@@ -111,8 +111,8 @@ def detect(text: str) -> bool:
 
 
 #: a result row of a fragment pasted without its header: size count type redop ...
-_BARE_ROW = re.compile(r"^\s*\d+\s+\d+\s+(?:float|double|half|bfloat16|int8|uint8|int32|uint32|"
-                       r"int64|uint64|fp8_e4m3|fp8_e5m2)\s+(?:sum|prod|min|max|avg|none)\s+\S",
+_BARE_ROW = re.compile(r"^[^\S\n]*\d+\s+\d+\s+(?:float|double|half|bfloat16|int8|uint8|int32|"
+                       r"uint32|int64|uint64|fp8_e4m3|fp8_e5m2)\s+(?:sum|prod|min|max|avg|none)\s+\S",
                        re.M)
 
 

@@ -67,7 +67,7 @@ _ELIDED = re.compile(r"^\[?\.{3,}\]?$")
 
 def detect(text: str) -> bool:
     return bool(re.search(
-        r"^\s*Link \d+: (?:[\d.]+ GB/s|<inactive>|Replay|Recovery|CRC)|NvLink Link Status|"
+        r"^[^\S\n]*Link \d+: (?:[\d.]+ GB/s|<inactive>|Replay|Recovery|CRC)|NvLink Link Status|"
         r"does not have or support Nvlink|Nvlink queries are not supported", text, re.M | re.I))
 
 

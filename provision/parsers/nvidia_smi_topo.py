@@ -74,8 +74,8 @@ class TopoMatrix:
 
 
 def detect(text: str) -> bool:
-    return bool(re.search(r"^\s*(?:\x1b\[4m)?GPU0\b.*(?:CPU Affinity|GPU1)|^\s*GPU0\s+X\b", text,
-                          re.M)) or "GNS  = GPU not supported" in text
+    return bool(re.search(r"^[^\S\n]*(?:\x1b\[4m)?GPU0\b.*(?:CPU Affinity|GPU1)|"
+                          r"^[^\S\n]*GPU0\s+X\b", text, re.M)) or "GNS  = GPU not supported" in text
 
 
 #: the words topo -m / -p2p print in a cell (X for self, NV# for bonded NVLinks)

@@ -64,7 +64,8 @@ class PerftestResult:
 
 
 def detect(text: str) -> bool:
-    return bool(re.search(r"(?:BW|Latency) Test\s*$|^\s*#bytes\s+#iterations", text, re.M))
+    return bool(re.search(r"(?:BW|Latency) Test\s*$|^[^\S\n]*#bytes\s+#iterations", text,
+                          re.M))
 
 
 def _gid_ip(gid: str) -> str | None:

@@ -16,9 +16,10 @@ Python work), so a 50 MB single-tool log costs a fraction of its parse.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import pairwise
+from itertools import chain, pairwise
 
 #: where each tool's output starts: (tool, regex for the whole start line)
 _STARTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((t, re.compile(p)) for t, p in (
@@ -92,15 +93,29 @@ class Segment:
 def start_offsets(text: str) -> list[tuple[int, str]]:
     """(offset, tool) of every line that starts a tool's output, in order. A start line
     printed many times (one per run of a long log) is judged once."""
-    found: list[tuple[int, str]] = []
-    tool_of: dict[str, str | None] = {}  # a start line's text: the tool it starts, if any
-    nl = text.find("\n")
-    first = _PREFILTER.match("\n" + (text if nl < 0 else text[:nl]))
-    hits = [(0, first[0][1:])] if first else []
-    hits += ((m.start() + 1, m[0][1:]) for m in _PREFILTER.finditer(text))
-    for lo, word in hits:
-        hi = text.find("\n", lo)
-        line = text[lo:hi if hi >= 0 else len(text)]
+    return _starts_in(text, 0, len(text), {})
+
+
+def _starts_in(text: str, lo: int, hi: int, tool_of: dict[str, str | None]
+               ) -> list[tuple[int, str]]:
+    """:func:`start_offsets` of ``text[lo:hi]`` (``lo`` and ``hi`` at line starts or the
+    end), without copying it; ``tool_of``: the tool each start line's text starts, kept
+    across calls."""
+    return list(_each_start(text, lo, hi, tool_of))
+
+
+def _each_start(text: str, lo: int, hi: int, tool_of: dict[str, str | None]
+                ) -> Iterator[tuple[int, str]]:
+    hits: list[tuple[int, str]] = []
+    if lo == 0:
+        nl = text.find("\n", 0, hi)
+        first = _PREFILTER.match("\n" + text[:hi if nl < 0 else nl])
+        if first:
+            hits.append((0, first[0][1:]))
+    for at, word in chain(hits, ((m.start() + 1, m[0][1:])
+                                 for m in _PREFILTER.finditer(text, max(lo - 1, 0), hi))):
+        end = text.find("\n", at)
+        line = text[at:end if end >= 0 else len(text)]
         if line in tool_of:
             tool = tool_of[line]
         else:
@@ -108,8 +123,30 @@ def start_offsets(text: str) -> list[tuple[int, str]]:
                 (t for t in _CANDIDATES.get(word.lstrip(_LEADING), _ALL_TOOLS)
                  if _START_OF[t].search(line)), None)
         if tool is not None:
-            found.append((lo, tool))
-    return found
+            yield at, tool
+
+
+def first_tool(text: str) -> str | None:
+    """The tool of the first line of ``text`` that starts a tool's output (the first of
+    :func:`start_offsets`), found without looking at the lines after it."""
+    return next((tool for _, tool in _each_start(text, 0, len(text), {})), None)
+
+
+def alone(tool: str, text: str, lo: int, hi: int, known: Sequence[tuple[int, int]]) -> bool:
+    """Whether ``text[lo:hi]`` holds nothing that :func:`split` would cut out of ``tool``'s
+    output: no kernel-log word about a GPU, and no line that starts another tool's output
+    outside the spans ``known`` (in order, at line starts), where the caller has read
+    ``tool``'s output and knows that no other tool's start line is in it. A reader that
+    read a piece of a large log can say so without a scan of every line."""
+    if _has_kernel_words(text, lo, hi):
+        return False
+    tool_of: dict[str, str | None] = {}
+    at = lo
+    for a, b in (*known, (hi, hi)):
+        if a > at and any(t != tool for _, t in _starts_in(text, at, a, tool_of)):
+            return False
+        at = max(at, b)
+    return True
 
 
 def scan(text: str) -> tuple[list[tuple[int, str]], bool]:
@@ -133,15 +170,17 @@ def scan(text: str) -> tuple[list[tuple[int, str]], bool]:
 
 
 def _scan_piece(text: str, lo: int, hi: int) -> tuple[list[tuple[int, str]], bool]:
-    piece = text[lo:hi] if (lo, hi) != (0, len(text)) else text
-    return [(lo + at, tool) for at, tool in start_offsets(piece)], _has_kernel_words(piece)
+    return _starts_in(text, lo, hi, {}), _has_kernel_words(text, lo, hi)
 
 
-def _has_kernel_words(text: str) -> bool:
-    """Whether ``text`` holds a kernel-log word about a GPU. Literal searches: one regex over
-    a 50 MB log costs 3x as much; the words share shorter ones, found faster where they are
-    absent (0.07 s against 0.1 s on 50 MB)."""
-    return any(w in text for w in _KERNEL_PREFILTER) and any(w in text for w in _KERNEL_WORDS)
+def _has_kernel_words(text: str, lo: int = 0, hi: int | None = None) -> bool:
+    """Whether ``text[lo:hi]`` holds a kernel-log word about a GPU (searched in place: no
+    copy of the piece). Literal searches: one regex over a 50 MB log costs 3x as much; the
+    words share shorter ones, found faster where they are absent (0.07 s against 0.1 s on
+    50 MB)."""
+    end = len(text) if hi is None else hi
+    return any(text.find(w, lo, end) >= 0 for w in _KERNEL_PREFILTER) and any(
+        text.find(w, lo, end) >= 0 for w in _KERNEL_WORDS)
 
 
 def starts(text: str, offsets: list[tuple[int, str]] | None = None) -> list[tuple[int, str]]:
@@ -219,4 +258,4 @@ def _segment(tool: str, lines: list[str], idx: list[int]) -> Segment:
     return Segment(tool, _ranges(idx), "\n" * first + body)
 
 
-__all__ = ["Segment", "scan", "split", "start_offsets", "starts"]
+__all__ = ["Segment", "alone", "first_tool", "scan", "split", "start_offsets", "starts"]

@@ -209,3 +209,18 @@ def test_large_results_come_back_whole_through_in_memory_files(
         assert again is not None and [lines for _, lines in again] == [_lines(k)[1]
                                                                        for k in range(3)]
         assert taken == ["tuple", "tuple"]                            # through the pipe
+
+
+def _json_lines(k: int) -> Any:
+    from provision.parsers.lines import JsonLines
+    return JsonLines(_lines(k)[1])
+
+
+def test_json_lines_come_back_as_views_of_the_in_memory_file() -> None:
+    """A forked piece's JSON lines are not copied into this process: its text block is a
+    read-only view of the piece's in-memory file, and reads as the lines it held."""
+    got = forked.map_forked(_json_lines, [(0,), (1,), (2,)])
+    assert got is not None and got == [_lines(k)[1] for k in range(3)]
+    if hasattr(os, "memfd_create"):
+        assert [type(g._blocks[0]).__name__ for g in got] == ["list", "memoryview", "memoryview"]
+        assert all(g._blocks[0].readonly for g in got[1:])

@@ -170,3 +170,80 @@ def test_a_reader_that_dies_leaves_the_log_to_one_process(monkeypatch: pytest.Mo
     job = nccl_bulk._Job(text, None, "x", "nccl-tests")
     assert nccl_bulk._in_parallel(job, nccl_bulk._bounds(text, 2)) is None
     assert _same(text, node=None) == 12
+
+
+def _auto(text: str, monkeypatch: pytest.MonkeyPatch, *, alone: bool) -> tuple[object, bool]:
+    """``ingest_parts("auto", text)`` in 3 pieces, its large-log path for logs of runs alone
+    on or off; and whether the text was scanned line by line first."""
+    monkeypatch.setattr(parsers, "PARALLEL_BYTES", 0 if alone else 1 << 62)
+    monkeypatch.setattr(nccl_bulk, "_workers", lambda size: 3)
+    scanned, real = [], parsers.scan
+
+    def scan(t: str) -> object:
+        scanned.append(1)
+        return real(t)
+
+    monkeypatch.setattr(parsers, "scan", scan)
+    try:
+        got: object = [(p.tool, p.where, p.runs, list(p.lines), p.skipped)
+                       for p in parsers.ingest_parts("auto", text, node="n1", source_name="x")]
+    except InputError as exc:
+        got = ("error", str(exc))
+    return got, bool(scanned)
+
+
+def test_a_large_log_of_runs_alone_is_read_in_pieces_without_a_scan(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log of nccl-tests runs and nothing else: each piece makes sure of that itself, and
+    the records are those the scan and the split give."""
+    log = "".join(_clean() * 3)
+    assert _auto(log, monkeypatch, alone=True) == (_auto(log, monkeypatch, alone=False)[0],
+                                                   False)
+
+
+def test_a_large_log_holding_more_than_runs_is_scanned_and_split(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another tool's output or a kernel-log line anywhere (between runs, in a run's own
+    comment lines, before the first run) sends the log to the scan and the split, which
+    give what they give without the large-log path."""
+    log = "".join(_clean() * 3)
+    starts = [i for i, ln in enumerate(log.split("\n")) if ln.startswith("# nThread")]
+    comment = _lines_of(log, "# Using devices")[10]
+    xid = "[ 5136.881543] NVRM: Xid (PCI:0000:17:00): 79, pid=0, GPU has fallen off the bus."
+    ibstat = fixture_text("ibstat/gpud-h100-some-ports-down-0.txt").rstrip("\n")
+    more = {
+        "ibstat between runs": _insert(log, starts[13], ibstat),
+        "ibstat first": ibstat + "\n" + log,
+        "kernel line between runs": _insert(log, starts[9], xid),
+        "kernel words in a run's comment line": _insert(log, comment, "# " + xid),
+    }
+    for name, text in more.items():
+        got, scanned = _auto(text, monkeypatch, alone=True)
+        assert scanned, name
+        assert got == _auto(text, monkeypatch, alone=False)[0], name
+        assert len(got) > 1, name  # type: ignore[arg-type]  # the other tool's part is there
+
+
+def test_pieces_tell_each_other_whether_they_hold_runs_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes the pieces share: a piece that holds more says so; one that holds runs
+    alone waits for the others' answers (a while at most), and gives up before the rest of
+    its reading when another said it holds more."""
+    import mmap
+
+    text = "".join(_clean() * 2)
+    job = nccl_bulk._Job.of(text, None, "x", None)
+    end = len(job.text)
+    said = mmap.mmap(-1, 2)
+    monkeypatch.setattr(nccl_bulk, "AGREE_WITHIN", 0.05)  # piece 1 never answers here
+    assert nccl_bulk._read_piece_alone(job, lambda *a: True, said, 0, 0, end) is not None
+    assert said[:] == b"\x01\x00"
+    assert nccl_bulk._read_piece_alone(job, lambda *a: False, said, 1, 0, end) is None
+    assert said[:] == b"\x01\x02"                                    # told the others
+
+    def never(*a: object) -> set[int]:
+        raise AssertionError("read on after another piece said it holds more")
+
+    monkeypatch.setattr(nccl_bulk._Writer, "runs", never)
+    monkeypatch.setattr(nccl_bulk, "AGREE_WITHIN", 60.0)  # another's "more" ends the wait
+    assert nccl_bulk._read_piece_alone(job, lambda *a: True, said, 0, 0, end) is None

@@ -135,3 +135,34 @@ def test_a_large_file_is_scanned_in_pieces_with_the_same_result(
         assert has_kernel is kernel
         assert parsers.ingest_parts("auto", whole, node="n1") == alone[whole]
     assert pieces and set(pieces) == {3}                      # it was read in pieces
+
+
+def test_a_block_that_does_not_read_keeps_its_own_tools_error() -> None:
+    """An ibstat block without --node, followed by an nccl-tests run whose library warnings
+    (``all_reduce_perf: ... no version info``) end up in the ibstat block: the error is
+    ibstat's missing host, not nccl-tests' "no header" for a block that is not nccl-tests."""
+    text = _cat("ibstat/gpud-h100-some-ports-down-0.txt",
+                "nccl-tests/cscs-gh200-2node-8gpu-v2.17.1-no-ofi-plugin-slow.txt")
+    with pytest.raises(InputError, match="ibstat output does not name its host"):
+        parsers.ingest_parts("auto", text, source_name="x")
+    assert [t for t, _, _ in _parts(text)] == ["ibstat", "nccl-tests"]
+
+
+def test_detection_of_a_mostly_blank_block_does_not_hang() -> None:
+    """The kernel-log block of a large log is its Xid lines with every other line blanked
+    (line numbers stay true): 200,000 blank lines. Without --node it does not read, and
+    the tools' markers are asked what it is. A marker that let ``^\\s*`` run across lines
+    tried every blank line from every blank line: hours for this block (93 s for 58,000
+    lines). The alarm turns such a hang into a failure; the detection takes milliseconds."""
+    import signal
+
+    xid = fixture_text("dmesg-xid/stas-xid63-row-remapper-line.txt").strip("\n")
+    block = "\n" * 200_000 + xid + "\n"
+    previous = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("detection hung"))
+    signal.alarm(60)
+    try:
+        assert parsers.detect_tool(block) == "dmesg-xid"
+        assert all(p.detect("\n" * 200_000 + "x\n") is False for p in parsers.PARSERS)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
