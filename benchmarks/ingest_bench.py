@@ -94,8 +94,10 @@ def _samples() -> list[str]:
 def timed(argv: list[str], cpus: set[int] | None = None) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS in MiB) of one run, its forked readers
     included (CPU time is what a loaded machine does not inflate); on ``cpus`` only when
-    given."""
+    given. The wall time ends when the command exits; a forked reader it left exiting is
+    reaped here (this process is their subreaper) and its CPU time and RSS counted."""
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    os.sync()  # the run before it wrote its output: not flushed while this one runs
     t = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=pin)  # this process has no threads
@@ -104,7 +106,25 @@ def timed(argv: list[str], cpus: set[int] | None = None) -> tuple[float, float, 
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise subprocess.CalledProcessError(proc.returncode, argv)
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    cpu, rss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    while True:  # orphans of the command, reparented here
+        try:
+            _, _, orphan = os.wait4(-1, 0)
+        except ChildProcessError:
+            break
+        cpu += orphan.ru_utime + orphan.ru_stime
+        rss = max(rss, orphan.ru_maxrss)
+    return wall, cpu, rss / 1024
+
+
+def _reap_orphans_here() -> None:
+    """Make this process the subreaper of the commands it runs (Linux ``prctl``), so that a
+    process a command forked and left exiting is counted, not lost to init."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    if ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1) != 0:
+        sys.exit("cannot become a subreaper (prctl PR_SET_CHILD_SUBREAPER)")
 
 
 def main() -> None:
@@ -119,6 +139,7 @@ def main() -> None:
     if not (REAL / "nccl-tests").is_dir():
         sys.exit(f"no real fixtures at {REAL} (set FORGE_REAL_FIXTURES)")
     forge = str(Path(sys.executable).with_name("forge"))
+    _reap_orphans_here()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         log, out_a, out_b = Path(tmp, "nccl.log"), Path(tmp, "a.jsonl"), Path(tmp, "b.jsonl")

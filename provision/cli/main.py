@@ -231,6 +231,12 @@ def _exit(code: int) -> NoReturn:
         # the reader went away (`forge plan | head -1`): nothing more to say to it
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), sys.stdout.fileno())
+    if _AS_PROGRAM:
+        # The program is leaving: the collection Python runs at shutdown would walk every
+        # object still alive only to find no garbage (0.02 s after a 50 MB ingest). Frozen,
+        # they are skipped; exit handlers still run and open files are still closed.
+        gc.disable()
+        gc.freeze()
     sys.exit(code)
 
 

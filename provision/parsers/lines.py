@@ -53,12 +53,6 @@ class JsonLines:
     def __repr__(self) -> str:
         return f"JsonLines({list(self)!r})"
 
-    def packed(self) -> JsonLines:
-        """The same lines as one UTF-8 text block: what a reader of one piece of a log
-        returns, right after its reading, while the other pieces are still read (written
-        out or pickled as it is, without a join when the pieces are joined)."""
-        return _from_utf8(self._utf8(), self._count)
-
     def _utf8(self) -> bytes | memoryview:
         blocks = self._blocks
         if len(blocks) == 1 and not isinstance(blocks[0], list):

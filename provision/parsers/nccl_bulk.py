@@ -31,7 +31,7 @@ import mmap
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from itertools import pairwise
 from typing import Any
@@ -108,10 +108,6 @@ class BulkRecords:
     skipped: tuple[int, ...]
     bulk: int = 0
     clean: bool = True  # a piece of a log: it ends with a run read in bulk
-
-    def packed(self) -> BulkRecords:
-        """These records with their lines as one text block (:meth:`JsonLines.packed`)."""
-        return replace(self, lines=self.lines.packed())
 
 
 class _Read(_Run):
@@ -298,7 +294,7 @@ def _read_piece_alone(job: _Job, alone: Alone, said: mmap.mmap, index: int, star
     """The records of one piece when no piece holds more than runs; None otherwise, or when
     it raised."""
     try:
-        return job.piece(start, end, alone=_Agreement(alone, said, index)).packed()
+        return job.piece(start, end, alone=_Agreement(alone, said, index))
     except (InputError, _NotAlone):
         return None
 
@@ -307,7 +303,7 @@ def _read_piece(job: _Job, start: int, end: int) -> BulkRecords | None:
     """The records of one piece, None when it raised (the whole text is then read in one
     process, which raises what it raises)."""
     try:
-        return job.piece(start, end).packed()
+        return job.piece(start, end)
     except InputError:
         return None
 

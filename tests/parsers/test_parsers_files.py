@@ -189,26 +189,24 @@ def _lines(k: int) -> tuple[int, list[str]]:
 
 def test_large_results_come_back_whole_through_in_memory_files(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A forked piece's result comes back through an anonymous in-memory file where Linux has
-    them, and through the pool's pipe where not: the same lines either way."""
-    taken, real = [], forked._taken
-
-    def recording(got: Any, fd: int | None) -> Any:
-        taken.append(type(got).__name__)
-        return real(got, fd)
-
-    monkeypatch.setattr(forked, "_taken", recording)
+    """A forked piece's result comes back whole through its anonymous in-memory file; where
+    Linux's in-memory files are missing, nothing is forked and the caller does the work."""
     got = forked.map_forked(_lines, [(0,), (1,), (2,)])
     assert got is not None and [lines for _, lines in got] == [_lines(k)[1] for k in range(3)]
-    assert got[1][0] != os.getpid()                                   # forked, not done here
-    if hasattr(os, "memfd_create"):
-        assert taken == ["_InFile", "_InFile"]
-        monkeypatch.delattr(os, "memfd_create")
-        taken.clear()
-        again = forked.map_forked(_lines, [(0,), (1,), (2,)])
-        assert again is not None and [lines for _, lines in again] == [_lines(k)[1]
-                                                                       for k in range(3)]
-        assert taken == ["tuple", "tuple"]                            # through the pipe
+    assert got[0][0] == os.getpid() and os.getpid() not in (got[1][0], got[2][0])
+    monkeypatch.delattr(os, "memfd_create")
+    assert forked.map_forked(_lines, [(0,), (1,), (2,)]) is None and forked.workers() == 1
+
+
+def _raise_there(k: int) -> int:
+    if k:
+        raise InputError(f"piece {k} does not read")
+    return k
+
+
+def test_what_a_forked_piece_raises_is_raised_here() -> None:
+    with pytest.raises(InputError, match="piece 1 does not read"):
+        forked.map_forked(_raise_there, [(0,), (1,), (2,)])
 
 
 def _json_lines(k: int) -> Any:

@@ -11,10 +11,12 @@ LINES = ['{"node": "gpu001", "value": 1.5}', '{"node": "gpü002", "detail": "Ωm
 
 
 def _mixed() -> JsonLines:
-    """Every kind of block: a list, a packed (UTF-8) text and an unpickled view."""
+    """Every kind of block: a list, UTF-8 text (pickled in band) and a view of it."""
     out = JsonLines(LINES[:1])
-    out.extend(JsonLines(LINES[1:2]).packed())
-    out.extend(pickle.loads(pickle.dumps(JsonLines(LINES[2:]), protocol=4)))
+    out.extend(pickle.loads(pickle.dumps(JsonLines(LINES[1:2]), protocol=5)))
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(JsonLines(LINES[2:]), protocol=5, buffer_callback=buffers.append)
+    out.extend(pickle.loads(data, buffers=[memoryview(b.raw().tobytes()) for b in buffers]))
     return out
 
 
