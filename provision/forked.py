@@ -20,7 +20,9 @@ start or one dies (killed when out of memory), :func:`map_forked` answers None a
 caller does the work in one process. What a piece raises is raised. The forked processes
 die with the caller: on Ctrl-C or SIGTERM (or when the caller's own piece raises) they are
 killed at once, not waited for, and on Linux the kernel kills them if the caller is
-killed outright.
+killed outright. A mapped result holds a file descriptor while it lives; where they run
+out, the result is read into memory instead. One thread at a time: the pieces and the
+processes left to reap are module state.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ _HEADER = struct.Struct("<I")  # how many parts (the pickle, then its buffers) f
 _WHOLE = b"\x01"  # what a forked piece writes on its pipe once its result is whole
 
 _EXITING: list[int] = []  # forked pieces that handed their results back, reaped later
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 _IN_PIECE = False  # this process is doing a piece: it forks no further
 
@@ -91,18 +94,22 @@ def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> lis
         return None
     running: list[int] = []  # forked and not yet reaped
     done: list[int] = []  # each forked piece's pipe: one byte once its result is whole
+    parent = os.getpid()
     try:
         try:
             for args, fd in zip(pieces[1:], fds, strict=True):
                 read, write = os.pipe()
                 done.append(read)
+                # Ctrl-C and SIGTERM wait until the new process is on the list of those to kill
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
                 try:
                     pid = os.fork()
                     if pid == 0:
-                        _run_forked(work, args, fd, write)
+                        _run_forked(work, args, fd, write, parent, mask)
+                    running.append(pid)
                 finally:
                     os.close(write)  # the forked piece holds the only write end: EOF if it dies
-                running.append(pid)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         except OSError:  # no process to fork, no pipe
             return None
         got = [_piece(work, pieces[0])]
@@ -122,13 +129,14 @@ def map_forked(work: Callable[..., T], pieces: Sequence[tuple[Any, ...]]) -> lis
         _close(fds)
 
 
-def _run_forked(work: Callable[..., Any], args: tuple[Any, ...], fd: int, done: int) -> NoReturn:
+def _run_forked(work: Callable[..., Any], args: tuple[Any, ...], fd: int, done: int,
+                parent: int, mask: set[int | signal.Signals]) -> NoReturn:
     """The forked process: do the piece, put its result (or what it raised) into ``fd``, say
     so on ``done``, and leave without running anything of the caller's (its exit handlers,
     its buffers)."""
     code = _FAILED
     try:
-        _in_forked_process()
+        _in_forked_process(parent, mask)
         try:
             outcome: tuple[bool, Any] = (True, _piece(work, args))
         except Exception as exc:  # raised in the caller
@@ -140,16 +148,19 @@ def _run_forked(work: Callable[..., Any], args: tuple[Any, ...], fd: int, done: 
         os._exit(code)
 
 
-def _in_forked_process() -> None:
+def _in_forked_process(parent: int, mask: set[int | signal.Signals]) -> None:
     """A forked process: Ctrl-C and SIGTERM end it quietly (the caller reports them), and
-    it dies with the caller (Linux)."""
+    it dies with the caller (Linux; and at once where the caller died before that held)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     if sys.platform == "linux":
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):  # a libc without prctl
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(_FAILED)
 
 
 def _put(fd: int, outcome: tuple[bool, Any]) -> None:
@@ -181,7 +192,10 @@ def _taken(fd: int) -> tuple[bool, Any]:
     size = os.fstat(fd).st_size
     if size < _HEADER.size:
         raise OSError("a forked piece left no result")
-    view = memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ)).toreadonly()
+    try:
+        view = memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ)).toreadonly()
+    except OSError:  # out of file descriptors (a mapping holds one while its lines live)
+        view = memoryview(_read_all(fd, size))
     (n,) = _HEADER.unpack_from(view)
     sizes = struct.unpack_from(f"<{n}Q", view, _HEADER.size)
     at = _HEADER.size + 8 * n
@@ -193,6 +207,17 @@ def _taken(fd: int) -> tuple[bool, Any]:
         at += part
     outcome: tuple[bool, Any] = pickle.loads(parts[0], buffers=parts[1:])
     return outcome
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks, at = [], 0
+    while at < size:
+        chunk = os.pread(fd, size - at, at)
+        if not chunk:
+            raise OSError(f"a forked piece's result is cut short at {at} of {size} bytes")
+        chunks.append(chunk)
+        at += len(chunk)
+    return b"".join(chunks)
 
 
 def _result_files(n: int) -> list[int] | None:

@@ -37,13 +37,13 @@ def _lazy(module: str, attr: str) -> Callable[..., Any]:
     parser's patterns are compiled when it is imported, and ``forge ingest auto`` of an
     nccl-tests log, or ``forge-health``, needs one or two of the fourteen (0.03 s of
     start-up for the others)."""
-    found: Callable[..., Any] | None = None
+    found: Any = None
 
     def call(*args: Any, **kwargs: Any) -> Any:
         nonlocal found
         if found is None:
-            found = getattr(import_module(f"provision.parsers.{module}"), attr)
-        return found(*args, **kwargs)
+            found = import_module(f"provision.parsers.{module}")
+        return getattr(found, attr)(*args, **kwargs)  # the module's, as it is now
 
     call.__qualname__ = call.__name__ = f"{module}.{attr}"
     return call

@@ -147,35 +147,45 @@ class _NotAlone(Exception):
     """A piece holds more than runs, or another piece said so."""
 
 
-#: how long a piece that holds runs alone waits for the others to say whether they do, before
-#: it reads on regardless (a piece that died never says: the caller then reads the log itself)
-AGREE_WITHIN = 2.0
+#: how much longer than it took itself to answer a piece that holds runs alone waits for the
+#: others' answers (as large as it, they answer in about as long), before it reads on
+#: regardless; a piece that died never answers (the caller then reads the log itself)
+AGREE_WITHIN = 1.0
 
 
-@dataclass(frozen=True)
 class _Agreement:
     """The pieces' answers to ``question``, in memory the forked pieces share: one byte per
-    piece, 0 while it has not answered, 1 when it holds runs alone, 2 when it holds more.
+    piece, 0 while it has not answered, 1 when it holds runs alone, 2 when it holds more
+    (or raised).
 
     A piece answers once it has matched its runs (a fifth of its reading), then waits for
     the others before it reads on; so a log with another tool's output in one piece costs
-    the others that fifth, not their whole reading."""
+    the others that fifth, not their whole reading. It waits once: a piece matches its runs
+    again when one does not read exactly, and answers again without waiting."""
 
-    question: Alone
-    said: mmap.mmap
-    index: int
+    __slots__ = ("index", "question", "said", "started", "waited")
+
+    def __init__(self, question: Alone, said: mmap.mmap, index: int) -> None:
+        self.question, self.said, self.index = question, said, index
+        self.started = time.monotonic()
+        self.waited = False
 
     def settle(self, text: str, start: int, end: int, read: list[_Read]) -> None:
         """Answer for this piece (``read``: its runs matched for bulk reading) and wait for
         the others' answers; :class:`_NotAlone` when any holds more."""
         ok = self.question(text, start, end, [(r.m.end("pre"), r.m.start("tail")) for r in read])
         self.said[self.index] = 1 if ok else 2
-        deadline = time.monotonic() + AGREE_WITHIN
-        while ok and 0 in self.said[:] and 2 not in self.said[:]:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.001)
+        if ok and not self.waited:
+            self.waited = True
+            now = time.monotonic()
+            deadline = now + (now - self.started) + AGREE_WITHIN
+            while 0 in self.said[:] and 2 not in self.said[:] and time.monotonic() < deadline:
+                time.sleep(0.001)
         self.hold()
+
+    def give_up(self) -> None:
+        """This piece will give nothing (it raised): the others stop at their next step."""
+        self.said[self.index] = 2
 
     def hold(self) -> None:
         """:class:`_NotAlone` when a piece said it holds more than runs."""
@@ -192,6 +202,8 @@ def jsonl_runs_alone(text: str, alone: Alone, *, node: str | None = None,
     then looks at the whole text first. The pieces tell each other their answers
     (:class:`_Agreement`). What a piece raises also gives None: the caller's reading raises
     it in its turn."""
+    if _workers(len(text)) < 2:
+        return None
     try:
         job = _Job.of(text, node, source_name, check)
     except InputError:
@@ -292,10 +304,15 @@ def _bounds(text: str, n: int) -> list[int]:
 def _read_piece_alone(job: _Job, alone: Alone, said: mmap.mmap, index: int, start: int,
                       end: int) -> BulkRecords | None:
     """The records of one piece when no piece holds more than runs; None otherwise, or when
-    it raised."""
+    it raised anything (the caller's own reading of the log then raises what it raises:
+    a row of a 5,000-digit number is a ValueError only where nccl-tests reads it)."""
+    agreement = _Agreement(alone, said, index)
     try:
-        return job.piece(start, end, alone=_Agreement(alone, said, index))
-    except (InputError, _NotAlone):
+        return job.piece(start, end, alone=agreement)
+    except _NotAlone:
+        return None
+    except Exception:  # the caller's reading decides what it means
+        agreement.give_up()
         return None
 
 

@@ -198,6 +198,20 @@ def test_large_results_come_back_whole_through_in_memory_files(
     assert forked.map_forked(_lines, [(0,), (1,), (2,)]) is None and forked.workers() == 1
 
 
+def test_results_come_back_read_where_no_file_descriptor_is_left(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapped result holds a file descriptor while its lines live: where none is left to
+    map one, the result is read into memory instead, whole."""
+    import mmap
+
+    def no_descriptor(*a: Any, **k: Any) -> Any:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(mmap, "mmap", no_descriptor)
+    got = forked.map_forked(_json_lines, [(0,), (1,), (2,)])
+    assert got is not None and got == [_lines(k)[1] for k in range(3)]
+
+
 def _raise_there(k: int) -> int:
     if k:
         raise InputError(f"piece {k} does not read")

@@ -211,8 +211,13 @@ def test_a_large_log_holding_more_than_runs_is_scanned_and_split(
     comment = _lines_of(log, "# Using devices")[10]
     xid = "[ 5136.881543] NVRM: Xid (PCI:0000:17:00): 79, pid=0, GPU has fallen off the bus."
     ibstat = fixture_text("ibstat/gpud-h100-some-ports-down-0.txt").rstrip("\n")
+    # a line laid out as a row, of a 5,000-digit number: int() refuses it where nccl-tests
+    # reads it; after an ibstat output it is ibstat's, which ignores it
+    odd = "  " + "9" * 5000 + "  1  float  sum  -1  1.0  0.0  0.0  0  1.0  0.0  0.0  0"
     more = {
         "ibstat between runs": _insert(log, starts[13], ibstat),
+        "ibstat and a row that does not read as nccl-tests": _insert(
+            log, starts[14], ibstat + "\n" + odd),
         "ibstat first": ibstat + "\n" + log,
         "kernel line between runs": _insert(log, starts[9], xid),
         "kernel words in a run's comment line": _insert(log, comment, "# " + xid),
@@ -247,3 +252,10 @@ def test_pieces_tell_each_other_whether_they_hold_runs_alone(
     monkeypatch.setattr(nccl_bulk._Writer, "runs", never)
     monkeypatch.setattr(nccl_bulk, "AGREE_WITHIN", 60.0)  # another's "more" ends the wait
     assert nccl_bulk._read_piece_alone(job, lambda *a: True, said, 0, 0, end) is None
+
+    def raises(*a: object) -> bool:
+        raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+
+    said[:] = b"\x00\x00"  # a piece that raises (not what the caller's reading may raise)
+    assert nccl_bulk._read_piece_alone(job, raises, said, 1, 0, end) is None
+    assert said[:] == b"\x00\x02"                               # the others stop waiting

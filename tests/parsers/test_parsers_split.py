@@ -163,6 +163,9 @@ def test_detection_of_a_mostly_blank_block_does_not_hang() -> None:
     try:
         assert parsers.detect_tool(block) == "dmesg-xid"
         assert all(p.detect("\n" * 200_000 + "x\n") is False for p in parsers.PARSERS)
+        # an nvidia-smi -q field name first: its indentation test ran across lines too
+        assert parsers.get("nvidia-smi-q").detect("Temperature\n" + "\n" * 200_000 + "x\n") \
+            is False
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
