@@ -6,7 +6,7 @@ unpickled and joined again before they were written (0.1 s, all of it after the 
 A :class:`JsonLines` is pickled as one UTF-8 text, an out-of-band buffer of pickle
 protocol 5 (:mod:`provision.forked` hands it back as a view of the forked process's
 in-memory file), and that block is written out as it is. A block is a list of lines, or
-their text joined with newlines (a ``str``, or UTF-8 bytes); iterating gives the lines
+their UTF-8 text joined with newlines (bytes, or a view of them); iterating gives the lines
 either way, and two :class:`JsonLines` (or one and a list) are equal when their lines are.
 """
 
@@ -16,7 +16,7 @@ import pickle
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-_Block = list[str] | str | bytes | memoryview
+_Block = list[str] | bytes | memoryview
 
 
 class JsonLines:
@@ -41,7 +41,7 @@ class JsonLines:
 
     def __iter__(self) -> Iterator[str]:
         for block in self._blocks:
-            yield from block if isinstance(block, list) else _text(block).split("\n")
+            yield from block if isinstance(block, list) else str(block, "utf-8").split("\n")
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, JsonLines | list):
@@ -56,9 +56,9 @@ class JsonLines:
     def _utf8(self) -> bytes | memoryview:
         blocks = self._blocks
         if len(blocks) == 1 and not isinstance(blocks[0], list):
-            return blocks[0].encode() if isinstance(blocks[0], str) else blocks[0]
-        return "\n".join(_text(b) if not isinstance(b, list) else "\n".join(b)
-                         for b in blocks).encode()
+            return blocks[0]
+        return b"\n".join(b if not isinstance(b, list) else "\n".join(b).encode()
+                          for b in blocks)
 
     def encoded(self, size: int = 8192) -> Iterator[bytes | memoryview]:
         """The lines as UTF-8, every line ending in a newline: a text block as it is, a list
@@ -68,7 +68,7 @@ class JsonLines:
                 for i in range(0, len(block), size):
                     yield ("\n".join(block[i:i + size]) + "\n").encode()
                 continue
-            yield block.encode() if isinstance(block, str) else block  # not + "\n": a copy
+            yield block  # not + b"\n": a copy
             yield b"\n"
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
@@ -77,10 +77,6 @@ class JsonLines:
         data = self._utf8()
         buf = pickle.PickleBuffer(data) if protocol >= 5 else bytes(data)
         return (_from_utf8, (buf, self._count))
-
-
-def _text(block: str | bytes | memoryview) -> str:
-    return block if isinstance(block, str) else str(block, "utf-8")
 
 
 def _from_utf8(data: bytes | memoryview, count: int) -> JsonLines:

@@ -202,7 +202,8 @@ def jsonl_runs_alone(text: str, alone: Alone, *, node: str | None = None,
     then looks at the whole text first. The pieces tell each other their answers
     (:class:`_Agreement`). What a piece raises also gives None: the caller's reading raises
     it in its turn."""
-    if _workers(len(text)) < 2:
+    n = _workers(len(text))
+    if n < 2:
         return None
     try:
         job = _Job.of(text, node, source_name, check)
@@ -210,7 +211,7 @@ def jsonl_runs_alone(text: str, alone: Alone, *, node: str | None = None,
         return None
     if len(job.text) - len(text) not in (0, 1) or not job.text.startswith(text):
         return None  # cleaned again: not the text the caller would look at
-    bounds = _bounds(job.text, _workers(len(job.text)))
+    bounds = _bounds(job.text, n)
     if len(bounds) <= 2:
         return None
     said = mmap.mmap(-1, len(bounds) - 1)  # anonymous and shared: the forked pieces write it

@@ -93,19 +93,14 @@ class Segment:
 def start_offsets(text: str) -> list[tuple[int, str]]:
     """(offset, tool) of every line that starts a tool's output, in order. A start line
     printed many times (one per run of a long log) is judged once."""
-    return _starts_in(text, 0, len(text), {})
-
-
-def _starts_in(text: str, lo: int, hi: int, tool_of: dict[str, str | None]
-               ) -> list[tuple[int, str]]:
-    """:func:`start_offsets` of ``text[lo:hi]`` (``lo`` and ``hi`` at line starts or the
-    end), without copying it; ``tool_of``: the tool each start line's text starts, kept
-    across calls."""
-    return list(_each_start(text, lo, hi, tool_of))
+    return list(_each_start(text, 0, len(text), {}))
 
 
 def _each_start(text: str, lo: int, hi: int, tool_of: dict[str, str | None]
                 ) -> Iterator[tuple[int, str]]:
+    """:func:`start_offsets` of ``text[lo:hi]`` (``lo`` and ``hi`` at line starts or the
+    end), one at a time and without copying it; ``tool_of``: the tool each start line's
+    text starts, kept across calls."""
     hits: list[tuple[int, str]] = []
     if lo == 0:
         nl = text.find("\n", 0, hi)
@@ -144,7 +139,7 @@ def alone(tool: str, text: str, lo: int, hi: int, known: Sequence[tuple[int, int
     at = lo
     for a, b in (*known, (hi, hi)):
         if a > at and (at == 0 or _PREFILTER.search(text, at - 1, a)) and any(
-                t != tool for _, t in _starts_in(text, at, a, tool_of)):
+                t != tool for _, t in _each_start(text, at, a, tool_of)):
             return False  # a line that may start a tool's output (one search first: 9,000
         at = max(at, b)   # spans between runs in a piece of a 50 MB log)
     return True
@@ -171,7 +166,7 @@ def scan(text: str) -> tuple[list[tuple[int, str]], bool]:
 
 
 def _scan_piece(text: str, lo: int, hi: int) -> tuple[list[tuple[int, str]], bool]:
-    return _starts_in(text, lo, hi, {}), _has_kernel_words(text, lo, hi)
+    return list(_each_start(text, lo, hi, {})), _has_kernel_words(text, lo, hi)
 
 
 def _has_kernel_words(text: str, lo: int = 0, hi: int | None = None) -> bool:
