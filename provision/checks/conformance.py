@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from provision.checks import pcie_acs
+from provision.checks import gpu_state, pcie_acs
 from provision.checks.base import Context, Needs
 from provision.checks.collected import Collected, CollectorCheck, command
 from provision.checks.options import option
@@ -61,11 +61,22 @@ class ConformanceOptions:
                            "the IOMMU translating their DMA): judge (must be off), or record "
                            "only, for nodes that keep them on by design (SR-IOV VFs given to "
                            "VMs, common acs_disable: false)")
+    mig: str = option("disabled", choices=("disabled", "enabled", "record"),
+                      help="the MIG mode every GPU must be in, now and after its next reset: "
+                           "disabled (whole GPUs, as NCCL and Slurm's GRES use them), enabled "
+                           "(a partition sliced by design), or record only")
+    power_limit: str = option("default", choices=("default", "record"),
+                              help="each GPU's software power limit: must equal the driver's "
+                                   "default (a cap set with nvidia-smi -pl stays until the "
+                                   "driver reloads), or record only, where a site caps power "
+                                   "by design")
 
 
 class Conformance(CollectorCheck):
     name = "conformance"
-    description = ("GPU count/model/memory/driver/VBIOS/persistence/ECC/PCIe, NIC ports/state/"
+    description = ("GPU count/model/memory/driver/VBIOS/persistence/ECC/PCIe, state left "
+                   "behind (ECC or MIG pending, MIG, power cap, recovery action), VBIOS and "
+                   "infoROM sameness, NIC ports/state/"
                    "rate/link layer/firmware, GPU-NIC locality, PCIe ACS above GPUs and NICs, CPUs "
                    "and memory vs the profile")
     tags = ("conformance", "inventory", "no-gpu")
@@ -79,7 +90,9 @@ class Conformance(CollectorCheck):
                                "tools": [], "commands": {}, "expect": {
                                    "driver_branch": ctx.site.stack.version_map.get(
                                        "driver_branch"),
-                                   "acs": ctx.options.acs}}
+                                   "acs": ctx.options.acs,
+                                   **gpu_state.expectations(ctx.site, ctx.options.mig,
+                                                            ctx.options.power_limit)}}
         if ctx.plan.gpu_count:
             req["tools"] = ["nvidia-smi", "lspci"]
             req["commands"] = {
@@ -87,6 +100,7 @@ class Conformance(CollectorCheck):
                                       "--format=csv"]),
                 "topo": command(["nvidia-smi", "topo", "-m"]),
                 "lspci": command(pcie_acs.command()),
+                gpu_state.COMMAND: gpu_state.request(),
             }
         return req
 
@@ -104,6 +118,8 @@ class Conformance(CollectorCheck):
         if plan.gpu_count:
             gpus = self._query_gpus(data, plan)
             out += self._gpus(data, plan, gpus)
+            if gpus is not None:
+                out += gpu_state.records(data, plan, self.name)
             names = pcie_acs.gpu_names_by_address(
                 {g.index: g.bus_id for g in gpus or () if g.index is not None})
             judge = data.request.get("expect", {}).get("acs", "judge") == "judge"

@@ -24,7 +24,13 @@ class GpuInfo:
     driver_version: str | None = None
     persistence_mode: bool | None = None
     ecc_mode: bool | None = None
+    #: the ECC and MIG modes the GPU takes at its next reboot or reset (nvidia-smi
+    #: ``ecc.mode.pending``, ``mig.mode.pending``): a change waiting for one
+    ecc_mode_pending: bool | None = None
     mig_mode: bool | None = None
+    mig_mode_pending: bool | None = None
+    #: the infoROM image version (``inforom.img``): like the VBIOS, it names what is flashed
+    inforom_image: str | None = None
     memory_total_mib: float | None = None
     pcie_gen: float | None = None
     pcie_gen_max: float | None = None
@@ -46,6 +52,10 @@ class GpuInfo:
     memory_temperature_c: float | None = None
     power_draw_w: float | None = None
     power_limit_w: float | None = None
+    #: the power limit the driver restores on unload (``power.default_limit``)
+    power_default_limit_w: float | None = None
+    #: the driver's recovery action in nvidia-smi's words (``gpu_recovery_action``: "None")
+    recovery_action: str | None = None
     sm_clock_mhz: float | None = None
     sm_clock_max_mhz: float | None = None
     #: clocks-event (throttle) reasons: ("sw_power_cap", True), ...
@@ -65,10 +75,22 @@ def flag(text: str | None) -> bool | None:
     return None
 
 
+def known(text: str | None) -> str | None:
+    """A text value, or None where nvidia-smi printed none (``N/A``, ``[N/A]``, ``[...]``,
+    ``[Requested functionality has been deprecated]``)."""
+    t = (text or "").strip()
+    return t if t and not t.startswith("[") and t != "N/A" else None
+
+
 def reason_key(label: str) -> str:
     """``'HW Power Brake Slowdown'`` or ``hw_power_brake_slowdown`` -> the latter."""
     key = label.strip().lower().replace(" ", "_").replace(".", "_")
     return {"idle": "gpu_idle"}.get(key, key)
+
+
+def recovery_needed(action: str) -> bool:
+    """Whether nvidia-smi's ``gpu_recovery_action`` asks for anything ("None" is nothing)."""
+    return action.strip().lower() != "none"
 
 
 _THERMAL = ("hw_thermal_slowdown", "sw_thermal_slowdown")
@@ -87,6 +109,9 @@ def gpu_records(node: str, g: GpuInfo, check: str) -> list[Measurement]:
     add("gpu_memory_total", g.memory_total_mib)
     add("gpu_persistence_mode", g.persistence_mode)
     add("gpu_ecc_mode", g.ecc_mode)
+    add("gpu_ecc_mode_pending", g.ecc_mode_pending)
+    add("gpu_mig_mode", g.mig_mode)
+    add("gpu_mig_mode_pending", g.mig_mode_pending)
     add("pcie_link_gen", g.pcie_gen, detail=f"max {g.pcie_gen_max}" if g.pcie_gen_max else None)
     add("pcie_link_gen_max", g.pcie_gen_max)
     add("pcie_link_width", g.pcie_width,
@@ -107,6 +132,10 @@ def gpu_records(node: str, g: GpuInfo, check: str) -> list[Measurement]:
     add("gpu_memory_temperature", g.memory_temperature_c)
     add("gpu_power", g.power_draw_w)
     add("gpu_power_limit", g.power_limit_w)
+    add("gpu_power_default_limit", g.power_default_limit_w)
+    if g.recovery_action is not None:  # the driver's own verdict: "None" or what to do
+        add("gpu_recovery_action", recovery_needed(g.recovery_action), max=0.0,
+            detail=f"driver asks for: {g.recovery_action}")
     if g.power_draw_w is not None and g.power_limit_w:
         add("gpu_power_fraction", round(g.power_draw_w / g.power_limit_w, 4),
             detail=f"{g.power_draw_w} W of {g.power_limit_w} W limit")

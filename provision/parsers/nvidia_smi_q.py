@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from provision.measurement import Measurement
 from provision.parsers.base import leading_float, parse_error, record, require_text, resolve_node
-from provision.parsers.gpu_info import GpuInfo, flag, gpu_records, reason_key
+from provision.parsers.gpu_info import GpuInfo, flag, gpu_records, known, reason_key
 
 TOOL = "nvidia-smi-q"
 _KV = re.compile(r"^(\S.*?)\s+:(?:\s(.*))?$")
@@ -165,6 +165,10 @@ def _gpu(index: int | None, g: _Node, driver: str | None) -> GpuInfo:
         vbios=g.get("VBIOS Version"), driver_version=driver,
         persistence_mode=flag(g.get("Persistence Mode")),
         ecc_mode=flag(g.get("ECC Mode", "Current")), mig_mode=flag(g.get("MIG Mode", "Current")),
+        ecc_mode_pending=flag(g.get("ECC Mode", "Pending")),
+        mig_mode_pending=flag(g.get("MIG Mode", "Pending")),
+        inforom_image=known(g.get("Inforom Version", "Image Version")),
+        recovery_action=known(g.get("GPU Recovery Action")),
         memory_total_mib=_num(g, "FB Memory Usage", "Total"),
         pcie_gen=_num(g, "PCIe Generation", "Current"), pcie_gen_max=_num(g, "PCIe Generation",
                                                                           "Max"),
@@ -187,6 +191,8 @@ def _gpu(index: int | None, g: _Node, driver: str | None) -> GpuInfo:
         power_draw_w=draw,
         power_limit_w=leading_float((power.get("Current Power Limit") or power.get(
             "Power Limit") or "") if power is not None else ""),
+        power_default_limit_w=leading_float(power.get("Default Power Limit") or "")
+        if power is not None else None,
         sm_clock_mhz=_num(g, "Clocks", "SM"), sm_clock_max_mhz=_num(g, "Max Clocks", "SM"),
         clocks_events=tuple(events))
 

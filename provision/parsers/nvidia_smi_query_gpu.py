@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from provision.measurement import Measurement
 from provision.parsers.base import leading_float, parse_error, record, require_text, resolve_node
-from provision.parsers.gpu_info import GpuInfo, flag, gpu_records, reason_key
+from provision.parsers.gpu_info import GpuInfo, flag, gpu_records, known, reason_key
 
 TOOL = "nvidia-smi-query-gpu"
 _FIELD = re.compile(r"^[a-z_][a-z0-9_.]*(?: \[[^\]]+\])?$", re.I)
@@ -115,7 +115,10 @@ def _gpu(position: int, r: dict[str, str]) -> GpuInfo:
         bus_id=r.get("pci.bus_id") or r.get("gpu_bus_id"), vbios=r.get("vbios_version"),
         driver_version=r.get("driver_version"),
         persistence_mode=flag(r.get("persistence_mode")), ecc_mode=flag(r.get("ecc.mode.current")),
-        mig_mode=flag(r.get("mig.mode.current")), memory_total_mib=_f(r, "memory.total"),
+        ecc_mode_pending=flag(r.get("ecc.mode.pending")),
+        mig_mode=flag(r.get("mig.mode.current")), mig_mode_pending=flag(r.get("mig.mode.pending")),
+        inforom_image=known(r.get("inforom.img") or r.get("inforom.image")),
+        memory_total_mib=_f(r, "memory.total"),
         pcie_gen=_f(r, "pcie.link.gen.current"), pcie_gen_max=_f(r, "pcie.link.gen.max"),
         pcie_width=_f(r, "pcie.link.width.current"), pcie_width_max=_f(r, "pcie.link.width.max"),
         ecc_uncorrected_volatile=total("uncorrected", "volatile"),
@@ -132,6 +135,8 @@ def _gpu(position: int, r: dict[str, str]) -> GpuInfo:
         retired_pages_pending=flag(r.get("retired_pages.pending")),
         temperature_c=_f(r, "temperature.gpu"), memory_temperature_c=_f(r, "temperature.memory"),
         power_draw_w=_f(r, "power.draw"), power_limit_w=_f(r, "power.limit"),
+        power_default_limit_w=_f(r, "power.default_limit") or _f(r, "gpu.power.default_limit"),
+        recovery_action=known(r.get("gpu_recovery_action")),
         sm_clock_mhz=_f(r, "clocks.current.sm") or _f(r, "clocks.sm"),
         sm_clock_max_mhz=_f(r, "clocks.max.sm"),
         clocks_events=tuple(

@@ -44,6 +44,24 @@ def test_q_h200_mig_uses_the_gpu_level_fields() -> None:
     assert g.temperature_c == 28 and g.ecc_uncorrected_volatile == 0
 
 
+def test_q_state_left_behind_mig_pending_ecc_power_default_recovery() -> None:
+    mig = q("exporter-h200-mig-590.48.01-idle.txt")
+    m = nvidia_smi_q.measurements(mig)
+    assert [one(m, k).value for k in ("gpu_mig_mode", "gpu_mig_mode_pending",
+                                      "gpu_ecc_mode_pending")] == [1, 1, 1]
+    h100 = q("exporter-h100-590.48.01-under-load.txt")
+    g = h100.gpus[0]
+    assert (g.inforom_image, g.power_default_limit_w, g.recovery_action) == (
+        "G520.0200.00.05", 700, "None")
+    rec = one(nvidia_smi_q.measurements(h100), "gpu_recovery_action")
+    assert rec.value == 0 and rec.max == 0
+    old = q("gpud-8x-h100-535.183.01.txt")   # 535 prints no 'GPU Recovery Action'
+    assert old.gpus[0].recovery_action is None and old.gpus[0].mig_mode is False
+    assert not pick(nvidia_smi_q.measurements(old), "gpu_recovery_action")
+    l40s = q("exporter-l40s-595.80-idle.txt").gpus[0]
+    assert l40s.mig_mode is None and l40s.mig_mode_pending is None   # 'N/A': no MIG
+
+
 def test_q_l40s() -> None:
     g = q("exporter-l40s-595.80-idle.txt").gpus[0]
     assert (g.name, g.memory_total_mib, g.temperature_c) == ("NVIDIA L40S", 46068, 64)

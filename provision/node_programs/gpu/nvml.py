@@ -97,6 +97,8 @@ def _gpu(nv: Any, index: int) -> dict[str, Any]:
                        nv.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
     power = _try(nv.nvmlDeviceGetPowerUsage, h)
     limit = _try(nv.nvmlDeviceGetEnforcedPowerLimit, h)
+    default_limit = _try(nv.nvmlDeviceGetPowerManagementDefaultLimit, h)
+    mig = _try(nv.nvmlDeviceGetMigMode, h)  # [current, pending]; not supported: no MIG
     reasons = _try(nv.nvmlDeviceGetCurrentClocksEventReasons, h)
     if reasons is None:
         reasons = _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h)
@@ -129,6 +131,9 @@ def _gpu(nv: Any, index: int) -> dict[str, Any]:
         "temperature_c": _try(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU),
         "power_w": power / 1000 if power is not None else None,
         "power_limit_w": limit / 1000 if limit is not None else None,
+        "power_default_limit_w": default_limit / 1000 if default_limit is not None else None,
+        "mig_mode_current": mig[0] if mig else None,
+        "mig_mode_pending": mig[1] if mig else None,
         "sm_clock_mhz": _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM),
         "sm_clock_max_mhz": _try(nv.nvmlDeviceGetMaxClockInfo, h, nv.NVML_CLOCK_SM),
         "mem_clock_mhz": _try(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_MEM),
