@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from provision.bmc.actions import ActionResult
+from provision.bmc.bios import BiosReading, SettingAudit
+from provision.bmc.bios import group_audits as group_settings
 from provision.bmc.firmware import ComponentAudit, group_audits
 from provision.bmc.model import Mismatch, NodeInventory, Outcome, Status
 from provision.errors import (
@@ -186,6 +188,65 @@ def firmware_json(outcomes: Sequence[Outcome[NodeInventory]],
                   for o in outcomes},
         "summary": _summary(outcomes, differs),
     }
+
+
+def bios_text(outcomes: Sequence[Outcome[BiosReading]],
+              audits: Sequence[SettingAudit]) -> list[str]:
+    lines = [f"{ns}: {'DIFFERS ' if state == 'differs' else ''}{text}"
+             for ns, state, text in group_settings(audits)]
+    return lines + _unexposed(outcomes) + failure_lines(outcomes)
+
+
+def bios_json(outcomes: Sequence[Outcome[BiosReading]],
+              audits: Sequence[SettingAudit]) -> dict[str, Any]:
+    differs = len({a.node for a in audits if a.state == "differs"})
+    return {
+        "schema_version": SCHEMA_VERSION, "kind": "bmc-bios",
+        "groups": [{"nodes": ns, "state": state, "text": text}
+                   for ns, state, text in group_settings(audits)],
+        "nodes": {o.node: {"status": o.status.value, "message": o.message,
+                           "exposed": o.value.exposed if o.value else None,
+                           "settings": {a.wanted.name: {
+                               "wanted": a.wanted.value, "source": a.wanted.source,
+                               "seen": a.seen, "pending": a.pending, "state": a.state}
+                               for a in audits if a.node == o.node}}
+                  for o in outcomes},
+        "summary": _summary(outcomes, differs),
+    }
+
+
+def bios_show_text(outcomes: Sequence[Outcome[BiosReading]]) -> list[str]:
+    """Every attribute, nodes folded by value: drift shows as two lines for one name."""
+    per_name: dict[str, dict[str, str]] = {}
+    for o in outcomes:
+        if o.value is None:
+            continue
+        pending = dict(o.value.pending)
+        for name, value in o.value.attributes:
+            staged = pending.get(name)
+            per_name.setdefault(name, {})[o.node] = value + (
+                f" ({staged} staged for the next boot)" if staged not in (None, value) else "")
+    lines = [f"{ns}: {name} = {text}" for name in sorted(per_name)
+             for ns, text in group_by_text(per_name[name])]
+    return lines + _unexposed(outcomes) + failure_lines(outcomes)
+
+
+def bios_show_json(outcomes: Sequence[Outcome[BiosReading]]) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION, "kind": "bmc-bios-attributes",
+        "nodes": {o.node: {"status": o.status.value, "message": o.message,
+                           "exposed": o.value.exposed if o.value else None,
+                           "attributes": dict(o.value.attributes) if o.value else None,
+                           "pending": dict(o.value.pending) if o.value else None}
+                  for o in outcomes},
+        "summary": _summary(outcomes, 0),
+    }
+
+
+def _unexposed(outcomes: Sequence[Outcome[BiosReading]]) -> list[str]:
+    nodes = [o.node for o in outcomes if o.value is not None and not o.value.exposed]
+    return [f"{fold(nodes)}: the BMC exposes no BIOS resource (Systems/<id>/Bios)"] if nodes \
+        else []
 
 
 def action_text(outcomes: Sequence[Outcome[ActionResult]]) -> list[str]:

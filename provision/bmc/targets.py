@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from provision.bmc.bios import Wanted, attribute_text, wanted_settings
 from provision.bmc.client import normalize_fingerprint
 from provision.bmc.firmware import validate_baseline
 from provision.bmc.model import BmcOptions, BmcTarget, Credentials, Expected, Timeouts, TlsPolicy
@@ -86,3 +87,11 @@ def baseline_from_site(site: Any) -> dict[str, str]:
                          hint="e.g. bmc: {firmware_baseline: {xcc: ..., uefi: ..., "
                               "gpu_vbios: ..., connectx: ...}}")
     return baseline
+
+
+def bios_wanted(site: Any, nodes: str | None = None) -> dict[str, tuple[Wanted, ...]]:
+    """Per selected node: ``bmc.bios_baseline``, and its profile's operating mode."""
+    baseline = {str(k): attribute_text(v) for k, v in site.bmc.bios_baseline}
+    return {n.name: wanted_settings(baseline, n.profile.operating_mode or None,
+                                    n.profile.name)
+            for n in site.select(nodes)}

@@ -1,4 +1,4 @@
-"""`forge bmc`: inventory, firmware audit, power, boot and virtual media over Redfish."""
+"""`forge bmc`: inventory, firmware and BIOS audits, power, boot and virtual media over Redfish."""
 
 from __future__ import annotations
 
@@ -77,10 +77,10 @@ def _common(default_timeout: float) -> Callable[[Callable[..., Any]], Callable[.
 
 @click.group("bmc")
 def bmc() -> None:
-    """Day 0 on the BMCs (Redfish): inventory, firmware audit, power, boot, virtual media.
+    """Day 0 on the BMCs (Redfish): inventory, firmware and BIOS audits, power, boot, virtual media.
 
     \b
-    Exit codes: 0 ok, 1 mismatch / firmware differs / BMC could not do it,
+    Exit codes: 0 ok, 1 mismatch / firmware or BIOS differs / BMC could not do it,
     2 bad input, wrong credentials or untrusted certificate, 4 BMC unreachable,
     124 new state not reported before --timeout.
     Example:
@@ -168,6 +168,58 @@ def firmware(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeo
     bad_states = {"differs", "unverified"} if strict else {"differs"}
     differs = len({a.node for a in audits if a.state in bad_states})
     err = failure_error(outcomes, differs, "nodes off the firmware baseline")
+    if err:
+        raise err
+
+
+@bmc.command("bios")
+@_common(60.0)
+@click.option("--strict", is_flag=True,
+              help="Count settings the BMC does not report as differences.")
+@click.option("--show", is_flag=True,
+              help="Print every BIOS attribute instead, nodes folded by value (to write "
+                   "bmc.bios_baseline from a node known to be good, or to see drift).")
+def bios(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeout: float,
+         concurrency: int, strict: bool, show: bool) -> None:
+    """Audit UEFI settings against bmc.bios_baseline and the profile's operating mode.
+
+    Reads Systems/<id>/Bios and the changes staged for the next boot; a staged value
+    off the baseline differs now. Nothing is changed on the nodes.
+
+    \b
+    Example:
+      forge bmc bios site.yaml --nodes gpu001 --show
+      forge bmc bios site.yaml --json
+    """
+    from provision.bmc.bios import audit_node, bios_work
+    from provision.bmc.fanout import fan_out
+    from provision.bmc.report import (
+        bios_json,
+        bios_show_json,
+        bios_show_text,
+        bios_text,
+        failure_error,
+    )
+    from provision.bmc.targets import bios_wanted
+
+    run = _prepare(spec, nodes, as_json, insecure, timeout, concurrency)
+    wanted = bios_wanted(run.site, nodes)
+    if not show and not any(wanted.values()):
+        raise InputError("nothing to audit: no bmc.bios_baseline and no operating_mode in "
+                         "the nodes' profiles",
+                         hint="write the baseline from a good node: "
+                              "forge bmc bios SPEC --nodes NODE --show")
+    outcomes = fan_out(run.targets, bios_work(run.opts), run.opts)
+    if show:
+        run.emit(bios_show_json(outcomes), bios_show_text(outcomes))
+        err = failure_error(outcomes, 0, "")
+    else:
+        audits = [a for o in outcomes if o.value is not None
+                  for a in audit_node(o.value, wanted[o.node])]
+        run.emit(bios_json(outcomes, audits), bios_text(outcomes, audits))
+        bad_states = {"differs", "unverified"} if strict else {"differs"}
+        differs = len({a.node for a in audits if a.state in bad_states})
+        err = failure_error(outcomes, differs, "nodes off the BIOS baseline")
     if err:
         raise err
 

@@ -316,6 +316,8 @@ class BmcSettings(Value):
     ca_bundle: str | None = None
     pinned_sha256: str | None = None
     firmware_baseline: tuple[tuple[str, str], ...] = ()
+    #: UEFI attributes every node must show, as the XCC names them (Systems/1/Bios)
+    bios_baseline: tuple[tuple[str, str | int | float | bool], ...] = ()
 
 
 @dataclass(frozen=True, eq=False, repr=False)

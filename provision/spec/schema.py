@@ -226,6 +226,8 @@ def site_schema() -> dict[str, Any]:
                 "username": _str, "password": _secret, "scheme": {"enum": ["https", "http"]},
                 "verify_tls": _bool, "ca_bundle": _str, "pinned_sha256": _str,
                 "firmware_baseline": {"type": "object", "additionalProperties": _str},
+                "bios_baseline": {"type": "object", "additionalProperties": {
+                    "type": ["string", "integer", "number", "boolean"]}},
             }),
             "acceptance": _acceptance,
         }, ("spec_version", "cluster", "node_groups", "stack")),

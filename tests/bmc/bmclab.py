@@ -216,11 +216,12 @@ def hung_port() -> Iterator[int]:
 
 
 def xcc_tree(dest: Path, *, serial: str | None = None, vbios_slot7: str | None = None,
-             hostname: str | None = None) -> Path:
+             hostname: str | None = None, bios: dict[str, str] | None = None,
+             bios_pending: dict[str, str] | None = None) -> Path:
     """A copy of the recorded XCC tree, optionally with one recorded value changed."""
     shutil.copytree(FIXTURES / "xcc-sr675v3", dest)
 
-    def patch(rel: str, **changes: str) -> None:
+    def patch(rel: str, **changes: object) -> None:
         f = dest / rel / "index.json"
         doc = json.loads(f.read_text())
         doc.update(changes)
@@ -232,16 +233,25 @@ def xcc_tree(dest: Path, *, serial: str | None = None, vbios_slot7: str | None =
         patch("Systems/1", HostName=hostname)
     if vbios_slot7:
         patch("Chassis/1/PCIeDevices/slot_7", FirmwareVersion=vbios_slot7)
+    # a changed setting shows in both (nothing staged), a staged one in Pending only
+    for rel, changed in (("Systems/1/Bios", bios), ("Systems/1/Bios/Pending",
+                                                    {**(bios or {}), **(bios_pending or {})})):
+        if changed:
+            attrs = json.loads((dest / rel / "index.json").read_text())["Attributes"]
+            patch(rel, Attributes={**attrs, **changed})
     return dest
 
 
 @pytest.fixture(scope="session")
 def xcc(tmp_path_factory: pytest.TempPathFactory, tls: Tls) -> Iterator[dict[str, int]]:
-    """gpu001: the recording as is; gpu002: same, one GPU on another VBIOS, another serial."""
+    """gpu001: the recording as is; gpu002: same, one GPU on another VBIOS, another serial,
+    the other operating mode and a BIOS change staged for its next boot."""
     base = tmp_path_factory.mktemp("xcc")
     trees = {"gpu001": xcc_tree(base / "gpu001"),
              "gpu002": xcc_tree(base / "gpu002", serial="J900ABC2", vbios_slot7="96.00.74.00.0D",
-                                hostname="gpu002")}
+                                hostname="gpu002",
+                                bios={"OperatingModes_ChooseOperatingMode": "MaximumPerformance"},
+                                bios_pending={"DevicesandIOPorts_Device_Slot6": "Disable"})}
     ports, procs = {}, []
     for node, tree in trees.items():
         port = free_port()

@@ -183,3 +183,22 @@ def test_insecure_settings_need_the_flag(tmp_path, emulators, tls, forge, bad):
     spec = spec_for(tmp_path, emulators, tls, extra=f"  {bad}")
     r = forge("bmc", "power", str(spec), "status")
     assert r.rc == 2 and "--insecure" in r.err
+
+
+def test_bios_audit_of_a_bmc_without_a_bios_resource(tmp_path, emulators, tls, forge):
+    """sushy-tools' fake driver serves no BIOS: every setting is unverified, not a pass."""
+    spec = spec_for(tmp_path, emulators, tls,
+                    extra="  bios_baseline: {Processors_SMTMode: Enabled}")
+    r = forge("bmc", "bios", str(spec), "--json")
+    doc = json.loads(r.out)
+    assert r.rc == 0, r.err
+    assert doc["summary"]["by_status"] == {"ok": 3}
+    n1 = doc["nodes"]["n1"]
+    assert n1["exposed"] is False
+    assert {k: v["state"] for k, v in n1["settings"].items()} == {
+        "Processors_SMTMode": "unverified", "OperatingModes_ChooseOperatingMode": "unverified"}
+    text = forge("bmc", "bios", str(spec), "--nodes", "n1", "--strict")
+    assert text.rc == 1 and "1 nodes off the BIOS baseline" in text.err
+    assert "n1: Processors_SMTMode: not reported by the BMC (wanted Enabled, " \
+        "bmc.bios_baseline)" in text.out.splitlines()
+    assert "n1: the BMC exposes no BIOS resource (Systems/<id>/Bios)" in text.out.splitlines()

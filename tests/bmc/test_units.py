@@ -119,3 +119,27 @@ def test_busy_bmc_503_is_retried_until_it_answers(tls):
     assert out.status == Status.OK, out.message
     assert out.value is not None and out.value.serial == "J900ABC1"
     assert _Busy.seen["/redfish/v1/Systems/1"] == 2       # one 503, one answer
+
+
+def test_bios_settings_the_profile_mode_matches_as_a_name_the_baseline_exactly() -> None:
+    from provision.bmc.bios import (
+        OPERATING_MODE,
+        BiosReading,
+        attribute_text,
+        audit_node,
+        wanted_settings,
+    )
+
+    wanted = wanted_settings({"Processors_SMTMode": attribute_text(True)},
+                             "maximum-efficiency", "sr675v3-h100nvl-ib")
+    assert [(w.name, w.value, w.loose) for w in wanted] == [
+        ("Processors_SMTMode", "true", False), (OPERATING_MODE, "maximum-efficiency", True)]
+    reading = BiosReading("n1", (("Processors_SMTMode", attribute_text(True)),
+                                 (OPERATING_MODE, "Maximum_Efficiency")))
+    assert [a.state for a in audit_node(reading, wanted)] == ["ok", "ok"]
+    off = BiosReading("n1", (("Processors_SMTMode", "True"), (OPERATING_MODE, "CustomMode")))
+    assert [a.state for a in audit_node(off, wanted)] == ["differs", "differs"]
+    # a baseline that names the mode itself is compared exactly, and the profile's is dropped
+    exact = wanted_settings({OPERATING_MODE: "MaximumEfficiency"}, "maximum-efficiency", "p")
+    assert [(w.source, w.loose) for w in exact] == [("bmc.bios_baseline", False)]
+    assert wanted_settings({}, None, "p") == ()

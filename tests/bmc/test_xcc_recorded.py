@@ -80,3 +80,44 @@ def test_missing_adapter_and_wrong_gpu_model_from_a_recording(tmp_path, xcc, tls
                                         nics=(("ConnectX-7 NDR200", 6),)))
     assert [(f.field, f.expected, f.actual) for f in found] == [
         ("gpu_model", "L40S", "H100 NVL"), ("nic_count:ConnectX-7 NDR200", "6", "5")]
+
+
+BIOS_BASELINE = """\
+  bios_baseline:
+    DevicesandIOPorts_Device_Slot6: Enable
+    Memory_MemorySpeed: MaxPerformance"""
+
+
+def test_bios_audit_reads_the_mode_and_a_staged_change(tmp_path, xcc, tls, forge):
+    nodes: dict[str, dict[str, object]] = {n: {"bmc_address": f"127.0.0.1:{p}"}
+                                           for n, p in xcc.items()}
+    spec = write_spec(tmp_path / "site.yaml", nodes, bmc=bmc_block(tls, extra=BIOS_BASELINE))
+    r = forge("bmc", "bios", str(spec))
+    assert (r.rc, r.err.strip().splitlines()[-1]) == (1, "forge: error: 1 nodes off the BIOS "
+                                                         "baseline"), r.err
+    expected = {
+        "gpu[001-002]: Memory_MemorySpeed: MaxPerformance ok",
+        "gpu001: DevicesandIOPorts_Device_Slot6: Enable ok",
+        "gpu002: DIFFERS DevicesandIOPorts_Device_Slot6: Enable now, Disable staged for the "
+        "next boot (wanted Enable, bmc.bios_baseline)",
+        # the profile's maximum-efficiency matches the XCC's token for it
+        "gpu001: OperatingModes_ChooseOperatingMode: MaximumEfficiency ok",
+        "gpu002: DIFFERS OperatingModes_ChooseOperatingMode: MaximumPerformance (wanted "
+        "maximum-efficiency, profile sr675v3-h100nvl-ib operating_mode)"}
+    assert set(r.out.splitlines()) == expected
+    doc = json.loads(forge("bmc", "bios", str(spec), "--json", "--nodes", "gpu002").out)
+    slot = doc["nodes"]["gpu002"]["settings"]["DevicesandIOPorts_Device_Slot6"]
+    assert (slot["seen"], slot["pending"], slot["state"]) == ("Enable", "Disable", "differs")
+    assert doc["summary"]["exit_code"] == 1
+
+
+def test_bios_show_folds_nodes_by_value(tmp_path, xcc, tls, forge):
+    spec = xcc_spec(tmp_path, xcc, tls)
+    r = forge("bmc", "bios", str(spec), "--show")
+    assert r.rc == 0, r.err
+    lines = r.out.splitlines()
+    assert "gpu001: OperatingModes_ChooseOperatingMode = MaximumEfficiency" in lines
+    assert "gpu002: OperatingModes_ChooseOperatingMode = MaximumPerformance" in lines
+    assert "gpu[001-002]: Memory_MemorySpeed = MaxPerformance" in lines
+    assert ("gpu002: DevicesandIOPorts_Device_Slot6 = Enable (Disable staged for the next "
+            "boot)") in lines
