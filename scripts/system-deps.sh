@@ -12,14 +12,15 @@
 #        on CNI, the dnsname plugin does that job (Debian 12 only).
 #        provision/lab/prereqs.py is the same list as forge checks it.
 # tests: openssh-server (the SSH launcher and deploy tests start their own sshd on
-#        127.0.0.1), chromium (HTML report rendering test), uidmap.
+#        127.0.0.1), chromium (HTML report rendering test), uidmap, numactl (the
+#        gpudirect runs' NUMA binding is run for real on this machine's node 0).
 set -euo pipefail
 group="${1:-all}"
 venv=(python3-venv python3-pip)
 lab=(podman runc conmon netavark aardvark-dns iptables nftables mmdebstrap openssh-client tar
      ca-certificates)
 optional=(golang-github-containernetworking-plugin-dnsname)   # not in Debian 13
-tests=(openssh-server chromium uidmap)
+tests=(openssh-server chromium uidmap numactl)
 case "$group" in
   lab) wanted=("${venv[@]}" "${lab[@]}") ;;
   all) wanted=("${venv[@]}" "${lab[@]}" "${tests[@]}") ;;

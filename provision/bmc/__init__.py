@@ -1,4 +1,5 @@
-"""Day-0 work on the BMCs over Redfish: inventory, firmware audit, power, boot, virtual media.
+"""Day-0 work on the BMCs over Redfish: inventory, firmware and BIOS audits, power, boot,
+virtual media.
 
 Data flows one way here too: targets (from the site spec) -> one Redfish
 session per BMC (``client``) run side by side under a deadline (``fanout``)

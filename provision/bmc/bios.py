@@ -21,7 +21,6 @@ is off the baseline changes at its next boot, so it differs now.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ class BiosReading:
     pending: tuple[tuple[str, str], ...] = ()
     #: False where the BMC has no BIOS resource (sushy-tools' fake driver, some firmware)
     exposed: bool = True
+    #: why the staged changes could not be read (then nothing can be said of them)
+    pending_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,18 +70,24 @@ class SettingAudit:
     wanted: Wanted
     seen: str | None
     pending: str | None = None
+    #: the staged changes could not be read: a right value now proves nothing of the next boot
+    pending_error: str | None = None
 
     @property
     def state(self) -> str:
-        if self.seen is None:
-            return "unverified"
         staged_off = self.pending is not None and not self.wanted.same(self.pending)
-        return "differs" if staged_off or not self.wanted.same(self.seen) else "ok"
+        if self.seen is not None and (staged_off or not self.wanted.same(self.seen)):
+            return "differs"
+        if self.seen is None or self.pending_error is not None:
+            return "unverified"
+        return "ok"
 
     def text(self) -> str:
         w = self.wanted
         if self.seen is None:
             return f"{w.name}: not reported by the BMC (wanted {w.value}, {w.source})"
+        if self.state == "unverified":
+            return f"{w.name}: {self.seen} now, the changes staged for the next boot unread"
         staged = (f", {self.pending} staged for the next boot"
                   if self.pending is not None and self.pending != self.seen else "")
         if self.state == "ok":
@@ -101,8 +108,8 @@ def wanted_settings(baseline: Mapping[str, str], operating_mode: str | None,
 
 def audit_node(reading: BiosReading, wanted: Sequence[Wanted]) -> list[SettingAudit]:
     attrs, pending = dict(reading.attributes), dict(reading.pending)
-    return [SettingAudit(reading.node, w, attrs.get(w.name), pending.get(w.name))
-            for w in wanted]
+    return [SettingAudit(reading.node, w, attrs.get(w.name), pending.get(w.name),
+                         reading.pending_error) for w in wanted]
 
 
 def group_audits(audits: Sequence[SettingAudit]) -> list[tuple[str, str, str]]:
@@ -123,11 +130,14 @@ def read_bios(root: Any, node: str) -> BiosReading:
         return BiosReading(node, (), exposed=False)
     bios = system.bios
     pending: dict[str, Any] = {}
+    error = None
     if "@Redfish.Settings" in bios.json:
-        # a pending object the BMC cannot serve is no staged change, not a failed read
-        with contextlib.suppress(Exception):
+        try:
             pending = dict(bios.pending_attributes or {})
-    return BiosReading(node, _text_items(bios.attributes or {}), _text_items(pending))
+        except Exception as exc:  # the current values still count; the staged ones are unknown
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    return BiosReading(node, _text_items(bios.attributes or {}), _text_items(pending),
+                       pending_error=error)
 
 
 def bios_work(opts: BmcOptions) -> Callable[[BmcTarget, float], BiosReading]:

@@ -194,24 +194,26 @@ def bios_text(outcomes: Sequence[Outcome[BiosReading]],
               audits: Sequence[SettingAudit]) -> list[str]:
     lines = [f"{ns}: {'DIFFERS ' if state == 'differs' else ''}{text}"
              for ns, state, text in group_settings(audits)]
-    return lines + _unexposed(outcomes) + failure_lines(outcomes)
+    return lines + _unexposed(outcomes) + _unread_pending(outcomes) + failure_lines(outcomes)
 
 
-def bios_json(outcomes: Sequence[Outcome[BiosReading]],
-              audits: Sequence[SettingAudit]) -> dict[str, Any]:
-    differs = len({a.node for a in audits if a.state == "differs"})
+def bios_json(outcomes: Sequence[Outcome[BiosReading]], audits: Sequence[SettingAudit],
+              differences: int) -> dict[str, Any]:
+    """``differences``: the nodes counted off the baseline (unverified ones too with --strict),
+    so ``summary.exit_code`` is the exit code."""
     return {
         "schema_version": SCHEMA_VERSION, "kind": "bmc-bios",
         "groups": [{"nodes": ns, "state": state, "text": text}
                    for ns, state, text in group_settings(audits)],
         "nodes": {o.node: {"status": o.status.value, "message": o.message,
                            "exposed": o.value.exposed if o.value else None,
+                           "pending_error": o.value.pending_error if o.value else None,
                            "settings": {a.wanted.name: {
                                "wanted": a.wanted.value, "source": a.wanted.source,
                                "seen": a.seen, "pending": a.pending, "state": a.state}
                                for a in audits if a.node == o.node}}
                   for o in outcomes},
-        "summary": _summary(outcomes, differs),
+        "summary": _summary(outcomes, differences),
     }
 
 
@@ -228,7 +230,7 @@ def bios_show_text(outcomes: Sequence[Outcome[BiosReading]]) -> list[str]:
                 f" ({staged} staged for the next boot)" if staged not in (None, value) else "")
     lines = [f"{ns}: {name} = {text}" for name in sorted(per_name)
              for ns, text in group_by_text(per_name[name])]
-    return lines + _unexposed(outcomes) + failure_lines(outcomes)
+    return lines + _unexposed(outcomes) + _unread_pending(outcomes) + failure_lines(outcomes)
 
 
 def bios_show_json(outcomes: Sequence[Outcome[BiosReading]]) -> dict[str, Any]:
@@ -236,11 +238,18 @@ def bios_show_json(outcomes: Sequence[Outcome[BiosReading]]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION, "kind": "bmc-bios-attributes",
         "nodes": {o.node: {"status": o.status.value, "message": o.message,
                            "exposed": o.value.exposed if o.value else None,
+                           "pending_error": o.value.pending_error if o.value else None,
                            "attributes": dict(o.value.attributes) if o.value else None,
                            "pending": dict(o.value.pending) if o.value else None}
                   for o in outcomes},
         "summary": _summary(outcomes, 0),
     }
+
+
+def _unread_pending(outcomes: Sequence[Outcome[BiosReading]]) -> list[str]:
+    per = {o.node: f"changes staged for the next boot unreadable: {o.value.pending_error}"
+           for o in outcomes if o.value is not None and o.value.pending_error}
+    return [f"{ns}: {text}" for ns, text in group_by_text(per)]
 
 
 def _unexposed(outcomes: Sequence[Outcome[BiosReading]]) -> list[str]:

@@ -65,11 +65,11 @@ class ConformanceOptions:
                       help="the MIG mode every GPU must be in, now and after its next reset: "
                            "disabled (whole GPUs, as NCCL and Slurm's GRES use them), enabled "
                            "(a partition sliced by design), or record only")
-    power_limit: str = option("default", choices=("default", "record"),
-                              help="each GPU's software power limit: must equal the driver's "
+    power_limit: str = option("default", pattern=r"default|record|\d+(\.\d+)?",
+                              help="each GPU's enforced power limit: must equal the driver's "
                                    "default (a cap set with nvidia-smi -pl stays until the "
-                                   "driver reloads), or record only, where a site caps power "
-                                   "by design")
+                                   "driver reloads), the site's cap in watts (e.g. 350), or "
+                                   "record only")
 
 
 class Conformance(CollectorCheck):

@@ -3,7 +3,7 @@
 Conformance asks ``nvidia-smi --query-gpu`` for these apart from its inventory query,
 so that a driver lacking one of the fields loses these readings only: every field is
 listed by ``nvidia-smi --help-query-gpu`` of drivers 580.173.02 and 590.48.01
-(utkuozdemir/nvidia_gpu_exporter, ``internal/captures``), the branches forge supports.
+(tests/checks/fixtures/help-query-gpu, with their sources).
 
 What each judges, in nvidia-smi's own words (``--help-query-gpu``):
 
@@ -11,12 +11,18 @@ What each judges, in nvidia-smi's own words (``--help-query-gpu``):
   reboot": ECC switched off with ``nvidia-smi -e 0`` shows here before it takes effect.
 - ``mig.mode.current`` / ``mig.mode.pending`` ("after reset"): a GPU left in MIG mode
   offers no whole GPU to NCCL or to Slurm's GRES; option ``mig``.
-- ``power.limit``, "the software power limit ... set by software like nvidia-smi",
-  against ``power.default_limit``: "Power Limit will be set back to Default Power Limit
-  after driver unload", so a cap set with ``nvidia-smi -pl`` stays on a persistence-mode
-  node until then; option ``power_limit``.
+- ``enforced.power.limit``, "the minimum of various power limiters", against
+  ``power.default_limit``: "Power Limit will be set back to Default Power Limit after
+  driver unload", so a cap set with ``nvidia-smi -pl`` (``power.limit``, "the software
+  power limit") stays on a persistence-mode node until then, and a cap from another
+  limiter shows as well; option ``power_limit`` (``default``, ``record``, or the site's
+  cap in watts).
 - ``gpu_recovery_action``, "the GPU Recovery action recommended to recover from a bad
-  state": anything but ``None`` is the driver's own verdict.
+  state": anything but ``None`` is the driver's own verdict; "an error message indicates
+  that retrieving the field failed", which fails the reading.
+- ``remapped_rows.histogram.*``, "the histogram of bank remap availability": a delivered
+  GPU with a bank that has no spare row left (``none``; NVML: "no reserved rows
+  available") cannot remap the next uncorrectable error there.
 - ``vbios_version`` and ``inforom.img`` ("image version just like VBIOS version uniquely
   describes the exact version of the infoROM flashed on the board"): the GPUs of one
   node are one model and should be flashed alike; a board that differs was usually
@@ -36,11 +42,13 @@ from provision.errors import InputError
 from provision.expectations import NodePlan
 from provision.measurement import Measurement
 from provision.parsers import get as parser
-from provision.parsers.gpu_info import GpuInfo, recovery_needed
+from provision.parsers.gpu_info import GpuInfo, recovery_needed, remap_detail
 
 FIELDS = ("index,pci.bus_id,vbios_version,inforom.img,ecc.mode.current,ecc.mode.pending,"
-          "mig.mode.current,mig.mode.pending,power.limit,power.default_limit,"
-          "gpu_recovery_action")
+          "mig.mode.current,mig.mode.pending,power.limit,enforced.power.limit,"
+          "power.default_limit,gpu_recovery_action,remapped_rows.histogram.max,"
+          "remapped_rows.histogram.high,remapped_rows.histogram.partial,"
+          "remapped_rows.histogram.low,remapped_rows.histogram.none")
 COMMAND = "gpu-state"
 _QUERY = f"nvidia-smi --query-gpu={FIELDS}"
 
@@ -113,28 +121,49 @@ def _one(plan: NodePlan, g: GpuInfo, check: str, expect: dict[str, Any]) -> list
         else:
             out.append(exact(plan, metric, int(value), int(mig == "enabled"), detail=detail,
                              source=f"conformance option mig={mig}", **kw))
-    if g.power_limit_w is not None and g.power_default_limit_w is not None:
-        detail = (f"power limit {g.power_limit_w:g} W, the driver's default "
-                  f"{g.power_default_limit_w:g} W")
-        if expect.get("power_limit") == "record":
-            out.append(Measurement(node=plan.node, metric="gpu_power_limit",
-                                   value=g.power_limit_w, unit="W", profile=plan.profile,
-                                   detail=detail, **kw))
-        else:
-            out.append(exact(plan, "gpu_power_limit", g.power_limit_w,
-                             g.power_default_limit_w, detail=detail,
-                             source="nvidia-smi power.default_limit: a limit set with "
-                                    "nvidia-smi -pl stays until the driver reloads", **kw))
-    if g.recovery_action is not None:
+    out += _power(plan, g, str(expect.get("power_limit") or "default"), kw)
+    if g.recovery_action is not None and g.recovery_action.startswith("["):
+        out.append(exact(plan, "tool_ran_ok", 0, 1, source=_QUERY,
+                         detail=f"gpu_recovery_action not read: {g.recovery_action}", **kw))
+    elif g.recovery_action is not None:
         out.append(exact(plan, "gpu_recovery_action", int(recovery_needed(g.recovery_action)),
                          0, source="nvidia-smi gpu_recovery_action: the driver's own verdict",
                          detail=f"driver asks for: {g.recovery_action}", **kw))
+    if g.remap_banks is not None:
+        out.append(exact(plan, "gpu_remap_banks_none", g.remap_banks[4], 0,
+                         source="nvmlRowRemapperHistogramValues_t: none, banks with no reserved "
+                                "row left; the next uncorrectable error there cannot be remapped",
+                         detail=remap_detail(g.remap_banks), **kw))
     baseline = expect.get("gpu_vbios")
     if baseline and g.vbios:
         out.append(exact(plan, "gpu_vbios_match", int(g.vbios == baseline), 1,
                          source=f"spec bmc.firmware_baseline.gpu_vbios {baseline}",
                          detail=f"VBIOS {g.vbios}", **kw))
     return out
+
+
+def _power(plan: NodePlan, g: GpuInfo, option: str, kw: dict[str, Any]) -> list[Measurement]:
+    """The enforced power limit (the minimum of every limiter, so a cap from another
+    limiter shows too) against the driver's default, or the site's cap in watts."""
+    enforced, default = g.power_limit_w, g.power_default_limit_w
+    if enforced is None:
+        return []
+    requested = (f" (requested {g.power_requested_limit_w:g} W)"
+                 if g.power_requested_limit_w is not None else "")
+    detail = f"enforced {enforced:g} W{requested}, the driver's default " + (
+        f"{default:g} W" if default is not None else "unknown")
+    if option == "record":
+        return [Measurement(node=plan.node, metric="gpu_power_limit", value=enforced, unit="W",
+                            profile=plan.profile, detail=detail, **kw)]
+    if option == "default":
+        if default is None:  # nothing to hold it to: shown, not judged
+            return [Measurement(node=plan.node, metric="gpu_power_limit", value=enforced,
+                                unit="W", profile=plan.profile, detail=detail, **kw)]
+        return [exact(plan, "gpu_power_limit", enforced, default, detail=detail,
+                      source="nvidia-smi power.default_limit: a cap set with nvidia-smi -pl "
+                             "stays until the driver reloads", **kw)]
+    return [exact(plan, "gpu_power_limit", enforced, float(option), detail=detail,
+                  source=f"conformance option power_limit={option} (the site's cap)", **kw)]
 
 
 def uniform(plan: NodePlan, gpus: Sequence[GpuInfo], check: str, metric: str, what: str,

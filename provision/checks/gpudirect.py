@@ -81,10 +81,21 @@ GPU_MEMORY_PATH = (
     'for a; do shift; [ "$a" = --use_cuda_dmabuf ] || set -- "$@" "$a"; done; exec "$@"')
 
 
+#: Runs ``"$@"`` bound to the CPUs and memory of the NUMA node of the RDMA device ``$1``
+#: (``numactl -N n -m n``, as Azure's HPC health checks run ib_write_bw/ib_write_lat), so a
+#: run measures the NIC's own path and not a hop across the sockets' Infinity Fabric; as is
+#: where the device reports no NUMA node (-1) or numactl is missing (field review 5.3).
+NIC_NUMA_PIN = (
+    'dev=$1; shift; n=$(cat "/sys/class/infiniband/$dev/device/numa_node" 2>/dev/null); '
+    'if [ "${n:--1}" -ge 0 ] 2>/dev/null && command -v numactl >/dev/null 2>&1; '
+    'then exec numactl --cpunodebind="$n" --membind="$n" "$@"; fi; exec "$@"')
+
+
 def write_bw(device: str, gpu: int | None, port: int, roce: bool, server: str | None = None,
              seconds: int = 5, ib_port: int = 1) -> list[str]:
-    """``ib_write_bw`` of one port; with ``gpu``, on that GPU's memory through the node's
-    GPUDirect path (:data:`GPU_MEMORY_PATH`)."""
+    """``ib_write_bw`` of one port, on the NIC's NUMA node (:data:`NIC_NUMA_PIN`); with
+    ``gpu``, on that GPU's memory through the node's GPUDirect path
+    (:data:`GPU_MEMORY_PATH`)."""
     argv = ["ib_write_bw", "-d", device, "-i", str(ib_port), "-p", str(port),
             "-q", "4", "-s", "1048576", "-D", str(seconds), "--report_gbits", "-F",
             "--perform_warm_up"]
@@ -95,7 +106,28 @@ def write_bw(device: str, gpu: int | None, port: int, roce: bool, server: str | 
         argv = ["sh", "-c", GPU_MEMORY_PATH, "sh", *argv]
     if server:
         argv.append(server)
-    return argv
+    return ["sh", "-c", NIC_NUMA_PIN, "sh", device, *argv]
+
+
+def numa_note(data: Collected, devices: list[str]) -> str:
+    """Where the runs of ``devices`` were bound (:data:`NIC_NUMA_PIN`), from the collector's
+    sysfs facts; empty where the facts do not say."""
+    if "numactl" in data.tools and data.tools["numactl"] is None:
+        return "not pinned: numactl is not installed"
+    numa = {d["name"]: _numa((d.get("pci") or {}).get("numa_node"))
+            for d in data.facts.get("rdma", [])}
+    if not numa:
+        return ""
+    return "pinned: " + ", ".join(
+        f"{dev} to NUMA node {numa[dev]}" if numa.get(dev, -1) >= 0
+        else f"{dev} not (no NUMA node)" for dev in devices)
+
+
+def _numa(text: str | None) -> int:
+    try:
+        return int(text or -1)
+    except ValueError:
+        return -1
 
 
 def gpudirect_path_record(plan: NodePlan, mods: dict[str, Any], check: str) -> Measurement:
@@ -174,7 +206,8 @@ class GpuDirect(CollectorCheck):
                      for name, srv, cli in pairs})
         cmds[ALL] = command(["sh", "-c", concurrent_script(pairs)], timeout=120)
         cmds["counters-after"] = command(["sh", "-c", COUNTER_CMD], timeout=15)
-        return {"facts": ["modules"], "tools": ["ib_write_bw"], "commands": cmds}
+        return {"facts": ["modules", "rdma"], "tools": ["ib_write_bw", "numactl"],
+                "commands": cmds}
 
     def measurements(self, data: Collected, plan: NodePlan) -> list[Measurement]:
         out = [gpudirect_path_record(plan, data.facts.get("modules", {}), self.name)]
@@ -192,9 +225,10 @@ class GpuDirect(CollectorCheck):
             if name.startswith("counters-"):
                 continue
             if name == ALL:
-                out += self._aggregate(text, plan)
+                out += self._aggregate(text, plan, data)
                 continue
-            out += self._one(text, name, plan, stderr=c.get("stderr") or "")
+            out += self._one(text, name, plan, stderr=c.get("stderr") or "",
+                             pinned=numa_note(data, name.split("->")))
         return out + self._counter_deltas(data, plan)
 
     def _counter_deltas(self, data: Collected, plan: NodePlan) -> list[Measurement]:
@@ -218,7 +252,7 @@ class GpuDirect(CollectorCheck):
         return out
 
     def _one(self, text: str, name: str, plan: NodePlan, when: str = "",
-             stderr: str = "") -> list[Measurement]:
+             stderr: str = "", pinned: str = "") -> list[Measurement]:
         try:
             result = parser("perftest").parse(text, node=plan.node,
                                               source_name=f"{plan.node}:{name}")
@@ -231,15 +265,17 @@ class GpuDirect(CollectorCheck):
                                  f"ib_write_bw said: {said[-240:] or 'nothing'}")]
         recs = [r for r in parser("perftest").measurements(result, check=self.name)
                 if r.metric != "ib_bw_by_size"]
+        when = "; ".join(w for w in (when, pinned) if w)
         return annotate(plan, [_with_peer(r, name, when) for r in recs], self.name)
 
-    def _aggregate(self, text: str, plan: NodePlan) -> list[Measurement]:
+    def _aggregate(self, text: str, plan: NodePlan, data: Collected) -> list[Measurement]:
         """Each port while every port runs, and the node's sum against n x the floor."""
         out: list[Measurement] = []
         total = 0.0
         sections = split_marked(text)
         for name, section in sections.items():
-            recs = self._one(section, name, plan, when="all ports at once")
+            recs = self._one(section, name, plan, when="all ports at once",
+                             pinned=numa_note(data, name.split("->")))
             out += recs
             total += sum(r.value for r in recs if r.metric == "gpudirect_bw")
         n = len(port_paths(plan))

@@ -77,7 +77,7 @@ def _common(default_timeout: float) -> Callable[[Callable[..., Any]], Callable[.
 
 @click.group("bmc")
 def bmc() -> None:
-    """Day 0 on the BMCs (Redfish): inventory, firmware and BIOS audits, power, boot, virtual media.
+    """Day 0 on the BMCs (Redfish): inventory, firmware and BIOS audits, power, boot, media.
 
     \b
     Exit codes: 0 ok, 1 mismatch / firmware or BIOS differs / BMC could not do it,
@@ -216,9 +216,9 @@ def bios(spec: Path, nodes: str | None, as_json: bool, insecure: bool, timeout: 
     else:
         audits = [a for o in outcomes if o.value is not None
                   for a in audit_node(o.value, wanted[o.node])]
-        run.emit(bios_json(outcomes, audits), bios_text(outcomes, audits))
         bad_states = {"differs", "unverified"} if strict else {"differs"}
         differs = len({a.node for a in audits if a.state in bad_states})
+        run.emit(bios_json(outcomes, audits, differs), bios_text(outcomes, audits))
         err = failure_error(outcomes, differs, "nodes off the BIOS baseline")
     if err:
         raise err

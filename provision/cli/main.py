@@ -84,7 +84,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "Show how nodes' readings changed over time, one sparkline per node, GPU and "
                 "metric."),
     "bmc": ("provision.cli.bmc", "bmc",
-            "Day 0 on the BMCs (Redfish): inventory, firmware audit, power, boot, virtual media."),
+            "Day 0 on the BMCs (Redfish): inventory, firmware and BIOS audits, power, boot, "
+            "media."),
     "rails": ("provision.cli.rails", "rails",
               "Compute rails by identity (PCI address), not by mlx5_<i> order."),
 }

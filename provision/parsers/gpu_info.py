@@ -45,6 +45,9 @@ class GpuInfo:
     remapped_rows_uncorrectable: float | None = None
     remapped_rows_pending: bool | None = None
     remapped_rows_failed: bool | None = None
+    #: the row remapper's bank histogram, (max, high, partial, low, none) banks: "none means
+    #: that there are no reserved rows available" (nvmlRowRemapperHistogramValues_t)
+    remap_banks: tuple[float, float, float, float, float] | None = None
     retired_pages_sbe: float | None = None
     retired_pages_dbe: float | None = None
     retired_pages_pending: bool | None = None
@@ -52,6 +55,9 @@ class GpuInfo:
     memory_temperature_c: float | None = None
     power_draw_w: float | None = None
     power_limit_w: float | None = None
+    #: the limit software asked for (``power.limit``, -q "Requested Power Limit"); the
+    #: enforced one, the minimum of every limiter, is ``power_limit_w``
+    power_requested_limit_w: float | None = None
     #: the power limit the driver restores on unload (``power.default_limit``)
     power_default_limit_w: float | None = None
     #: the driver's recovery action in nvidia-smi's words (``gpu_recovery_action``: "None")
@@ -82,10 +88,33 @@ def known(text: str | None) -> str | None:
     return t if t and not t.startswith("[") and t != "N/A" else None
 
 
+def reported(text: str | None) -> str | None:
+    """A value, or None where the field is not supported (``N/A``, ``[N/A]``); nvidia-smi's
+    words for a read that failed (``[Unknown Error]``) are kept, so a caller can say so."""
+    t = (text or "").strip()
+    return t if t and t.strip("[]") != "N/A" else None
+
+
 def reason_key(label: str) -> str:
     """``'HW Power Brake Slowdown'`` or ``hw_power_brake_slowdown`` -> the latter."""
     key = label.strip().lower().replace(" ", "_").replace(".", "_")
     return {"idle": "gpu_idle"}.get(key, key)
+
+
+REMAP_LEVELS = ("max", "high", "partial", "low", "none")
+
+
+def remap_banks(values: list[float | None]) -> tuple[float, float, float, float, float] | None:
+    """The five histogram counts in :data:`REMAP_LEVELS` order, or None unless all are known."""
+    if len(values) != len(REMAP_LEVELS) or any(v is None for v in values):
+        return None
+    a, b, c, d, e = (float(v) for v in values if v is not None)
+    return (a, b, c, d, e)
+
+
+def remap_detail(banks: tuple[float, ...]) -> str:
+    return "banks by spare rows left: " + ", ".join(
+        f"{v:g} {k}" for k, v in zip(REMAP_LEVELS, banks, strict=True))
 
 
 def recovery_needed(action: str) -> bool:
@@ -125,6 +154,9 @@ def gpu_records(node: str, g: GpuInfo, check: str) -> list[Measurement]:
     add("remapped_rows_uncorrectable", g.remapped_rows_uncorrectable)
     add("remapped_rows_pending", g.remapped_rows_pending, max=0.0)
     add("remapped_rows_failed", g.remapped_rows_failed, max=0.0)
+    if g.remap_banks is not None:
+        add("gpu_remap_banks_low", g.remap_banks[3], detail=remap_detail(g.remap_banks))
+        add("gpu_remap_banks_none", g.remap_banks[4], detail=remap_detail(g.remap_banks))
     add("retired_pages_pending", g.retired_pages_pending, max=0.0)
     add("retired_pages", g.retired_pages_dbe, detail="double bit ECC")
     add("retired_pages", g.retired_pages_sbe, detail="single bit ECC")
@@ -133,7 +165,8 @@ def gpu_records(node: str, g: GpuInfo, check: str) -> list[Measurement]:
     add("gpu_power", g.power_draw_w)
     add("gpu_power_limit", g.power_limit_w)
     add("gpu_power_default_limit", g.power_default_limit_w)
-    if g.recovery_action is not None:  # the driver's own verdict: "None" or what to do
+    if g.recovery_action is not None and not g.recovery_action.startswith("["):
+        # the driver's own verdict: "None" or what to do (a bracketed value: the read failed)
         add("gpu_recovery_action", recovery_needed(g.recovery_action), max=0.0,
             detail=f"driver asks for: {g.recovery_action}")
     if g.power_draw_w is not None and g.power_limit_w:

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 
 from provision.measurement import Measurement
 from provision.parsers.base import leading_float, parse_error, record, require_text, resolve_node
-from provision.parsers.gpu_info import GpuInfo, flag, gpu_records, known, reason_key
+from provision.parsers.gpu_info import (
+    REMAP_LEVELS,
+    GpuInfo,
+    flag,
+    gpu_records,
+    known,
+    reason_key,
+    remap_banks,
+    reported,
+)
 
 TOOL = "nvidia-smi-q"
 _KV = re.compile(r"^(\S.*?)\s+:(?:\s(.*))?$")
@@ -162,13 +171,13 @@ def _gpu(index: int | None, g: _Node, driver: str | None) -> GpuInfo:
     return GpuInfo(
         index=index, name=g.get("Product Name"), uuid=g.get("GPU UUID"),
         serial=g.get("Serial Number"), bus_id=g.get("PCI", "Bus Id") or g.get("Bus Id"),
-        vbios=g.get("VBIOS Version"), driver_version=driver,
+        vbios=known(g.get("VBIOS Version")), driver_version=driver,
         persistence_mode=flag(g.get("Persistence Mode")),
         ecc_mode=flag(g.get("ECC Mode", "Current")), mig_mode=flag(g.get("MIG Mode", "Current")),
         ecc_mode_pending=flag(g.get("ECC Mode", "Pending")),
         mig_mode_pending=flag(g.get("MIG Mode", "Pending")),
         inforom_image=known(g.get("Inforom Version", "Image Version")),
-        recovery_action=known(g.get("GPU Recovery Action")),
+        recovery_action=reported(g.get("GPU Recovery Action")),
         memory_total_mib=_num(g, "FB Memory Usage", "Total"),
         pcie_gen=_num(g, "PCIe Generation", "Current"), pcie_gen_max=_num(g, "PCIe Generation",
                                                                           "Max"),
@@ -182,6 +191,8 @@ def _gpu(index: int | None, g: _Node, driver: str | None) -> GpuInfo:
         remapped_rows_uncorrectable=_num(remap, "Uncorrectable Error") if remap else None,
         remapped_rows_pending=flag(remap.get("Pending")) if remap else None,
         remapped_rows_failed=flag(remap.get("Remapping Failure Occurred")) if remap else None,
+        remap_banks=remap_banks([_num(remap, "Bank Remap Availability Histogram", k.title())
+                                 for k in REMAP_LEVELS]) if remap else None,
         retired_pages_sbe=_num(retired, "Single Bit ECC") if retired else None,
         retired_pages_dbe=_num(retired, "Double Bit ECC") if retired else None,
         retired_pages_pending=flag(retired.get("Pending Page Blacklist")
@@ -191,6 +202,8 @@ def _gpu(index: int | None, g: _Node, driver: str | None) -> GpuInfo:
         power_draw_w=draw,
         power_limit_w=leading_float((power.get("Current Power Limit") or power.get(
             "Power Limit") or "") if power is not None else ""),
+        power_requested_limit_w=leading_float(power.get("Requested Power Limit") or "")
+        if power is not None else None,
         power_default_limit_w=leading_float(power.get("Default Power Limit") or "")
         if power is not None else None,
         sm_clock_mhz=_num(g, "Clocks", "SM"), sm_clock_max_mhz=_num(g, "Max Clocks", "SM"),

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 from provision.measurement import Measurement
 from provision.parsers.base import leading_float, parse_error, record, require_text, resolve_node
-from provision.parsers.gpu_info import GpuInfo, flag, gpu_records, known, reason_key
+from provision.parsers.gpu_info import (
+    REMAP_LEVELS,
+    GpuInfo,
+    flag,
+    gpu_records,
+    known,
+    reason_key,
+    remap_banks,
+    reported,
+)
 
 TOOL = "nvidia-smi-query-gpu"
 _FIELD = re.compile(r"^[a-z_][a-z0-9_.]*(?: \[[^\]]+\])?$", re.I)
@@ -102,6 +111,11 @@ def _f(row: dict[str, str], key: str) -> float | None:
     return leading_float(v) if v is not None and not v.startswith("[") else None
 
 
+def _first(row: dict[str, str], *keys: str) -> float | None:
+    """The first of ``keys`` (a field and its aliases) with a number."""
+    return next((v for k in keys if (v := _f(row, k)) is not None), None)
+
+
 def _gpu(position: int, r: dict[str, str]) -> GpuInfo:
     idx = _f(r, "index")
 
@@ -112,7 +126,7 @@ def _gpu(position: int, r: dict[str, str]) -> GpuInfo:
         index=int(idx) if idx is not None else position,
         name=r.get("name") or r.get("gpu_name"), uuid=r.get("uuid") or r.get("gpu_uuid"),
         serial=r.get("serial") or r.get("gpu_serial"),
-        bus_id=r.get("pci.bus_id") or r.get("gpu_bus_id"), vbios=r.get("vbios_version"),
+        bus_id=r.get("pci.bus_id") or r.get("gpu_bus_id"), vbios=known(r.get("vbios_version")),
         driver_version=r.get("driver_version"),
         persistence_mode=flag(r.get("persistence_mode")), ecc_mode=flag(r.get("ecc.mode.current")),
         ecc_mode_pending=flag(r.get("ecc.mode.pending")),
@@ -129,14 +143,17 @@ def _gpu(position: int, r: dict[str, str]) -> GpuInfo:
         remapped_rows_uncorrectable=_f(r, "remapped_rows.uncorrectable"),
         remapped_rows_pending=flag(r.get("remapped_rows.pending")),
         remapped_rows_failed=flag(r.get("remapped_rows.failure")),
+        remap_banks=remap_banks([_f(r, f"remapped_rows.histogram.{k}") for k in REMAP_LEVELS]),
         retired_pages_sbe=_f(r, "retired_pages.single_bit_ecc.count")
         or _f(r, "retired_pages.sbe"),
         retired_pages_dbe=_f(r, "retired_pages.double_bit.count") or _f(r, "retired_pages.dbe"),
         retired_pages_pending=flag(r.get("retired_pages.pending")),
         temperature_c=_f(r, "temperature.gpu"), memory_temperature_c=_f(r, "temperature.memory"),
-        power_draw_w=_f(r, "power.draw"), power_limit_w=_f(r, "power.limit"),
-        power_default_limit_w=_f(r, "power.default_limit") or _f(r, "gpu.power.default_limit"),
-        recovery_action=known(r.get("gpu_recovery_action")),
+        power_draw_w=_f(r, "power.draw"),
+        power_limit_w=_first(r, "enforced.power.limit", "gpu.power.current_limit", "power.limit"),
+        power_requested_limit_w=_first(r, "power.limit", "gpu.power.requested_limit"),
+        power_default_limit_w=_first(r, "power.default_limit", "gpu.power.default_limit"),
+        recovery_action=reported(r.get("gpu_recovery_action")),
         sm_clock_mhz=_f(r, "clocks.current.sm") or _f(r, "clocks.sm"),
         sm_clock_max_mhz=_f(r, "clocks.max.sm"),
         clocks_events=tuple(

@@ -46,6 +46,10 @@ def _schema_message(err: SchemaError) -> tuple[tuple[str | int, ...], str]:
     if v == "type" and len(path) >= 2 and path[-2] == "versions":
         return path, (f"expected a quoted string, got {_describe(err.instance)}: write "
                       f"versions in quotes ('12.10'), an unquoted 12.10 is the number 12.1")
+    if v == "type" and len(path) >= 2 and path[-2] == "bios_baseline":
+        return path, (f"expected a quoted string, got {_describe(err.instance)}: write the "
+                      f"value as the BMC shows it, in quotes ('Off'); YAML reads an unquoted "
+                      f"Off as false")
     if v == "pattern" and path and path[-1] == "env":
         return path, (f"{_describe(err.instance)} is not an environment variable name "
                       f"(letters, digits and _, not starting with a digit)")

@@ -317,7 +317,7 @@ class BmcSettings(Value):
     pinned_sha256: str | None = None
     firmware_baseline: tuple[tuple[str, str], ...] = ()
     #: UEFI attributes every node must show, as the XCC names them (Systems/1/Bios)
-    bios_baseline: tuple[tuple[str, str | int | float | bool], ...] = ()
+    bios_baseline: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -226,8 +226,8 @@ def site_schema() -> dict[str, Any]:
                 "username": _str, "password": _secret, "scheme": {"enum": ["https", "http"]},
                 "verify_tls": _bool, "ca_bundle": _str, "pinned_sha256": _str,
                 "firmware_baseline": {"type": "object", "additionalProperties": _str},
-                "bios_baseline": {"type": "object", "additionalProperties": {
-                    "type": ["string", "integer", "number", "boolean"]}},
+                # strings only: YAML 1.1 reads an unquoted Off as false and 1.10 as 1.1
+                "bios_baseline": {"type": "object", "additionalProperties": {"type": "string"}},
             }),
             "acceptance": _acceptance,
         }, ("spec_version", "cluster", "node_groups", "stack")),

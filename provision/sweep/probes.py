@@ -161,7 +161,7 @@ def parse_gpu(text: str, exp: NodeExpectation, now: float) -> list[Measurement]:
 def nvml_records(snap: dict[str, Any], exp: NodeExpectation) -> list[Measurement]:
     """An NVML snapshot (:func:`provision.node_programs.gpu.nvml.snapshot`) -> the same records
     as the nvidia-smi path, with the same limits (pure)."""
-    from provision.parsers.gpu_info import GpuInfo, gpu_records
+    from provision.parsers.gpu_info import GpuInfo, gpu_records, remap_banks
 
     def b(v: Any) -> bool | None:
         return None if v is None else bool(v)
@@ -188,6 +188,7 @@ def nvml_records(snap: dict[str, Any], exp: NodeExpectation) -> list[Measurement
             remapped_rows_uncorrectable=g.get("remapped_rows_uncorrectable"),
             remapped_rows_pending=b(g.get("remapped_rows_pending")),
             remapped_rows_failed=b(g.get("remapped_rows_failed")),
+            remap_banks=remap_banks(list(g.get("remap_histogram") or [])),
             retired_pages_sbe=g.get("retired_pages_sbe"),
             retired_pages_dbe=g.get("retired_pages_dbe"),
             retired_pages_pending=b(g.get("retired_pages_pending")),

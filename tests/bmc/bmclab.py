@@ -242,16 +242,9 @@ def xcc_tree(dest: Path, *, serial: str | None = None, vbios_slot7: str | None =
     return dest
 
 
-@pytest.fixture(scope="session")
-def xcc(tmp_path_factory: pytest.TempPathFactory, tls: Tls) -> Iterator[dict[str, int]]:
-    """gpu001: the recording as is; gpu002: same, one GPU on another VBIOS, another serial,
-    the other operating mode and a BIOS change staged for its next boot."""
-    base = tmp_path_factory.mktemp("xcc")
-    trees = {"gpu001": xcc_tree(base / "gpu001"),
-             "gpu002": xcc_tree(base / "gpu002", serial="J900ABC2", vbios_slot7="96.00.74.00.0D",
-                                hostname="gpu002",
-                                bios={"OperatingModes_ChooseOperatingMode": "MaximumPerformance"},
-                                bios_pending={"DevicesandIOPorts_Device_Slot6": "Disable"})}
+@contextlib.contextmanager
+def serve_static(trees: dict[str, Path], tls: Tls) -> Iterator[dict[str, int]]:
+    """One sushy-static per tree on a free loopback port: node -> port."""
     ports, procs = {}, []
     for node, tree in trees.items():
         port = free_port()
@@ -263,11 +256,23 @@ def xcc(tmp_path_factory: pytest.TempPathFactory, tls: Tls) -> Iterator[dict[str
     try:
         for (_node, port), proc in zip(ports.items(), procs, strict=True):
             _wait_ready(f"https://127.0.0.1:{port}/redfish/v1/", tls.cert, proc, "sushy-static")
-    except Exception:
+        yield ports
+    finally:
         _stop(procs)
-        raise
-    yield ports
-    _stop(procs)
+
+
+@pytest.fixture(scope="session")
+def xcc(tmp_path_factory: pytest.TempPathFactory, tls: Tls) -> Iterator[dict[str, int]]:
+    """gpu001: the recording as is; gpu002: same, one GPU on another VBIOS, another serial,
+    the other operating mode and a BIOS change staged for its next boot."""
+    base = tmp_path_factory.mktemp("xcc")
+    trees = {"gpu001": xcc_tree(base / "gpu001"),
+             "gpu002": xcc_tree(base / "gpu002", serial="J900ABC2", vbios_slot7="96.00.74.00.0D",
+                                hostname="gpu002",
+                                bios={"OperatingModes_ChooseOperatingMode": "MaximumPerformance"},
+                                bios_pending={"DevicesandIOPorts_Device_Slot6": "Disable"})}
+    with serve_static(trees, tls) as ports:
+        yield ports
 
 
 def write_spec(path: Path, nodes: dict[str, dict[str, object]], *, bmc: str,

@@ -121,3 +121,32 @@ def test_bios_show_folds_nodes_by_value(tmp_path, xcc, tls, forge):
     assert "gpu[001-002]: Memory_MemorySpeed = MaxPerformance" in lines
     assert ("gpu002: DevicesandIOPorts_Device_Slot6 = Enable (Disable staged for the next "
             "boot)") in lines
+
+
+def test_unreadable_staged_changes_are_unverified_not_ok(tmp_path, tls, forge):
+    """An XCC whose Bios/Pending cannot be read (here: removed from the tree, so the BMC
+    answers 404): a right value now says nothing of the next boot."""
+    import shutil
+
+    from bmclab import serve_static, xcc_tree
+
+    tree = xcc_tree(tmp_path / "gpu001")
+    shutil.rmtree(tree / "Systems/1/Bios/Pending")
+    with serve_static({"gpu001": tree}, tls) as ports:
+        nodes: dict[str, dict[str, object]] = {"gpu001": {"bmc_address":
+                                                          f"127.0.0.1:{ports['gpu001']}"}}
+        spec = write_spec(tmp_path / "site.yaml", nodes,
+                          bmc=bmc_block(tls, extra=BIOS_BASELINE))
+        r = forge("bmc", "bios", str(spec))
+        strict = forge("bmc", "bios", str(spec), "--strict", "--json")
+    assert r.rc == 0, r.err
+    lines = r.out.splitlines()
+    assert ("gpu001: Memory_MemorySpeed: MaxPerformance now, the changes staged for the next "
+            "boot unread") in lines
+    assert lines[-1] == ("gpu001: changes staged for the next boot unreadable: "
+                         "ResourceNotFoundError: Resource "
+                         f"https://127.0.0.1:{ports['gpu001']}/redfish/v1/Systems/1/Bios/Pending "
+                         "not found")
+    doc = json.loads(strict.out)
+    assert strict.rc == 1 and doc["summary"]["exit_code"] == 1
+    assert {s["state"] for s in doc["nodes"]["gpu001"]["settings"].values()} == {"unverified"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from provision.checks import registry
 from provision.checks.base import Context, Raw
+from provision.checks.collected import Collected
 from provision.checks.gpudirect import ALL, MARK, port_paths, split_marked
 from provision.expectations import plan_site
 from provision.spec import load_site
@@ -83,13 +85,23 @@ def test_all_at_once_judges_each_port_and_the_aggregate() -> None:
     # two ports reported of eight: the per-port aggregate is a quarter of one port's figure
     assert agg.value == pytest.approx(sum(r.value for r in per_port) / 8)
     assert agg.min == pytest.approx(0.92 * 200) and agg.value < agg.min
+    # with the collector's sysfs facts, each run's record says where it was bound
+    rdma = [{"name": f"mlx5_{k}", "pci": {"numa_node": str(k // 4)}} for k in range(3)]
+    coll = check.parse(Raw("gpu001", _collector_json(
+        {ALL: marked}, {"rdma": rdma}, {"numactl": "/usr/bin/numactl"}), "", 0))
+    details = [r.detail or "" for r in check.measurements(coll, ctx.plan)
+               if r.metric == "gpudirect_bw"]
+    assert details[0].startswith("mlx5_0->mlx5_1 (all ports at once; pinned: mlx5_0 to NUMA "
+                                 "node 0, mlx5_1 to NUMA node 0):")
 
 
-def _collector_json(outputs: dict[str, str]) -> str:
+def _collector_json(outputs: dict[str, str], facts: dict[str, Any] | None = None,
+                    tools: dict[str, str | None] | None = None) -> str:
     import json
 
     return json.dumps({"schema_version": 1, "hostname": "gpu001",
-                       "facts": {"modules": {"nvidia_peermem": True}}, "tools": {},
+                       "facts": {"modules": {"nvidia_peermem": True}, **(facts or {})},
+                       "tools": tools or {},
                        "commands": {k: {"argv": ["sh"], "missing": None, "returncode": 0,
                                         "stdout": v, "stderr": ""} for k, v in
                                     outputs.items()}})
@@ -125,12 +137,14 @@ def _through_gpu_memory_path(tmp_path: Path, version: str | None, kernel: str) -
     for ib_write_bw and prints each argument it gets on its own line)."""
     import subprocess
 
-    from provision.checks.gpudirect import GPU_MEMORY_PATH, write_bw
+    from provision.checks.gpudirect import GPU_MEMORY_PATH, NIC_NUMA_PIN, write_bw
 
     version_file = tmp_path / "version"
     if version is not None:
         version_file.write_text(version)
-    argv = write_bw("mlx5_0", 3, 18515, roce=False, server="gpu 002")
+    pinned = write_bw("mlx5_0", 3, 18515, roce=False, server="gpu 002")
+    assert pinned[:5] == ["sh", "-c", NIC_NUMA_PIN, "sh", "mlx5_0"]
+    argv = pinned[5:]
     assert argv[:3] == ["sh", "-c", GPU_MEMORY_PATH] and argv[4] == "ib_write_bw"
     script = (GPU_MEMORY_PATH.replace("/proc/driver/nvidia/version", str(version_file))
               .replace("$(uname -r)", f"'{kernel}'"))
@@ -234,3 +248,47 @@ def test_a_counter_stuck_at_its_maximum_is_reported_not_passed() -> None:
     assert cleared.value == 2.0 and "cleared or reset" in (cleared.detail or "")
     full = recs[("ib_counter_delta", f"{dev} port 1 port_rcv_errors")]
     assert full.value == 5.0 and "at least" in (full.detail or "")
+
+
+@pytest.mark.skipif(shutil.which("numactl") is None,
+                    reason="numactl is not installed (scripts/system-deps.sh installs it)")
+@pytest.mark.parametrize(("numa_node", "policy"), [
+    ("0", "policy: bind"),        # the NIC's node: CPUs and memory bound there
+    ("-1", "policy: default"),    # no NUMA node reported: run as is
+    (None, "policy: default"),    # no such sysfs file: run as is
+])
+def test_each_run_is_bound_to_its_nics_numa_node(tmp_path: Path, numa_node: str | None,
+                                                 policy: str) -> None:
+    """NIC_NUMA_PIN with the real numactl on this machine (node 0), the device's sysfs
+    numa_node file pointed at a temporary one; `numactl --show` stands in for ib_write_bw
+    and prints the policy the run got."""
+    import subprocess
+
+    from provision.checks.gpudirect import NIC_NUMA_PIN
+
+    sysfs = tmp_path / "infiniband"
+    if numa_node is not None:
+        (sysfs / "mlx5_3" / "device").mkdir(parents=True)
+        (sysfs / "mlx5_3" / "device" / "numa_node").write_text(numa_node + "\n")
+    script = NIC_NUMA_PIN.replace("/sys/class/infiniband", str(sysfs))
+    out = subprocess.run(["sh", "-c", script, "sh", "mlx5_3", "numactl", "--show"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert out.splitlines()[0] == policy
+    if numa_node == "0":
+        assert "nodebind: 0" in out and "membind: 0" in out
+
+
+def test_the_report_says_where_each_run_was_bound() -> None:
+    from provision.checks.gpudirect import numa_note
+
+    def data(tools: dict[str, str | None], numa: dict[str, str]) -> Collected:
+        rdma = [{"name": d, "pci": {"numa_node": n}} for d, n in numa.items()]
+        return Collected("n", "n", {"rdma": rdma}, tools, {}, {})
+
+    assert numa_note(data({"numactl": "/usr/bin/numactl"}, {"mlx5_0": "0", "mlx5_1": "1"}),
+                     ["mlx5_0", "mlx5_1"]) == "pinned: mlx5_0 to NUMA node 0, mlx5_1 to NUMA node 1"
+    assert numa_note(data({"numactl": "/usr/bin/numactl"}, {"mlx5_0": "-1"}), ["mlx5_0"]) == \
+        "pinned: mlx5_0 not (no NUMA node)"
+    assert numa_note(data({"numactl": None}, {"mlx5_0": "0"}), ["mlx5_0"]) == \
+        "not pinned: numactl is not installed"
+    assert numa_note(data({}, {}), ["mlx5_0"]) == ""

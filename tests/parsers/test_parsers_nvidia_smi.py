@@ -60,6 +60,12 @@ def test_q_state_left_behind_mig_pending_ecc_power_default_recovery() -> None:
     assert not pick(nvidia_smi_q.measurements(old), "gpu_recovery_action")
     l40s = q("exporter-l40s-595.80-idle.txt").gpus[0]
     assert l40s.mig_mode is None and l40s.mig_mode_pending is None   # 'N/A': no MIG
+    # 'Bank Remap Availability Histogram', here beside 4 rows remapped for uncorrectable errors
+    a10 = q("gpud-a10-535.129.03-remap-pending.txt")
+    assert a10.gpus[0].remap_banks == (192, 0, 0, 0, 0)
+    none = one(nvidia_smi_q.measurements(a10), "gpu_remap_banks_none")
+    assert none.value == 0 and none.detail == ("banks by spare rows left: 192 max, 0 high, "
+                                               "0 partial, 0 low, 0 none")
 
 
 def test_q_l40s() -> None:

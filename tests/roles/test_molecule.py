@@ -17,7 +17,8 @@ SCENARIOS = {
     # role[/scenario] (default: 'default'): what its verify step asserts
     "nvidia_driver": "skips without a GPU; fails naming forge_require_hardware when it is true; "
                      "the persistenced drop-in drops --no-persistence-mode, unattended upgrades off",
-    "acceptance_tools": "perftest and /opt/forge/checks installed; DCGM skipped without a GPU",
+    "acceptance_tools": "perftest, numactl and /opt/forge/checks installed; DCGM skipped "
+                        "without a GPU",
     "fabric_roce": "boot unit rendered and enabled, skipped by systemd without RDMA devices",
     "common": "limits, sshd and sudo settings, nouveau blacklist, /etc/hosts; no reboot; "
               "IOMMU off (valid value), ACS unit enabled and skipped in a container",

@@ -160,6 +160,9 @@ CASES: list[tuple[str, str, str, str, str]] = [
      .replace("scheduler: slurm", "scheduler: kubernetes"), "node_groups", 'node_groups:',
      "Kubernetes control plane"),
     ("document-not-mapping", "- just\n- a list\n", "", '- just', "must be a mapping"),
+    ("bios-baseline-unquoted-off", BASE + "bmc:\n  bios_baseline:\n    Processors_SMTMode: Off\n",
+     "bmc.bios_baseline.Processors_SMTMode", "Processors_SMTMode: Off",
+     "YAML reads an unquoted Off as false"),
 ]
 
 

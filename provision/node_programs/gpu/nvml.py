@@ -99,6 +99,7 @@ def _gpu(nv: Any, index: int) -> dict[str, Any]:
     limit = _try(nv.nvmlDeviceGetEnforcedPowerLimit, h)
     default_limit = _try(nv.nvmlDeviceGetPowerManagementDefaultLimit, h)
     mig = _try(nv.nvmlDeviceGetMigMode, h)  # [current, pending]; not supported: no MIG
+    banks = _try(nv.nvmlDeviceGetRowRemapperHistogram, h)  # Ampere and newer
     reasons = _try(nv.nvmlDeviceGetCurrentClocksEventReasons, h)
     if reasons is None:
         reasons = _try(nv.nvmlDeviceGetCurrentClocksThrottleReasons, h)
@@ -123,6 +124,9 @@ def _gpu(nv: Any, index: int) -> dict[str, Any]:
         "remapped_rows_uncorrectable": remap[1] if remap else None,
         "remapped_rows_pending": remap[2] if remap else None,
         "remapped_rows_failed": remap[3] if remap else None,
+        # banks by spare rows left: max, high, partial, low, none
+        "remap_histogram": [banks.max, banks.high, banks.partial, banks.low, banks.none]
+        if banks is not None else None,
         "pcie_gen": _try(nv.nvmlDeviceGetCurrPcieLinkGeneration, h),
         "pcie_gen_max": _try(nv.nvmlDeviceGetMaxPcieLinkGeneration, h),
         "pcie_width": _try(nv.nvmlDeviceGetCurrPcieLinkWidth, h),
