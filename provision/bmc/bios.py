@@ -29,7 +29,6 @@ from typing import Any
 from provision.bmc.client import session
 from provision.bmc.inventory import select_system
 from provision.bmc.model import BmcOptions, BmcTarget
-from provision.nodes import group_by_text
 
 OPERATING_MODE = "OperatingModes_ChooseOperatingMode"
 
@@ -112,15 +111,9 @@ def audit_node(reading: BiosReading, wanted: Sequence[Wanted]) -> list[SettingAu
                          reading.pending_error) for w in wanted]
 
 
-def group_audits(audits: Sequence[SettingAudit]) -> list[tuple[str, str, str]]:
-    """(node set, state, text), nodes with identical text folded, in the settings' order."""
-    per_setting: dict[str, dict[str, str]] = {}
-    states: dict[str, str] = {}
-    for a in audits:
-        per_setting.setdefault(a.wanted.name, {})[a.node] = a.text()
-        states[a.text()] = a.state
-    return [(ns, states[text], text) for texts in per_setting.values()
-            for ns, text in group_by_text(texts)]
+def audit_rows(audits: Sequence[SettingAudit]) -> list[tuple[str, str, str, str]]:
+    """(setting, node, text, state) in the settings' order, for the report's grouping."""
+    return [(a.wanted.name, a.node, a.text(), a.state) for a in audits]
 
 
 def read_bios(root: Any, node: str) -> BiosReading:

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from provision.bmc.model import NodeInventory
-from provision.nodes import group_by_text
 
 COMPONENTS = ("xcc", "uefi", "lxpm", "gpu_vbios", "connectx")
 
@@ -77,19 +76,10 @@ def audit_node(inv: NodeInventory, baseline: Mapping[str, str]) -> list[Componen
             for comp, ver in baseline.items()]
 
 
-def group_audits(audits: Sequence[ComponentAudit]) -> list[tuple[str, str, str]]:
-    """(node set, state, text), nodes with identical text folded: ``gpu[001-003]``."""
-    per_component: dict[str, dict[str, str]] = {}
-    states: dict[str, str] = {}
-    for a in audits:
-        text = a.text()
-        per_component.setdefault(a.component, {})[a.node] = text
-        states[text] = a.state
-    rows: list[tuple[str, str, str]] = []
-    for comp in sorted(per_component, key=lambda c: (COMPONENTS + (c,)).index(c)):
-        for nodeset, text in group_by_text(per_component[comp]):
-            rows.append((nodeset, states[text], text))
-    return rows
+def audit_rows(audits: Sequence[ComponentAudit]) -> list[tuple[str, str, str, str]]:
+    """(component, node, text, state) in the components' order, for the report's grouping."""
+    order = sorted(audits, key=lambda a: (COMPONENTS + (a.component,)).index(a.component))
+    return [(a.component, a.node, a.text(), a.state) for a in order]
 
 
 def validate_baseline(baseline: Mapping[str, object], source: str = "bmc.firmware_baseline",

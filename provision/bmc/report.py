@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from provision.bmc import bios, firmware
 from provision.bmc.actions import ActionResult
 from provision.bmc.bios import BiosReading, SettingAudit
-from provision.bmc.bios import group_audits as group_settings
-from provision.bmc.firmware import ComponentAudit, group_audits
+from provision.bmc.firmware import ComponentAudit
 from provision.bmc.model import Mismatch, NodeInventory, Outcome, Status
 from provision.errors import (
     ChecksFailed,
@@ -166,11 +166,30 @@ def _summary(outcomes: Sequence[Outcome[Any]], differences: int) -> dict[str, An
             "exit_code": int(exit_code(outcomes, bool(differences)))}
 
 
+def group_audits(rows: Sequence[tuple[str, str, str, str]]) -> list[tuple[str, str, str]]:
+    """(node set, state, text) from (key, node, text, state) rows: key by key in the rows'
+    order, nodes with identical text folded (``gpu[001-003]``)."""
+    per_key: dict[str, dict[str, str]] = {}
+    states: dict[str, str] = {}
+    for key, node, text, state in rows:
+        per_key.setdefault(key, {})[node] = text
+        states[text] = state
+    return [(ns, states[text], text) for texts in per_key.values()
+            for ns, text in group_by_text(texts)]
+
+
+def _audit_lines(groups: Sequence[tuple[str, str, str]]) -> list[str]:
+    return [f"{ns}: {'DIFFERS ' if state == 'differs' else ''}{text}"
+            for ns, state, text in groups]
+
+
+def _group_docs(groups: Sequence[tuple[str, str, str]]) -> list[dict[str, str]]:
+    return [{"nodes": ns, "state": state, "text": text} for ns, state, text in groups]
+
+
 def firmware_text(outcomes: Sequence[Outcome[NodeInventory]],
                   audits: Sequence[ComponentAudit]) -> list[str]:
-    lines = [f"{ns}: {'DIFFERS ' if state == 'differs' else ''}{text}"
-             for ns, state, text in group_audits(audits)]
-    return lines + failure_lines(outcomes)
+    return _audit_lines(group_audits(firmware.audit_rows(audits))) + failure_lines(outcomes)
 
 
 def firmware_json(outcomes: Sequence[Outcome[NodeInventory]],
@@ -179,8 +198,7 @@ def firmware_json(outcomes: Sequence[Outcome[NodeInventory]],
     differs = sum(1 for a in audits if a.state == "differs")
     return {
         "schema_version": SCHEMA_VERSION, "kind": "bmc-firmware", "baseline": dict(baseline),
-        "groups": [{"nodes": ns, "state": state, "text": text}
-                   for ns, state, text in group_audits(audits)],
+        "groups": _group_docs(group_audits(firmware.audit_rows(audits))),
         "nodes": {o.node: {"status": o.status.value, "message": o.message,
                            "components": {a.component: {"versions": list(a.versions),
                                                         "state": a.state}
@@ -192,9 +210,8 @@ def firmware_json(outcomes: Sequence[Outcome[NodeInventory]],
 
 def bios_text(outcomes: Sequence[Outcome[BiosReading]],
               audits: Sequence[SettingAudit]) -> list[str]:
-    lines = [f"{ns}: {'DIFFERS ' if state == 'differs' else ''}{text}"
-             for ns, state, text in group_settings(audits)]
-    return lines + _unexposed(outcomes) + _unread_pending(outcomes) + failure_lines(outcomes)
+    return (_audit_lines(group_audits(bios.audit_rows(audits))) + _unexposed(outcomes)
+            + _unread_pending(outcomes) + failure_lines(outcomes))
 
 
 def bios_json(outcomes: Sequence[Outcome[BiosReading]], audits: Sequence[SettingAudit],
@@ -203,8 +220,7 @@ def bios_json(outcomes: Sequence[Outcome[BiosReading]], audits: Sequence[Setting
     so ``summary.exit_code`` is the exit code."""
     return {
         "schema_version": SCHEMA_VERSION, "kind": "bmc-bios",
-        "groups": [{"nodes": ns, "state": state, "text": text}
-                   for ns, state, text in group_settings(audits)],
+        "groups": _group_docs(group_audits(bios.audit_rows(audits))),
         "nodes": {o.node: {"status": o.status.value, "message": o.message,
                            "exposed": o.value.exposed if o.value else None,
                            "pending_error": o.value.pending_error if o.value else None,

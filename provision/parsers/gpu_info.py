@@ -84,8 +84,8 @@ def flag(text: str | None) -> bool | None:
 def known(text: str | None) -> str | None:
     """A text value, or None where nvidia-smi printed none (``N/A``, ``[N/A]``, ``[...]``,
     ``[Requested functionality has been deprecated]``)."""
-    t = (text or "").strip()
-    return t if t and not t.startswith("[") and t != "N/A" else None
+    t = reported(text)
+    return t if t is not None and not t.startswith("[") else None
 
 
 def reported(text: str | None) -> str | None:
